@@ -1,0 +1,327 @@
+"""The conversation, and the request it becomes: pure functions, no I/O.
+
+A conversation is a list of turns; a turn is a role and parts (text, media).
+`plan_request` turns prepared turns into a `ChatRequest`: it applies the
+per-prompt media limits and the context length, leaving the oldest media (then
+the oldest turns) out with a note the person sees, chooses the LoRA adapter,
+and counts tokens the way the model will. Engines render a request with
+`render_phi4_prompt` (embedded) or `render_openai_messages` (remote).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from phi4ui.errors import BadInput, PromptTooLong
+from phi4ui.media import PreparedAudio, PreparedImage, kind_of
+
+Role = Literal["user", "assistant"]
+Adapter = Literal["vision", "speech"]
+MIN_ANSWER_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """An uploaded file not decoded yet."""
+
+    path: str
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.path)
+
+
+Part = str | MediaRef | PreparedImage | PreparedAudio
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Role
+    parts: tuple[Part, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(part for part in self.parts if isinstance(part, str))
+
+    @property
+    def media(self) -> tuple[PreparedImage | PreparedAudio, ...]:
+        return tuple(p for p in self.parts if isinstance(p, PreparedImage | PreparedAudio))
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 512
+    seed: int | None = None
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    text: int = 0
+    image: int = 0
+    audio: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.text + self.image + self.audio
+
+
+@dataclass(frozen=True)
+class PromptLimits:
+    max_images: int
+    max_audios: int
+    max_model_len: int
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    system: str
+    turns: tuple[Turn, ...]
+    sampling: Sampling
+    adapter: Adapter | None
+    tokens: TokenCount
+    notes: tuple[str, ...] = ()
+
+    @property
+    def images(self) -> list[PreparedImage]:
+        return [m for t in self.turns for m in t.media if isinstance(m, PreparedImage)]
+
+    @property
+    def audios(self) -> list[PreparedAudio]:
+        return [m for t in self.turns for m in t.media if isinstance(m, PreparedAudio)]
+
+
+@dataclass(frozen=True)
+class _Draft:
+    turns: list[Turn]
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- from Gradio's shapes
+
+def turns_from_history(history: Sequence[Mapping[str, Any]]) -> list[Turn]:
+    """Turns from a Gradio chat history (messages format, or gradio_client's shape).
+
+    Messages that carry a metadata title are the page's own annotations
+    (statistics, notes), not model output, and are skipped. Consecutive
+    messages of one role merge into one turn.
+    """
+    turns: list[Turn] = []
+    for message in history:
+        metadata = message.get("metadata") or {}
+        if metadata.get("title"):
+            continue
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            continue
+        parts = tuple(_parts_of(message.get("content")))
+        if not parts:
+            continue
+        if turns and turns[-1].role == role:
+            turns[-1] = Turn(role, turns[-1].parts + parts)
+        else:
+            turns.append(Turn(role, parts))
+    return turns
+
+
+def turn_from_message(message: Mapping[str, Any] | str) -> Turn:
+    """The person's new message: `{"text": ..., "files": [...]}` from a MultimodalTextbox."""
+    if isinstance(message, str):
+        message = {"text": message, "files": []}
+    parts: list[Part] = [MediaRef(_file_path(f)) for f in message.get("files") or []]
+    text = (message.get("text") or "").strip()
+    if text:
+        parts.append(text)
+    if not parts:
+        raise BadInput("The message is empty: type something or attach an image or audio.")
+    return Turn("user", tuple(parts))
+
+
+def _parts_of(content: Any) -> Iterable[Part]:
+    items = content if isinstance(content, list | tuple) else [content]
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, str):
+            if item.strip():
+                yield item
+        elif isinstance(item, Mapping):
+            yield from _part_of_mapping(item)
+        elif hasattr(item, "path"):  # a gradio FileData-like object
+            yield MediaRef(str(item.path))
+
+
+def _part_of_mapping(item: Mapping[str, Any]) -> Iterable[Part]:
+    kind = item.get("type")
+    if kind == "text" or (kind is None and "text" in item):
+        if str(item.get("text", "")).strip():
+            yield str(item["text"])
+    elif kind == "file" or "file" in item or "path" in item:
+        path = _file_path(item.get("file", item))
+        if path:
+            yield MediaRef(path)
+
+
+def _file_path(file: Any) -> str:
+    if isinstance(file, str):
+        return file
+    if isinstance(file, Mapping):
+        return str(file.get("path") or "")
+    return str(getattr(file, "path", "") or "")
+
+
+# ---------------------------------------------------------------- planning
+
+def choose_adapter(turns: Iterable[Turn]) -> Adapter | None:
+    """Vision when the request holds any image; speech when it holds audio only."""
+    media = [m for turn in turns for m in turn.media]
+    if any(isinstance(m, PreparedImage) for m in media):
+        return "vision"
+    if media:
+        return "speech"
+    return None
+
+
+def plan_request(system: str, turns: Sequence[Turn], sampling: Sampling, limits: PromptLimits,
+                 count_text_tokens: Callable[[str], int]) -> ChatRequest:
+    """Fits the conversation into the model's limits; raises `BadInput` / `PromptTooLong`."""
+    if not turns or turns[-1].role != "user":
+        raise BadInput("There is no question to answer: send a message first.")
+    _check_newest_turn(turns[-1], limits)
+    draft = _Draft(list(turns))
+    _drop_oldest_media(draft, PreparedImage, limits.max_images, "image")
+    _drop_oldest_media(draft, PreparedAudio, limits.max_audios, "audio clip")
+    tokens = _count(system, draft.turns, count_text_tokens)
+    room = limits.max_model_len - MIN_ANSWER_TOKENS
+    while tokens.total > room and _drop_one_old_item(draft):
+        tokens = _count(system, draft.turns, count_text_tokens)
+    if tokens.total > room:
+        raise PromptTooLong(_too_long_message(tokens, limits.max_model_len))
+    max_tokens = min(sampling.max_tokens, limits.max_model_len - tokens.total)
+    return ChatRequest(system=system, turns=tuple(draft.turns),
+                       sampling=replace(sampling, max_tokens=max_tokens),
+                       adapter=choose_adapter(draft.turns), tokens=tokens,
+                       notes=tuple(draft.notes))
+
+
+def _check_newest_turn(turn: Turn, limits: PromptLimits) -> None:
+    images = sum(isinstance(m, PreparedImage) for m in turn.media)
+    audios = sum(isinstance(m, PreparedAudio) for m in turn.media)
+    if images > limits.max_images:
+        raise BadInput(f"{images} images attached; this model takes at most "
+                       f"{limits.max_images} per prompt. Remove some and send again.")
+    if audios > limits.max_audios:
+        raise BadInput(f"{audios} audio clips attached; this model takes at most "
+                       f"{limits.max_audios} per prompt. Remove some and send again.")
+
+
+def _drop_oldest_media(draft: _Draft, kind: type, limit: int, label: str) -> None:
+    positions = [(t, i) for t, turn in enumerate(draft.turns)
+                 for i, part in enumerate(turn.parts) if isinstance(part, kind)]
+    for turn_index, part_index in positions[:max(0, len(positions) - limit)]:
+        _remove_part(draft, turn_index, part_index, f"earlier {label} left out "
+                     f"(at most {limit} per prompt)")
+
+
+def _drop_one_old_item(draft: _Draft) -> bool:
+    """Leaves out the oldest medium before the newest turn, else the oldest turn pair."""
+    for turn_index, turn in enumerate(draft.turns[:-1]):
+        for part_index, part in enumerate(turn.parts):
+            if isinstance(part, PreparedImage | PreparedAudio):
+                _remove_part(draft, turn_index, part_index, "earlier media left out to fit "
+                             "the context")
+                return True
+    if len(draft.turns) > 1:
+        dropped = 2 if len(draft.turns) > 2 else 1
+        del draft.turns[:dropped]
+        _note(draft, "oldest messages left out to fit the context")
+        return True
+    return False
+
+
+def _remove_part(draft: _Draft, turn_index: int, part_index: int, reason: str) -> None:
+    turn = draft.turns[turn_index]
+    removed = turn.parts[part_index]
+    name = getattr(removed, "name", "")
+    draft.turns[turn_index] = Turn(turn.role, turn.parts[:part_index] + turn.parts[part_index + 1:])
+    _note(draft, f"{name}: {reason}" if name else reason)
+
+
+def _note(draft: _Draft, note: str) -> None:
+    if note not in draft.notes:
+        draft.notes.append(note)
+
+
+def _count(system: str, turns: Sequence[Turn], count_text_tokens: Callable[[str], int]
+           ) -> TokenCount:
+    text = count_text_tokens(render_phi4_prompt(system, turns, with_placeholders=False))
+    image = sum(m.tokens for t in turns for m in t.media if isinstance(m, PreparedImage))
+    audio = sum(m.tokens for t in turns for m in t.media if isinstance(m, PreparedAudio))
+    return TokenCount(text=text, image=image, audio=audio)
+
+
+def _too_long_message(tokens: TokenCount, max_model_len: int) -> str:
+    return (f"This message needs {tokens.total:,} tokens (text {tokens.text:,}, images "
+            f"{tokens.image:,}, audio {tokens.audio:,}) plus at least {MIN_ANSWER_TOKENS} "
+            f"for the answer, but the model's context holds {max_model_len:,}. Shorten the "
+            "text, use a smaller image or a shorter recording, or clear the chat.")
+
+
+# ---------------------------------------------------------------- rendering
+
+def render_phi4_prompt(system: str, turns: Sequence[Turn], *,
+                       with_placeholders: bool = True) -> str:
+    """Phi-4's chat format; media placeholders numbered across the whole prompt."""
+    counters = {"image": 0, "audio": 0}
+    pieces = [f"<|system|>{system}<|end|>"] if system.strip() else []
+    for turn in turns:
+        body = []
+        for part in turn.parts:
+            if isinstance(part, str):
+                body.append(part)
+            elif isinstance(part, PreparedImage | PreparedAudio):
+                kind = "image" if isinstance(part, PreparedImage) else "audio"
+                counters[kind] += 1
+                if with_placeholders:
+                    body.append(f"<|{kind}_{counters[kind]}|>")
+        pieces.append(f"<|{turn.role}|>{_join(body)}<|end|>")
+    pieces.append("<|assistant|>")
+    return "".join(pieces)
+
+
+def _join(body: list[str]) -> str:
+    # Placeholders sit directly before the text, as in the model card's examples.
+    out = ""
+    for piece in body:
+        if out and not out.endswith("|>") and not piece.startswith("<|"):
+            out += "\n"
+        out += piece
+    return out
+
+
+def render_openai_messages(system: str, turns: Sequence[Turn],
+                           encode_image: Callable[[PreparedImage], str],
+                           encode_audio: Callable[[PreparedAudio], str]) -> list[dict[str, Any]]:
+    """OpenAI chat messages: images as data URLs, audio as base64 WAV `input_audio`."""
+    messages: list[dict[str, Any]] = []
+    if system.strip():
+        messages.append({"role": "system", "content": system})
+    for turn in turns:
+        if turn.role == "assistant":
+            messages.append({"role": "assistant", "content": turn.text})
+            continue
+        content: list[dict[str, Any]] = []
+        for part in turn.parts:
+            if isinstance(part, PreparedImage):
+                content.append({"type": "image_url", "image_url": {"url": encode_image(part)}})
+            elif isinstance(part, PreparedAudio):
+                content.append({"type": "input_audio",
+                                "input_audio": {"data": encode_audio(part), "format": "wav"}})
+        if turn.text:
+            content.append({"type": "text", "text": turn.text})
+        messages.append({"role": "user", "content": content})
+    return messages

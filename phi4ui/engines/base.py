@@ -1,0 +1,83 @@
+"""The one interface both engines offer; the page only ever sees this."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from phi4ui.chat import ChatRequest, PromptLimits
+from phi4ui.media import MediaLimits
+from phi4ui.stats import EngineSnapshot, RequestStats
+
+State = Literal["loading", "ready", "failed"]
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the engine serves, for the page's header and settings panel."""
+
+    kind: str  # "embedded" or "remote"
+    model: str
+    revision: str = ""
+    max_model_len: int = 0
+    max_images: int = 0
+    max_audios: int = 0
+    dynamic_hd: int = 16
+    adapters: dict[str, str] = field(default_factory=dict)
+    random_weights: bool = False
+    device: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    stats: RequestStats
+
+
+Event = TextDelta | Finished
+
+
+@dataclass
+class Status:
+    """Where the engine is in its life; `message` explains a failure."""
+
+    state: State = "loading"
+    message: str = "starting"
+    since: float = field(default_factory=time.monotonic)
+
+    def set(self, state: State, message: str) -> None:
+        self.state, self.message, self.since = state, message, time.monotonic()
+
+
+class Engine(Protocol):
+    status: Status
+
+    @property
+    def info(self) -> EngineInfo: ...
+
+    @property
+    def media_limits(self) -> MediaLimits: ...
+
+    @property
+    def prompt_limits(self) -> PromptLimits: ...
+
+    async def start(self) -> None:
+        """Loads or connects; sets `status`. Never raises: a failure lands in `status`."""
+
+    def count_text_tokens(self, text: str) -> int: ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        """Text deltas as they come, then one `Finished`. Closing the iterator early
+        aborts the request in the engine. Raises `EngineUnavailable` or `BadInput`."""
+
+    async def snapshot(self) -> EngineSnapshot: ...
+
+    async def close(self) -> None: ...

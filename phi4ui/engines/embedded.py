@@ -1,0 +1,216 @@
+"""vLLM's AsyncLLM inside the app's process (its engine core runs in a child process)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from phi4ui.chat import ChatRequest, PromptLimits, render_phi4_prompt
+from phi4ui.engines import vllm_compat
+from phi4ui.engines.base import EngineInfo, Event, Finished, Status, TextDelta
+from phi4ui.engines.model_source import ModelSource, resolve
+from phi4ui.errors import BadInput, EngineUnavailable
+from phi4ui.media import SAMPLE_RATE, MediaLimits
+from phi4ui.settings import Settings
+from phi4ui.stats import (
+    EngineSnapshot,
+    StatsRecorder,
+    children_memory,
+    gpu_memory,
+    process_memory,
+)
+
+log = logging.getLogger(__name__)
+ADAPTER_IDS = {"vision": 1, "speech": 2}
+
+
+class EmbeddedEngine:
+    def __init__(self, settings: Settings, source: ModelSource | None = None) -> None:
+        self.settings = settings
+        self.status = Status()
+        self._source = source
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._sink = vllm_compat.SchedulerSnapshotSink()
+        self._has_gpu = False
+        self.load_seconds: float | None = None
+        vllm_compat.set_process_defaults(settings.cpu_kv_cache_gib)
+
+    # ------------------------------------------------------------ description
+
+    @property
+    def info(self) -> EngineInfo:
+        source = self._source
+        return EngineInfo(
+            kind="embedded",
+            model=source.display_name if source else self.settings.model,
+            revision=(source.revision or "local folder") if source else self.settings.revision,
+            max_model_len=self.settings.max_model_len,
+            max_images=self.settings.max_images, max_audios=self.settings.max_audios,
+            dynamic_hd=self.media_limits.dynamic_hd,
+            adapters={"vision": source.vision_lora, "speech": source.speech_lora} if source else {},
+            random_weights=bool(source and source.random_weights),
+            device=self._device_name(),
+        )
+
+    @property
+    def media_limits(self) -> MediaLimits:
+        dynamic_hd = self._source.dynamic_hd if self._source else (self.settings.dynamic_hd or 16)
+        return MediaLimits(image_max_pixels=self.settings.image_max_pixels, dynamic_hd=dynamic_hd,
+                           audio_min_seconds=self.settings.audio_min_seconds,
+                           audio_max_seconds=self.settings.audio_max_seconds,
+                           upload_max_bytes=int(self.settings.upload_max_mb * 1e6))
+
+    @property
+    def prompt_limits(self) -> PromptLimits:
+        return PromptLimits(max_images=self.settings.max_images,
+                            max_audios=self.settings.max_audios,
+                            max_model_len=self.settings.max_model_len)
+
+    def _device_name(self) -> str:
+        if self._has_gpu:
+            gpu = gpu_memory()
+            return gpu[2] if gpu else "GPU"
+        return "CPU"
+
+    # ------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        started = time.monotonic()
+        try:
+            self.status.set("loading", "preparing the checkpoint")
+            self._has_gpu = await asyncio.to_thread(vllm_compat.has_cuda)
+            if self._source is None:
+                self._source = await asyncio.to_thread(resolve, self.settings,
+                                                       has_gpu=self._has_gpu)
+            self.status.set("loading", f"loading {self._source.display_name} into vLLM")
+            log.info("Loading %s into vLLM %s (this takes a while; vLLM logs its steps)",
+                     self._source.path, vllm_compat.vllm_version())
+            # Construction blocks for the whole load; keep the page responsive meanwhile.
+            # The engine's output handler starts on this loop at the first request.
+            self._llm = await asyncio.to_thread(self._create_llm)
+            self._tokenizer = vllm_compat.tokenizer_of(self._llm)
+        except Exception as error:
+            log.exception("The engine failed to load")
+            self.status.set("failed", f"the engine failed to load: {error}")
+            return
+        self.load_seconds = time.monotonic() - started
+        log.info("Engine ready in %.1f s", self.load_seconds)
+        self.status.set("ready", "ready")
+
+    def _create_llm(self) -> Any:
+        source = self._source
+        assert source is not None
+        config = vllm_compat.EngineConfig(
+            model=source.path, revision=source.revision, random_weights=source.random_weights,
+            max_model_len=self.settings.max_model_len, max_images=self.settings.max_images,
+            max_audios=self.settings.max_audios, dynamic_hd=source.dynamic_hd,
+            max_lora_rank=source.max_lora_rank, max_num_seqs=self.settings.max_num_seqs,
+            gpu_memory_utilization=self.settings.gpu_memory_utilization,
+            tensor_parallel_size=self.settings.tensor_parallel_size,
+            enforce_eager=self.settings.enforce_eager or not self._has_gpu,
+        )
+        return vllm_compat.create_async_llm(vllm_compat.engine_args(config), self._sink)
+
+    async def close(self) -> None:
+        if self._llm is not None:
+            self._llm.shutdown()
+            self._llm = None
+
+    # ------------------------------------------------------------ requests
+
+    def count_text_tokens(self, text: str) -> int:
+        self._require_ready()
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def _require_ready(self) -> None:
+        if self.status.state == "loading":
+            waited = time.monotonic() - self.status.since
+            raise EngineUnavailable(f"The model is still loading ({self.status.message}, "
+                                    f"{waited:.0f} s so far). Send again in a moment.")
+        if self.status.state == "failed" or self._llm is None:
+            raise EngineUnavailable(f"The engine is not available: {self.status.message}.")
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        self._require_ready()
+        request_id = uuid.uuid4().hex
+        recorder = StatsRecorder()
+        final: Any = None
+        try:
+            async for output in self._generate(request, request_id):
+                completion = output.outputs[0]
+                recorder.tokens(len(completion.token_ids))
+                if completion.text or completion.token_ids:
+                    yield TextDelta(completion.text, len(completion.token_ids))
+                if output.finished:
+                    final = output
+        except vllm_compat.engine_dead_error() as error:
+            self.status.set("failed", "the engine stopped")
+            raise EngineUnavailable(f"The engine stopped while answering ({error}). "
+                                    "Restart the app; your conversation is kept.") from error
+        except ValueError as error:
+            raise BadInput(f"The engine refused this prompt: {error}") from error
+        finally:
+            if final is None:
+                await self._abort(request_id)
+        yield Finished(await self._finish_stats(request, recorder, final))
+
+    def _generate(self, request: ChatRequest, request_id: str) -> AsyncIterator[Any]:
+        prompt: dict[str, Any] = {"prompt": render_phi4_prompt(request.system, request.turns)}
+        media: dict[str, list[Any]] = {}
+        if request.images:
+            media["image"] = [item.image for item in request.images]
+        if request.audios:
+            media["audio"] = [(item.samples, SAMPLE_RATE) for item in request.audios]
+        if media:
+            prompt["multi_modal_data"] = media
+        sampling = request.sampling
+        params = vllm_compat.sampling_params(
+            temperature=sampling.temperature, top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens, seed=sampling.seed, ignore_eos=sampling.ignore_eos)
+        return self._llm.generate(prompt, params, request_id,
+                                  lora_request=self._lora_for(request.adapter))
+
+    def _lora_for(self, adapter: str | None) -> Any:
+        if adapter is None or self._source is None:
+            return None
+        path = self._source.vision_lora if adapter == "vision" else self._source.speech_lora
+        return vllm_compat.lora_request(adapter, ADAPTER_IDS[adapter], path)
+
+    async def _abort(self, request_id: str) -> None:
+        if self._llm is None:
+            return
+        try:
+            await asyncio.shield(self._llm.abort(request_id))
+        except Exception:
+            log.debug("abort of %s failed", request_id, exc_info=True)
+
+    async def _finish_stats(self, request: ChatRequest, recorder: StatsRecorder,
+                            final: Any) -> Any:
+        timings = vllm_compat.engine_timings(final)
+        return recorder.finish(
+            engine="embedded", adapter=request.adapter,
+            finish_reason=final.outputs[0].finish_reason or "stop",
+            prompt_tokens=timings.prompt_tokens or request.tokens.total,
+            prompt_text_tokens=request.tokens.text, prompt_image_tokens=request.tokens.image,
+            prompt_audio_tokens=request.tokens.audio, timings=timings,
+            snapshot=await self.snapshot(),
+        )
+
+    async def snapshot(self) -> EngineSnapshot:
+        running, waiting = self._sink.running, self._sink.waiting
+        if self._llm is not None and vllm_compat.unfinished_requests(self._llm) == 0:
+            # The scheduler reports only while it steps; an idle engine runs nothing.
+            running, waiting = 0, 0
+        if self._has_gpu and (gpu := gpu_memory()):
+            used, total, name = gpu
+        else:
+            used, total, name = children_memory(), None, "CPU, engine processes"
+        return EngineSnapshot(kv_cache_usage=self._sink.kv_cache_usage, running=running,
+                              waiting=waiting, device_memory_used=used,
+                              device_memory_total=total, device_name=name,
+                              process_memory=process_memory())

@@ -1,0 +1,43 @@
+"""The web server: the Gradio page mounted on FastAPI, a readiness check, and the
+engine started in the background on the loop that serves requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import gradio as gr
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from phi4ui.engines.base import Engine
+from phi4ui.settings import Settings
+from phi4ui.ui import build_page
+
+log = logging.getLogger(__name__)
+
+
+def build_server(settings: Settings, engine: Engine) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(engine.start())
+        try:
+            yield
+        finally:
+            loading.cancel()
+            await engine.close()
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        status = engine.status
+        body = {"state": status.state, "message": status.message, "engine": engine.info.kind}
+        return JSONResponse(body, status_code=200 if status.state == "ready" else 503)
+
+    page = build_page(engine)
+    page.queue(default_concurrency_limit=None)
+    return gr.mount_gradio_app(app, page, path="/", max_file_size=f"{settings.upload_max_mb}mb",
+                               allowed_paths=[], show_error=False)

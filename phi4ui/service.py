@@ -1,0 +1,106 @@
+"""One answer, from the page's inputs to a stream of updates: the glue between
+chat, media and the engine, with no Gradio in it.
+
+`answer()` prepares the media of the whole conversation, plans the request,
+streams the engine and yields `AnswerUpdate`s; updates are coalesced so that a
+fast engine does not flood the browser (the first token is never delayed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from phi4ui.chat import (
+    ChatRequest,
+    MediaRef,
+    Sampling,
+    Turn,
+    plan_request,
+    turn_from_message,
+    turns_from_history,
+)
+from phi4ui.engines.base import Engine, Finished, TextDelta
+from phi4ui.errors import BadInput
+from phi4ui.media import MediaLimits, prepare
+from phi4ui.stats import RequestStats
+
+log = logging.getLogger(__name__)
+UPDATE_INTERVAL_S = 0.03
+
+
+@dataclass(frozen=True)
+class AnswerUpdate:
+    text: str
+    notes: tuple[str, ...] = ()
+    stats: RequestStats | None = None
+    request: ChatRequest | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.stats is not None
+
+
+async def prepare_turns(turns: Sequence[Turn], limits: MediaLimits) -> tuple[list[Turn], list[str]]:
+    """Decodes every attached file; a file of an earlier turn that fails is left out with a
+    note, one of the newest turn raises `BadInput`."""
+    prepared: list[Turn] = []
+    notes: list[str] = []
+    for index, turn in enumerate(turns):
+        newest = index == len(turns) - 1
+        parts: list[Any] = []
+        for part in turn.parts:
+            if not isinstance(part, MediaRef):
+                parts.append(part)
+                continue
+            try:
+                item = await asyncio.to_thread(prepare, part.path, limits)
+            except BadInput as error:
+                if newest:
+                    raise
+                notes.append(f"left out of the prompt: {error}")
+                continue
+            parts.append(item)
+            notes.extend(item.notes if newest else ())
+        prepared.append(Turn(turn.role, tuple(parts)))
+    return prepared, notes
+
+
+async def plan(engine: Engine, history: Sequence[Mapping[str, Any]],
+               message: Mapping[str, Any] | str | None, system: str,
+               sampling: Sampling) -> ChatRequest:
+    """The request for answering `history` (+ `message`, when it is not in the history yet)."""
+    turns = turns_from_history(history)
+    if message is not None:
+        turns.append(turn_from_message(message))
+    prepared, notes = await prepare_turns(turns, engine.media_limits)
+    request = plan_request(system, prepared, sampling, engine.prompt_limits,
+                           engine.count_text_tokens)
+    if notes:
+        request = ChatRequest(**{**request.__dict__, "notes": tuple(notes) + request.notes})
+    return request
+
+
+async def answer(engine: Engine, request: ChatRequest,
+                 interval_s: float = UPDATE_INTERVAL_S) -> AsyncIterator[AnswerUpdate]:
+    """Streams the engine's answer; stopping the iteration aborts the engine request."""
+    text = ""
+    last_sent = 0.0
+    stream = engine.stream(request)
+    try:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                text += event.text
+                now = time.monotonic()
+                if now - last_sent >= interval_s:
+                    last_sent = now
+                    yield AnswerUpdate(text=text, notes=request.notes, request=request)
+            elif isinstance(event, Finished):
+                yield AnswerUpdate(text=text, notes=request.notes, stats=event.stats,
+                                   request=request)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,185 @@
+"""Every knob of phi4ui in one frozen object, read from flags and `PHI4UI_*` variables.
+
+A flag beats its environment variable, which beats the default. Each value is
+checked at start; a bad one raises `SettingsError` naming the flag, and the app
+stops with that one line instead of failing later inside the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phi4ui.errors import SettingsError
+
+DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
+# The remote code of later revisions may not load on the transformers that vLLM pins.
+DEFAULT_REVISION = "0ae13bd0f508a906f8b8288fc5e36b01b903c132"
+ENV_PREFIX = "PHI4UI_"
+
+
+def _option(default: Any, help: str, *, choices: Sequence[str] | None = None,
+            check: Callable[[Any], str | None] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "check": check})
+
+
+def _at_least(low: float) -> Callable[[Any], str | None]:
+    return lambda value: None if value >= low else f"must be at least {low}"
+
+
+def _between(low: float, high: float) -> Callable[[Any], str | None]:
+    return lambda value: None if low <= value <= high else f"must be between {low} and {high}"
+
+
+def _port(value: int) -> str | None:
+    return None if 0 < value < 65536 else "must be a TCP port, 1 to 65535"
+
+
+def _url(value: str) -> str | None:
+    if value and not value.startswith(("http://", "https://")):
+        return "must start with http:// or https://"
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    engine: str = _option("embedded", "where answers come from: the embedded vLLM engine or a "
+                          "remote OpenAI-compatible server", choices=("embedded", "remote"))
+    model: str = _option(DEFAULT_MODEL, "Hugging Face model id or a local checkpoint folder")
+    revision: str = _option(DEFAULT_REVISION, "model revision (commit) to download")
+    weights: str = _option("auto", "real: load the model; random: a tiny random-weight "
+                           "Phi-4-MM built locally (answers are noise); auto: real on a GPU, "
+                           "random elsewhere", choices=("auto", "real", "random"))
+    vision_lora: str = _option("", "vision adapter folder (default: <model>/vision-lora)")
+    speech_lora: str = _option("", "speech adapter folder (default: <model>/speech-lora)")
+    max_model_len: int = _option(16384, "context length in tokens", check=_at_least(1024))
+    max_images: int = _option(2, "images per prompt (whole conversation)", check=_between(0, 16))
+    max_audios: int = _option(1, "audio clips per prompt (whole conversation)",
+                              check=_between(0, 8))
+    dynamic_hd: int = _option(0, "most 448-pixel crops per image; 0: 16 for the real model, "
+                              "4 for random weights", check=_between(0, 64))
+    audio_min_seconds: float = _option(0.3, "shortest accepted recording", check=_at_least(0.03))
+    audio_max_seconds: float = _option(180.0, "longest accepted recording",
+                                       check=_between(1.0, 3600.0))
+    image_max_pixels: int = _option(448 * 448 * 16, "images larger than this are downscaled",
+                                    check=_at_least(448 * 448))
+    upload_max_mb: float = _option(50.0, "largest accepted upload in MB",
+                                   check=_between(0.1, 4096.0))
+    gpu_memory_utilization: float = _option(0.85, "fraction of GPU memory vLLM may take",
+                                            check=_between(0.05, 1.0))
+    cpu_kv_cache_gib: float = _option(2.0, "KV-cache size in GiB when vLLM runs on the CPU",
+                                      check=_between(0.25, 1024.0))
+    max_num_seqs: int = _option(64, "requests the engine batches at once",
+                                check=_between(1, 1024))
+    tensor_parallel_size: int = _option(1, "GPUs to split the model over",
+                                        check=_between(1, 64))
+    enforce_eager: bool = _option(False, "disable CUDA graphs / compilation (faster start)")
+    base_url: str = _option("", "remote engine: the server's OpenAI API root, e.g. "
+                            "http://127.0.0.1:8000/v1", check=_url)
+    api_key: str = _option("", "remote engine: API key (prefer the environment variable)")
+    remote_model: str = _option("", "remote engine: base model name (default: the server's "
+                                "first listed model)")
+    request_timeout: float = _option(120.0, "remote engine: seconds without a byte before "
+                                     "giving up", check=_between(1.0, 3600.0))
+    connect_timeout: float = _option(5.0, "remote engine: seconds to connect",
+                                     check=_between(0.1, 600.0))
+    cache_dir: str = _option(str(Path.home() / ".cache" / "phi4ui"),
+                             "where phi4ui keeps built checkpoints")
+    host: str = _option("127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
+    port: int = _option(7860, "port to listen on", check=_port)
+    log_level: str = _option("info", "log verbosity",
+                             choices=("debug", "info", "warning", "error"))
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict that is safe to log or show."""
+        values = dataclasses.asdict(self)
+        if values["api_key"]:
+            values["api_key"] = "***"
+        return values
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phi4ui",
+        description="Chat with Phi-4-multimodal (text, images, speech) through vLLM.",
+        epilog=f"Every flag can also be set as an environment variable: {ENV_PREFIX}<FLAG>, "
+               "e.g. PHI4UI_MAX_MODEL_LEN=8192.",
+    )
+    for spec in dataclasses.fields(Settings):
+        help_text = f"{spec.metadata['help']} (env {env_name(spec.name)}; default {spec.default!r})"
+        if isinstance(spec.default, bool):
+            parser.add_argument(flag_name(spec.name), dest=spec.name, default=None, nargs="?",
+                                const="true", metavar="BOOL", help=help_text)
+        else:
+            parser.add_argument(flag_name(spec.name), dest=spec.name, default=None,
+                                metavar="VALUE", help=help_text)
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags (`argv`), then `PHI4UI_*` variables, then defaults."""
+    environ = os.environ if environ is None else environ
+    given = vars(build_parser().parse_args(argv))
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(Settings):
+        if given[spec.name] is not None:
+            raw, source = given[spec.name], flag_name(spec.name)
+        elif env_name(spec.name) in environ:
+            raw, source = environ[env_name(spec.name)], env_name(spec.name)
+        else:
+            continue
+        values[spec.name] = _convert(spec, raw, source)
+    settings = Settings(**values)
+    _check_combination(settings)
+    return settings
+
+
+def _convert(spec: dataclasses.Field[Any], raw: str, source: str) -> Any:
+    kind = type(spec.default)
+    try:
+        value = _parse_bool(raw) if kind is bool else kind(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{source}: expected {_describe(kind)}, got {raw!r}") from None
+    choices = spec.metadata["choices"]
+    if choices and value not in choices:
+        raise SettingsError(f"{source}: expected one of {', '.join(choices)}, got {raw!r}")
+    problem = spec.metadata["check"] and spec.metadata["check"](value)
+    if problem:
+        raise SettingsError(f"{source}: {problem}, got {raw!r}")
+    return value
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
+def _describe(kind: type) -> str:
+    return {int: "a whole number", float: "a number", bool: "true or false"}.get(kind, "text")
+
+
+def _check_combination(settings: Settings) -> None:
+    if settings.audio_min_seconds >= settings.audio_max_seconds:
+        raise SettingsError("--audio-min-seconds: must be below --audio-max-seconds "
+                            f"({settings.audio_min_seconds} >= {settings.audio_max_seconds})")
+    if settings.engine == "remote" and not settings.base_url:
+        raise SettingsError("--base-url: required with --engine remote "
+                            "(e.g. http://127.0.0.1:8000/v1)")
