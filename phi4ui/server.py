@@ -39,5 +39,5 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
 
     page = build_page(engine)
     page.queue(default_concurrency_limit=None)
-    return gr.mount_gradio_app(app, page, path="/", max_file_size=f"{settings.upload_max_mb}mb",
+    return gr.mount_gradio_app(app, page, path="/", max_file_size=int(settings.upload_max_mb * 1e6),
                                allowed_paths=[], show_error=False)

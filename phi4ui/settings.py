@@ -183,3 +183,19 @@ def _check_combination(settings: Settings) -> None:
     if settings.engine == "remote" and not settings.base_url:
         raise SettingsError("--base-url: required with --engine remote "
                             "(e.g. http://127.0.0.1:8000/v1)")
+
+
+def markdown_table() -> str:
+    """The README's configuration table, made from the settings themselves."""
+    rows = ["| Flag | Environment variable | Default | Meaning |", "|---|---|---|---|"]
+    for spec in dataclasses.fields(Settings):
+        default = spec.default if spec.name != "cache_dir" else "~/.cache/phi4ui"
+        choices = f" ({' / '.join(spec.metadata['choices'])})" if spec.metadata["choices"] else ""
+        shown = f"`{default}`" if default != "" else "(none)"
+        rows.append(f"| `{flag_name(spec.name)}` | `{env_name(spec.name)}` | {shown} | "
+                    f"{spec.metadata['help']}{choices} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

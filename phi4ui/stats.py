@@ -25,6 +25,7 @@ class EngineSnapshot:
     kv_cache_usage: float | None = None  # fraction, 0..1
     running: int | None = None
     waiting: int | None = None
+    running_adapters: tuple[str, ...] = ()
     device_memory_used: int | None = None  # bytes: the GPU through NVML, or the engine's RSS
     device_memory_total: int | None = None
     device_name: str = ""
@@ -110,6 +111,7 @@ def snapshot_rows(snapshot: EngineSnapshot | None) -> list[tuple[str, str]]:
     return [
         ("KV cache in use", _percent(snapshot.kv_cache_usage)),
         ("Requests running / waiting", f"{_count(snapshot.running)} / {_count(snapshot.waiting)}"),
+        ("Adapters running", ", ".join(snapshot.running_adapters) or "none"),
         (f"Memory ({device})", _memory(snapshot.device_memory_used, snapshot.device_memory_total)),
         ("App process memory", _memory(snapshot.process_memory, None)),
     ]
@@ -190,7 +192,9 @@ def _rate(value: float | None) -> str:
 
 
 def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f}%"
+    if value is None:
+        return "n/a"
+    return f"{value * 100:.1f}%" if value == 0 or value >= 0.001 else f"{value * 100:.2g}%"
 
 
 def _count(value: int | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -117,9 +118,11 @@ class EmbeddedEngine:
         return vllm_compat.create_async_llm(vllm_compat.engine_args(config), self._sink)
 
     async def close(self) -> None:
-        if self._llm is not None:
-            self._llm.shutdown()
-            self._llm = None
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.shutdown()
+            del llm
+            gc.collect()  # let vLLM's finaliser run now, not at interpreter exit
 
     # ------------------------------------------------------------ requests
 
@@ -198,19 +201,28 @@ class EmbeddedEngine:
             prompt_tokens=timings.prompt_tokens or request.tokens.total,
             prompt_text_tokens=request.tokens.text, prompt_image_tokens=request.tokens.image,
             prompt_audio_tokens=request.tokens.audio, timings=timings,
-            snapshot=await self.snapshot(),
+            snapshot=await self.snapshot(idle_means_empty=False),
         )
 
-    async def snapshot(self) -> EngineSnapshot:
+    def adapter_steps(self) -> dict[str, int]:
+        """Scheduler steps that ran each LoRA adapter since start, as vLLM reports them."""
+        return dict(self._sink.adapter_steps)
+
+    async def snapshot(self, *, idle_means_empty: bool = True) -> EngineSnapshot:
+        """The engine now. At the end of a request (`idle_means_empty=False`) the
+        scheduler's last report is kept: it shows the batch that request ran in."""
         running, waiting = self._sink.running, self._sink.waiting
-        if self._llm is not None and vllm_compat.unfinished_requests(self._llm) == 0:
+        adapters = tuple(self._sink.running_adapters)
+        if (idle_means_empty and self._llm is not None
+                and vllm_compat.unfinished_requests(self._llm) == 0):
             # The scheduler reports only while it steps; an idle engine runs nothing.
-            running, waiting = 0, 0
+            running, waiting, adapters = 0, 0, ()
         if self._has_gpu and (gpu := gpu_memory()):
             used, total, name = gpu
         else:
             used, total, name = children_memory(), None, "CPU, engine processes"
         return EngineSnapshot(kv_cache_usage=self._sink.kv_cache_usage, running=running,
-                              waiting=waiting, device_memory_used=used,
+                              waiting=waiting, running_adapters=adapters,
+                              device_memory_used=used,
                               device_memory_total=total, device_name=name,
                               process_memory=process_memory())

