@@ -26,6 +26,7 @@ class EngineSnapshot:
     running: int | None = None
     waiting: int | None = None
     running_adapters: tuple[str, ...] = ()
+    generation_tokens_total: int | None = None  # since the engine started; for rates over time
     device_memory_used: int | None = None  # bytes: the GPU through NVML, or the engine's RSS
     device_memory_total: int | None = None
     device_name: str = ""

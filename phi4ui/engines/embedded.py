@@ -223,6 +223,7 @@ class EmbeddedEngine:
             used, total, name = children_memory(), None, "CPU, engine processes"
         return EngineSnapshot(kv_cache_usage=self._sink.kv_cache_usage, running=running,
                               waiting=waiting, running_adapters=adapters,
+                              generation_tokens_total=self._sink.generation_tokens_total,
                               device_memory_used=used,
                               device_memory_total=total, device_name=name,
                               process_memory=process_memory())

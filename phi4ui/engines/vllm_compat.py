@@ -95,8 +95,11 @@ class SchedulerSnapshotSink:
         self.running_adapters: dict[str, int] = {}
         # Scheduler steps that ran each adapter, since start: shows which adapter served what.
         self.adapter_steps: Counter[str] = Counter()
+        self.generation_tokens_total = 0
 
-    def record(self, scheduler_stats: Any) -> None:
+    def record(self, scheduler_stats: Any, iteration_stats: Any = None) -> None:
+        if iteration_stats is not None:
+            self.generation_tokens_total += int(iteration_stats.num_generation_tokens)
         if scheduler_stats is None:
             return
         self.kv_cache_usage = float(scheduler_stats.kv_cache_usage)
@@ -115,7 +118,7 @@ def _logger_factory(sink: SchedulerSnapshotSink) -> Any:
 
         def record(self, scheduler_stats: Any, iteration_stats: Any,
                    mm_cache_stats: Any = None, engine_idx: int = 0) -> None:
-            sink.record(scheduler_stats)
+            sink.record(scheduler_stats, iteration_stats)
 
         def log_engine_initialized(self) -> None:
             pass
