@@ -98,7 +98,7 @@ def test_stopping_an_answer_aborts_the_engine_request(embedded_engine, engine_lo
     async def stop_after_three_deltas():
         seen = 0
         running_while_streaming = None
-        async for event in service.answer(embedded_engine, request, interval_s=0):
+        async for _ in service.answer(embedded_engine, request, interval_s=0):
             seen += 1
             if seen == 3:
                 running_while_streaming = (await embedded_engine.snapshot()).running
