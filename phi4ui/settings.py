@@ -88,6 +88,14 @@ class Settings:
                                      "giving up", check=_between(1.0, 3600.0))
     connect_timeout: float = _option(5.0, "remote engine: seconds to connect",
                                      check=_between(0.1, 600.0))
+    record: bool = _option(True, "keep a record of every answer (prompt, media, settings, "
+                           "statistics, ratings) in the SQLite database")
+    db_path: str = _option(str(Path.home() / ".local" / "share" / "phi4ui" / "phi4ui.db"),
+                           "the SQLite database of answers and ratings; media are kept in a "
+                           "folder beside it")
+    media_store_max_mb: float = _option(2048.0, "most space the recorded media may take; the "
+                                        "oldest unreferenced files go first",
+                                        check=_between(1.0, 1_000_000.0))
     cache_dir: str = _option(str(Path.home() / ".cache" / "phi4ui"),
                              "where phi4ui keeps built checkpoints")
     host: str = _option("127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
@@ -189,7 +197,8 @@ def markdown_table() -> str:
     """The README's configuration table, made from the settings themselves."""
     rows = ["| Flag | Environment variable | Default | Meaning |", "|---|---|---|---|"]
     for spec in dataclasses.fields(Settings):
-        default = spec.default if spec.name != "cache_dir" else "~/.cache/phi4ui"
+        default = {"cache_dir": "~/.cache/phi4ui",
+                   "db_path": "~/.local/share/phi4ui/phi4ui.db"}.get(spec.name, spec.default)
         choices = f" ({' / '.join(spec.metadata['choices'])})" if spec.metadata["choices"] else ""
         shown = f"`{default}`" if default != "" else "(none)"
         rows.append(f"| `{flag_name(spec.name)}` | `{env_name(spec.name)}` | {shown} | "
