@@ -29,6 +29,41 @@ log = logging.getLogger(__name__)
 ADAPTER_IDS = {"vision": 1, "speech": 2}
 
 
+def vllm_prompt(request: ChatRequest) -> dict[str, Any]:
+    """The request as vLLM's prompt: Phi-4's chat format and the media in placeholder order."""
+    prompt: dict[str, Any] = {"prompt": render_phi4_prompt(request.system, request.turns)}
+    media: dict[str, list[Any]] = {}
+    if request.images:
+        media["image"] = [item.image for item in request.images]
+    if request.audios:
+        media["audio"] = [(item.samples, SAMPLE_RATE) for item in request.audios]
+    if media:
+        prompt["multi_modal_data"] = media
+    return prompt
+
+
+def vllm_sampling(request: ChatRequest) -> Any:
+    sampling = request.sampling
+    return vllm_compat.sampling_params(
+        temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
+        seed=sampling.seed, ignore_eos=sampling.ignore_eos)
+
+
+def engine_config(settings: Settings, source: ModelSource, *,
+                  has_gpu: bool) -> vllm_compat.EngineConfig:
+    """vLLM's settings for this app; the benchmark's raw engine uses the same."""
+    return vllm_compat.EngineConfig(
+        model=source.path, revision=source.revision, random_weights=source.random_weights,
+        max_model_len=settings.max_model_len, max_images=settings.max_images,
+        max_audios=settings.max_audios, dynamic_hd=source.dynamic_hd,
+        max_lora_rank=source.max_lora_rank, max_num_seqs=settings.max_num_seqs,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        tensor_parallel_size=settings.tensor_parallel_size,
+        # CUDA graphs are the GPU's speed; on the CPU eager mode starts faster.
+        enforce_eager=settings.enforce_eager or not has_gpu,
+    )
+
+
 class EmbeddedEngine:
     def __init__(self, settings: Settings, source: ModelSource | None = None) -> None:
         self.settings = settings
@@ -57,6 +92,11 @@ class EmbeddedEngine:
             random_weights=bool(source and source.random_weights),
             device=self._device_name(),
         )
+
+    @property
+    def vllm_engine(self) -> Any:
+        """The AsyncLLM itself, for measuring vLLM without phi4ui around it."""
+        return self._llm
 
     @property
     def media_limits(self) -> MediaLimits:
@@ -104,17 +144,8 @@ class EmbeddedEngine:
         self.status.set("ready", "ready")
 
     def _create_llm(self) -> Any:
-        source = self._source
-        assert source is not None
-        config = vllm_compat.EngineConfig(
-            model=source.path, revision=source.revision, random_weights=source.random_weights,
-            max_model_len=self.settings.max_model_len, max_images=self.settings.max_images,
-            max_audios=self.settings.max_audios, dynamic_hd=source.dynamic_hd,
-            max_lora_rank=source.max_lora_rank, max_num_seqs=self.settings.max_num_seqs,
-            gpu_memory_utilization=self.settings.gpu_memory_utilization,
-            tensor_parallel_size=self.settings.tensor_parallel_size,
-            enforce_eager=self.settings.enforce_eager or not self._has_gpu,
-        )
+        assert self._source is not None
+        config = engine_config(self.settings, self._source, has_gpu=self._has_gpu)
         return vllm_compat.create_async_llm(vllm_compat.engine_args(config), self._sink)
 
     async def close(self) -> None:
@@ -163,22 +194,10 @@ class EmbeddedEngine:
         yield Finished(await self._finish_stats(request, recorder, final))
 
     def _generate(self, request: ChatRequest, request_id: str) -> AsyncIterator[Any]:
-        prompt: dict[str, Any] = {"prompt": render_phi4_prompt(request.system, request.turns)}
-        media: dict[str, list[Any]] = {}
-        if request.images:
-            media["image"] = [item.image for item in request.images]
-        if request.audios:
-            media["audio"] = [(item.samples, SAMPLE_RATE) for item in request.audios]
-        if media:
-            prompt["multi_modal_data"] = media
-        sampling = request.sampling
-        params = vllm_compat.sampling_params(
-            temperature=sampling.temperature, top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens, seed=sampling.seed, ignore_eos=sampling.ignore_eos)
-        return self._llm.generate(prompt, params, request_id,
-                                  lora_request=self._lora_for(request.adapter))
+        return self._llm.generate(vllm_prompt(request), vllm_sampling(request), request_id,
+                                  lora_request=self.lora_for(request.adapter))
 
-    def _lora_for(self, adapter: str | None) -> Any:
+    def lora_for(self, adapter: str | None) -> Any:
         if adapter is None or self._source is None:
             return None
         path = self._source.vision_lora if adapter == "vision" else self._source.speech_lora

@@ -1,0 +1,128 @@
+"""Starting, watching and stopping the processes a benchmark measures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and all its children, in bytes."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+class TreeMemory:
+    """Samples a process tree's memory in a thread; `peak()` is the largest total seen."""
+
+    def __init__(self, pid: int | None = None, every_s: float = 0.25) -> None:
+        self.pid = pid or os.getpid()
+        self._peak = 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, args=(every_s,), daemon=True).start()
+
+    def _watch(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self._peak = max(self._peak, tree_rss(self.pid))
+
+    def peak(self) -> int:
+        self._peak = max(self._peak, tree_rss(self.pid))
+        return self._peak
+
+    def stop(self) -> int:
+        self._stop.set()
+        return self.peak()
+
+
+@dataclass
+class Service:
+    """A server subprocess in its own process group, with its start-up milestones."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    started: float = field(default_factory=time.perf_counter)
+    milestones: dict[str, float] = field(default_factory=dict)
+
+    def wait_for(self, path: str, milestone: str, timeout_s: float = 900) -> float:
+        deadline = time.perf_counter() + timeout_s
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log}")
+            try:
+                if httpx.get(self.url + path, timeout=2).status_code == 200:
+                    self.milestones[milestone] = round(time.perf_counter() - self.started, 2)
+                    return self.milestones[milestone]
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name}: {path} not ready in {timeout_s} s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+def start(name: str, command: list[str], port: int, log_dir: Path,
+          env: dict[str, str] | None = None) -> Service:
+    log = log_dir / f"{name}.log"
+    handle = log.open("wb")
+    process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                               env={**os.environ, **(env or {})}, start_new_session=True)
+    return Service(name, process, f"http://127.0.0.1:{port}", log)
+
+
+def app_command(app_args: list[str], port: int) -> list[str]:
+    return [sys.executable, "app.py", *app_args, "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning", "--record", "false"]
+
+
+def vllm_server_command(model: str, port: int, max_model_len: int, max_num_seqs: int,
+                        dynamic_hd: int, lora_rank: int, enforce_eager: bool) -> list[str]:
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+        "--host", "127.0.0.1", "--port", str(port), "--trust-remote-code",
+        "--load-format", "dummy", "--max-model-len", str(max_model_len),
+        "--max-num-seqs", str(max_num_seqs), "--enable-lora", "--max-lora-rank", str(lora_rank),
+        "--max-loras", "2", "--lora-modules", f"vision={model}/vision-lora",
+        f"speech={model}/speech-lora", "--limit-mm-per-prompt", '{"image": 2, "audio": 1}',
+        "--mm-processor-kwargs", f'{{"dynamic_hd": {dynamic_hd}}}',
+        "--max-num-batched-tokens", str(max(max_model_len, 8192)),
+        "--distributed-executor-backend", "uni", "--disable-uvicorn-access-log",
+        "--uvicorn-log-level", "warning",
+    ]
+    return [*command, "--enforce-eager"] if enforce_eager else command

@@ -1,0 +1,104 @@
+"""The floor: vLLM's AsyncLLM alone, with the app's engine settings and prompts.
+
+Run as its own process (`python -m bench.raw JOB.json OUT.json`) so its memory
+is the engine's alone. Media are decoded and prompts rendered before the clock
+starts; only `generate` is timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.procs import TreeMemory
+from bench.workload import SYSTEM, RequestTiming, Scenario, ScenarioResult
+from phi4ui import service
+from phi4ui.chat import Sampling
+from phi4ui.engines.embedded import EmbeddedEngine, vllm_prompt, vllm_sampling
+from phi4ui.settings import load_settings
+
+
+async def run(job: dict[str, Any]) -> dict[str, Any]:
+    memory = TreeMemory()
+    # The app's engine class loads vLLM with the app's settings and plans each request
+    # (same prompt, media, adapter and token budget); the timed calls go to AsyncLLM alone.
+    planner = EmbeddedEngine(load_settings(job["app_args"], environ={}))
+    started = time.perf_counter()
+    await planner.start()
+    start_s = time.perf_counter() - started
+    if planner.status.state != "ready":
+        raise SystemExit(f"engine failed: {planner.status.message}")
+    llm = planner.vllm_engine
+    results = []
+    try:
+        for kind in {s["kind"] for s in job["scenarios"]}:
+            await _one(llm, planner, await _request(planner, kind, job, 16, 0))  # warm-up
+        for spec in job["scenarios"]:
+            scenario = Scenario(**spec)
+            result = ScenarioResult("raw", scenario)
+            await _users(llm, planner, scenario, job, result)
+            results.append(result.summary())
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    finally:
+        await planner.close()
+    return {"engine_start_s": round(start_s, 2), "engine_peak_rss": memory.peak(),
+            "results": results}
+
+
+async def _request(planner: EmbeddedEngine, kind: str, job: dict[str, Any], tokens: int,
+                   index: int) -> Any:
+    files = [job["media"][kind]] if kind in ("image", "audio") else []
+    text = job["questions"][kind].format(i=index)
+    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=tokens, ignore_eos=True)
+    request = await service.plan(planner, [], {"text": text, "files": files}, SYSTEM, sampling)
+    return replace(request, sampling=replace(request.sampling, ignore_eos=True))
+
+
+async def _users(llm: Any, planner: EmbeddedEngine, scenario: Scenario, job: dict[str, Any],
+                 result: ScenarioResult) -> None:
+    requests = [[await _request(planner, scenario.kind, job, scenario.output_tokens,
+                                user * 1000 + n) for n in range(scenario.requests_per_user)]
+                for user in range(scenario.users)]
+
+    async def user(own: list[Any]) -> None:
+        for request in own:
+            result.requests.append(await _one(llm, planner, request))
+
+    await asyncio.gather(*(user(own) for own in requests))
+
+
+async def _one(llm: Any, planner: EmbeddedEngine, request: Any) -> RequestTiming:
+    started = time.perf_counter()
+    first = last = None
+    gaps: list[float] = []
+    tokens = 0
+    async for output in llm.generate(vllm_prompt(request), vllm_sampling(request),
+                                     uuid.uuid4().hex,
+                                     lora_request=planner.lora_for(request.adapter)):
+        count = len(output.outputs[0].token_ids)
+        if not count:
+            continue
+        now = time.perf_counter()
+        if first is None:
+            first = now
+        else:
+            gaps.extend([(now - last) / count] * count)
+        last = now
+        tokens += count
+    return RequestTiming(ttft=None if first is None else first - started, token_gaps=gaps,
+                         tokens=tokens, started=started, ended=time.perf_counter())
+
+
+def main() -> None:
+    job = json.loads(Path(sys.argv[1]).read_text())
+    Path(sys.argv[2]).write_text(json.dumps(asyncio.run(run(job)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The benchmark's JSON report and its Markdown table, with app/engine ratios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+BASELINES = {"app": "raw", "app_remote": "server"}
+
+
+def write(run: dict[str, Any], out: Path) -> None:
+    (out / "benchmark.json").write_text(json.dumps(run, indent=2))
+    (out / "benchmark.md").write_text(markdown(run))
+
+
+def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each app scenario, its figures beside the engine's for the same workload."""
+    by_key = {(r["path"], r["kind"], r["users"]): r for r in results}
+    rows = []
+    for r in results:
+        base = by_key.get((BASELINES.get(r["path"], ""), r["kind"], r["users"]))
+        if base is None:
+            continue
+        rows.append({
+            "path": r["path"], "baseline": base["path"], "kind": r["kind"], "users": r["users"],
+            "ttft_p50_delta_ms": _diff(r["ttft_p50_ms"], base["ttft_p50_ms"]),
+            "ttft_p50_ratio": _ratio(r["ttft_p50_ms"], base["ttft_p50_ms"]),
+            "tok_s_ratio": _ratio(r["aggregate_tok_s"], base["aggregate_tok_s"]),
+        })
+    return rows
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 1)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 3)
+
+
+def markdown(run: dict[str, Any]) -> str:
+    m = run["machine"]
+    lines = [
+        f"## Benchmark {run.get('label') or ''} ({run['started']})".replace("  ", " "),
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"GPU: {m['gpu'] or 'none'}; Python {m['python']}. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + ".",
+        f"Settings: `{' '.join(run['app_args'])}`; {run['settings']['output_tokens']} output "
+        f"tokens per request (EOS ignored), {run['settings']['requests_per_user']} requests per "
+        "user, each user's requests one after another, all users at once.",
+        "",
+        "| path | kind | users | TTFT p50 / p95 ms | ITL p50 / p95 ms | aggregate tok/s | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in run["results"]:
+        lines.append(f"| {r['path']} | {r['kind']} | {r['users']} | {r['ttft_p50_ms']} / "
+                     f"{r['ttft_p95_ms']} | {r['itl_p50_ms']} / {r['itl_p95_ms']} | "
+                     f"{r['aggregate_tok_s']} | {r['errors']} |")
+    rows = ratios(run["results"])
+    if rows:
+        lines += ["", "App against the engine, same workload:", "",
+                  "| path vs baseline | kind | users | TTFT p50 +ms | TTFT p50 ratio "
+                  "| tok/s ratio |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['path']} vs {r['baseline']} | {r['kind']} | {r['users']} | "
+                  f"{r['ttft_p50_delta_ms']} | {r['ttft_p50_ratio']} | {r['tok_s_ratio']} |"
+                  for r in rows]
+    lines += ["", *_extras(run), ""]
+    return "\n".join(lines)
+
+
+def _extras(run: dict[str, Any]) -> list[str]:
+    lines = []
+    prep = run.get("media_prep", {})
+    for key, label in (("photo_12mp", "12 MP JPEG"), ("speech_60s", "60 s MP3")):
+        if key in prep:
+            p = prep[key]
+            lines.append(f"- Media preparation, {label} ({p['bytes'] / 1e6:.1f} MB) to engine "
+                         f"input: p50 {p['p50_ms']} ms, worst {p['max_ms']} ms "
+                         f"({p['tokens']} tokens).")
+    if start := run.get("app_start"):
+        lines.append(f"- App start: page served in {start['page_s']} s, engine ready in "
+                     f"{start['engine_ready_s']} s.")
+        lines.append(f"- Memory: app without an engine {_gib(start['rss_without_engine'])}; "
+                     f"app at first page {_gib(start['rss_at_page'])}; app with its engine "
+                     f"loaded {_gib(start['rss_engine_loaded'])}, after the load test "
+                     f"{_gib(start['rss_after_load_test'])}.")
+    if alone := run.get("engine_alone"):
+        lines.append(f"- Engine alone (AsyncLLM, same settings): loaded in {alone['start_s']} s, "
+                     f"peak memory {_gib(alone['peak_rss'])}.")
+    if server := run.get("server_start"):
+        lines.append(f"- vLLM OpenAI server ready in {server['ready_s']} s.")
+    return lines
+
+
+def _gib(value: int) -> str:
+    return f"{value / 2**30:.2f} GiB"

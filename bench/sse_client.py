@@ -1,0 +1,121 @@
+"""A lean asyncio client of a Gradio app's queue, as the browser uses it.
+
+Each simulated person has a session of their own: they join the queue with
+POST /gradio_api/queue/join and read the SSE stream of /gradio_api/queue/data.
+The client records when the answer's text first appears and when it grows, so
+that time to first token and update gaps are seen as a person would see them.
+gradio_client would do the same work with threads and full-state copies per
+message, costing the benchmark machine more CPU than the app it measures.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+API = "/gradio_api"
+TOKENS_IN_STATS = re.compile(r"(\d+) tokens in")
+
+
+@dataclass
+class Reply:
+    started: float
+    first_text_at: float | None = None
+    updates: list[float] = field(default_factory=list)  # times the answer text grew
+    completion_tokens: int = 0
+    error: str = ""
+    ended: float = 0.0
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_text_at is None else self.first_text_at - self.started
+
+
+class GradioApp:
+    def __init__(self, base_url: str, client: httpx.AsyncClient, api_name: str = "on_submit"):
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        self.fn_index = -1
+        self.api_name = api_name
+
+    async def connect(self) -> None:
+        config = (await self.client.get(f"{self.base_url}/config")).json()
+        for index, dependency in enumerate(config["dependencies"]):
+            if dependency.get("api_name") == self.api_name:
+                self.fn_index = dependency.get("id", index)
+                return
+        raise RuntimeError(f"no /{self.api_name} endpoint in the app")
+
+    async def upload(self, path: str) -> dict[str, Any]:
+        with open(path, "rb") as handle:
+            response = await self.client.post(f"{self.base_url}{API}/upload",
+                                              files={"files": (path.split("/")[-1], handle)})
+        response.raise_for_status()
+        server_path = response.json()[0]
+        return {"path": server_path, "orig_name": path.split("/")[-1],
+                "meta": {"_type": "gradio.FileData"}}
+
+    async def chat(self, text: str, files: list[dict[str, Any]], max_tokens: int,
+                   system: str = "You are a helpful assistant.") -> Reply:
+        session = uuid.uuid4().hex
+        data = [{"text": text, "files": files}, [], system, 0.0, 1.0, max_tokens, None]
+        reply = Reply(started=time.perf_counter())
+        joined = await self.client.post(f"{self.base_url}{API}/queue/join", json={
+            "data": data, "fn_index": self.fn_index, "session_hash": session,
+            "event_data": None, "trigger_id": None})
+        joined.raise_for_status()
+        async with self.client.stream("GET", f"{self.base_url}{API}/queue/data",
+                                      params={"session_hash": session}) as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("data:") and _handle(json.loads(line[5:]), reply):
+                    break
+        reply.ended = time.perf_counter()
+        return reply
+
+
+def _handle(message: dict[str, Any], reply: Reply) -> bool:
+    """Updates `reply` from one SSE message; True when the event is over."""
+    kind = message.get("msg")
+    if kind == "process_generating":
+        _on_output(message.get("output", {}).get("data") or [], reply)
+    elif kind == "process_completed":
+        output = message.get("output", {})
+        if not message.get("success", True):
+            reply.error = str(output.get("error") or "failed")
+        _on_output(output.get("data") or [], reply)
+        return True
+    elif kind == "close_stream":
+        return True
+    return False
+
+
+def _on_output(data: list[Any], reply: Reply) -> None:
+    """Outputs are the chat history (first in full, then as diffs) and the textbox."""
+    if not data:
+        return
+    if _answer_grew(data[0]):
+        now = time.perf_counter()
+        if reply.first_text_at is None:
+            reply.first_text_at = now
+        reply.updates.append(now)
+    if match := TOKENS_IN_STATS.search(json.dumps(data[0])):
+        reply.completion_tokens = int(match.group(1))
+
+
+def _answer_grew(chat_output: Any) -> bool:
+    """True when a diff adds text to the answer (not to the statistics under it)."""
+    if not (isinstance(chat_output, list) and chat_output and isinstance(chat_output[0], list)):
+        return False
+    for op, path, value in chat_output:
+        if op == "append" and path and path[-1] == "text" and value:
+            return True
+        if (op == "add" and isinstance(value, dict) and value.get("role") == "assistant"
+                and not value.get("metadata") and value.get("content")):
+            return True
+    return False

@@ -1,0 +1,141 @@
+"""What the benchmark asks for, the media it uses, and how results are summarised."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+from PIL import Image, ImageDraw
+
+from phi4ui.stats import percentile
+
+KINDS = ("text", "image", "audio")
+SYSTEM = "You are a helpful assistant."
+QUESTIONS = {
+    "text": "Request {i}: write a short story about a lighthouse keeper.",
+    "image": "Request {i}: describe this image in detail.",
+    "audio": "Request {i}: transcribe the audio clip.",
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    kind: str
+    users: int
+    requests_per_user: int
+    output_tokens: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.users}u"
+
+
+@dataclass
+class RequestTiming:
+    """One request as the client saw it, in seconds from its own start."""
+
+    ttft: float | None
+    token_gaps: list[float]  # per token; an update carrying k tokens adds k equal gaps
+    tokens: int
+    started: float
+    ended: float
+    error: str = ""
+
+
+@dataclass
+class ScenarioResult:
+    path: str
+    scenario: Scenario
+    requests: list[RequestTiming] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        ok = [r for r in self.requests if not r.error]
+        ttfts = [r.ttft for r in ok if r.ttft is not None]
+        gaps = [g for r in ok for g in r.token_gaps]
+        window = (max(r.ended for r in ok) - min(r.started for r in ok)) if ok else 0.0
+        tokens = sum(r.tokens for r in ok)
+        return {
+            "path": self.path, **asdict(self.scenario), "requests": len(self.requests),
+            "errors": len(self.requests) - len(ok),
+            "ttft_p50_ms": _ms(percentile(ttfts, 50)), "ttft_p95_ms": _ms(percentile(ttfts, 95)),
+            "itl_p50_ms": _ms(percentile(gaps, 50)), "itl_p95_ms": _ms(percentile(gaps, 95)),
+            "output_tokens": tokens,
+            "aggregate_tok_s": round(tokens / window, 1) if window > 0 else None,
+        }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def token_gaps(update_times: list[float], tokens: int) -> list[float]:
+    """Per-token gaps from the times an answer grew, when only its final token count is known.
+
+    The first update carries the first token; the others share the remaining
+    tokens evenly (the app sends one update per 30 ms at most), so each interval
+    stands for its gap divided by the tokens it carried.
+    """
+    if len(update_times) < 2 or tokens < 2:
+        return []
+    per_update = (tokens - 1) / (len(update_times) - 1)
+    return [(after - before) / per_update
+            for before, after in itertools.pairwise(update_times)]
+
+
+def scenarios(kinds: list[str], users: list[int], requests_per_user: int,
+              output_tokens: int) -> list[Scenario]:
+    return [Scenario(kind, n, requests_per_user, output_tokens) for kind in kinds for n in users]
+
+
+# ---------------------------------------------------------------- media
+
+def make_media(folder: Path) -> dict[str, Path]:
+    """A 640x480 PNG and a 5 s WAV for the requests; a 12 MP JPEG and a 60 s MP3 for
+    the media-preparation timing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"image": folder / "scene.png", "audio": folder / "clip-5s.wav",
+             "photo_12mp": folder / "photo-12mp.jpg", "speech_60s": folder / "speech-60s.mp3"}
+    synthetic_photo(640, 480).save(paths["image"])
+    soundfile.write(paths["audio"], speechlike(5.0, 16_000), 16_000)
+    synthetic_photo(4000, 3000).save(paths["photo_12mp"], quality=90)
+    soundfile.write(paths["speech_60s"], speechlike(60.0, 44_100), 44_100, format="MP3")
+    return paths
+
+
+def synthetic_photo(width: int, height: int) -> Image.Image:
+    """Smooth gradients and shapes with mild noise: compresses and decodes like a photo."""
+    x = np.linspace(0, 1, width, dtype=np.float32)
+    y = np.linspace(0, 1, height, dtype=np.float32)[:, None]
+    rng = np.random.default_rng(7)
+    red = 255 * (0.5 + 0.5 * np.sin(6 * x + 3 * y))
+    green = 255 * np.broadcast_to(y, (height, width))
+    blue = 255 * (0.5 + 0.5 * np.cos(4 * x * y * math.pi))
+    pixels = np.stack([red, green, blue], axis=-1) + rng.normal(0, 6, (height, width, 3))
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for i in range(12):
+        box = (width * i // 13, height // 4, width * i // 13 + width // 10, height * 3 // 4)
+        draw.ellipse(box, outline=(255, 255, 255), width=max(2, width // 400))
+    return image
+
+
+def speechlike(seconds: float, rate: int) -> np.ndarray:
+    """Amplitude-modulated harmonics: a voice-like signal with syllable rhythm."""
+    t = np.arange(int(seconds * rate), dtype=np.float32) / rate
+    pitch = 140 + 20 * np.sin(2 * np.pi * 0.3 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    voice = sum(np.sin(k * phase) / k for k in range(1, 6))
+    syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
+    return (0.2 * voice * syllables).astype(np.float32)
+
+
+def jpeg_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
