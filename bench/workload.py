@@ -65,7 +65,7 @@ class ScenarioResult:
             "errors": len(self.requests) - len(ok),
             "ttft_p50_ms": _ms(percentile(ttfts, 50)), "ttft_p95_ms": _ms(percentile(ttfts, 95)),
             "itl_p50_ms": _ms(percentile(gaps, 50)), "itl_p95_ms": _ms(percentile(gaps, 95)),
-            "output_tokens": tokens,
+            "total_output_tokens": tokens,
             "aggregate_tok_s": round(tokens / window, 1) if window > 0 else None,
         }
 
