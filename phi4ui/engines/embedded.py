@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from phi4ui.chat import ChatRequest, PromptLimits, render_phi4_prompt
@@ -174,14 +175,17 @@ class EmbeddedEngine:
         request_id = uuid.uuid4().hex
         recorder = StatsRecorder()
         final: Any = None
+        live: EngineSnapshot | None = None
         try:
             async for output in self._generate(request, request_id):
                 completion = output.outputs[0]
                 recorder.tokens(len(completion.token_ids))
-                if completion.text or completion.token_ids:
-                    yield TextDelta(completion.text, len(completion.token_ids))
                 if output.finished:
                     final = output
+                else:
+                    live = self._scheduler_view()
+                if completion.text or completion.token_ids:
+                    yield TextDelta(completion.text, len(completion.token_ids))
         except vllm_compat.engine_dead_error() as error:
             self.status.set("failed", "the engine stopped")
             raise EngineUnavailable(f"The engine stopped while answering ({error}). "
@@ -191,7 +195,7 @@ class EmbeddedEngine:
         finally:
             if final is None:
                 await self._abort(request_id)
-        yield Finished(await self._finish_stats(request, recorder, final))
+        yield Finished(await self._finish_stats(request, recorder, final, live))
 
     def _generate(self, request: ChatRequest, request_id: str) -> AsyncIterator[Any]:
         return self._llm.generate(vllm_prompt(request), vllm_sampling(request), request_id,
@@ -211,29 +215,39 @@ class EmbeddedEngine:
         except Exception:
             log.debug("abort of %s failed", request_id, exc_info=True)
 
+    def _scheduler_view(self) -> EngineSnapshot:
+        """The scheduler's latest report, cheap enough to take at every delta."""
+        sink = self._sink
+        return EngineSnapshot(kv_cache_usage=sink.kv_cache_usage, running=sink.running,
+                              waiting=sink.waiting,
+                              running_adapters=tuple(sink.running_adapters))
+
     async def _finish_stats(self, request: ChatRequest, recorder: StatsRecorder,
-                            final: Any) -> Any:
+                            final: Any, live: EngineSnapshot | None) -> Any:
         timings = vllm_compat.engine_timings(final)
+        snapshot = await self.snapshot()
+        if live is not None:
+            # The engine as this request saw it while decoding, not after it left.
+            snapshot = replace(snapshot, kv_cache_usage=live.kv_cache_usage,
+                               running=live.running, waiting=live.waiting,
+                               running_adapters=live.running_adapters)
         return recorder.finish(
             engine="embedded", adapter=request.adapter,
             finish_reason=final.outputs[0].finish_reason or "stop",
             prompt_tokens=timings.prompt_tokens or request.tokens.total,
             prompt_text_tokens=request.tokens.text, prompt_image_tokens=request.tokens.image,
             prompt_audio_tokens=request.tokens.audio, timings=timings,
-            snapshot=await self.snapshot(idle_means_empty=False),
+            snapshot=snapshot,
         )
 
     def adapter_steps(self) -> dict[str, int]:
         """Scheduler steps that ran each LoRA adapter since start, as vLLM reports them."""
         return dict(self._sink.adapter_steps)
 
-    async def snapshot(self, *, idle_means_empty: bool = True) -> EngineSnapshot:
-        """The engine now. At the end of a request (`idle_means_empty=False`) the
-        scheduler's last report is kept: it shows the batch that request ran in."""
+    async def snapshot(self) -> EngineSnapshot:
         running, waiting = self._sink.running, self._sink.waiting
         adapters = tuple(self._sink.running_adapters)
-        if (idle_means_empty and self._llm is not None
-                and vllm_compat.unfinished_requests(self._llm) == 0):
+        if self._llm is not None and vllm_compat.unfinished_requests(self._llm) == 0:
             # The scheduler reports only while it steps; an idle engine runs nothing.
             running, waiting, adapters = 0, 0, ()
         if self._has_gpu and (gpu := gpu_memory()):

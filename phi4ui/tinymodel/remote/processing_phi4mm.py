@@ -460,6 +460,11 @@ class Phi4MMProcessor(ProcessorMixin):
             audio_data = self.audio_processor(audios)
             audio_tokens = [int(n) for n in audio_data["audio_embed_sizes"]]
             data.update(audio_data)
+        elif image_tokens:
+            # vLLM 0.24 reads the audio features whenever any media is given, images alone
+            # included, as the real processor always returns them.
+            data["input_audio_embeds"] = np.zeros((0, 0, MEL_BINS), dtype=np.float32)
+            data["audio_embed_sizes"] = np.zeros((0,), dtype=np.int64)
 
         if text is not None:
             texts = [text] if isinstance(text, str) else list(text)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# phi4ui on a CUDA machine without network, from the carried archives:
+#   bench/gpu/run.sh unpack   vLLM's CUDA build from .gpu/vllm_site.tar.xz into /tmp/site
+#   bench/gpu/run.sh deps     the app's other wheels from .whl/ into /tmp/site
+#   bench/gpu/run.sh smoke    a full-size dummy-weight Phi-4-MM: every modality through the
+#                             app's embedded engine, with its statistics
+#   bench/gpu/run.sh bench    the benchmark: the app against the raw engine at 1, 16, 64 users
+# The archives are made on a CPU machine (see the README's GPU section); a transfer holds 64 MiB,
+# so vLLM and the rest travel in separate calls to the same warm machine.
+# Results go to $OUT (or ./gpu-out).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=${OUT:-gpu-out}
+mkdir -p "$out"
+export PYTHONPATH=/tmp/site:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 \
+  VLLM_NO_USAGE_STATS=1 PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False
+checkpoint=/tmp/phi4mm-full
+
+case "${1:-}" in
+  unpack)
+    [ -f /tmp/site/.vllm ] || { mkdir -p /tmp/site && xz -T0 -dc .gpu/vllm_site.tar.xz | tar -x -C /tmp/site && touch /tmp/site/.vllm; }
+    python3 -c "import vllm; print('vllm', vllm.__version__)"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+    ;;
+  deps)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl
+    touch /tmp/site/.deps
+    python3 -c "import gradio, soundfile, soxr; print('gradio', gradio.__version__)"
+    ;;
+  smoke)
+    [ -d $checkpoint ] || python3 -m phi4ui.tinymodel $checkpoint --full
+    python3 -m bench.gpu.smoke $checkpoint "$out/smoke.json" --max-model-len 8192 \
+      --gpu-memory-utilization 0.85 2>&1 | tee "$out/smoke.log" | grep -vE "^\(|WARNING" || true
+    ;;
+  bench)
+    [ -d $checkpoint ] || python3 -m phi4ui.tinymodel $checkpoint --full
+    python3 -m bench --model $checkpoint --paths raw,app --kinds text,image,audio \
+      --users 1,16,64 --output-tokens 128 --requests-per-user 2 --max-model-len 8192 \
+      --max-num-seqs 64 --label "H100" --out "$out" 2>&1 | tee "$out/bench.log" \
+      | grep -vE "^\(|WARNING" || true
+    ;;
+  *) echo "usage: $0 unpack|deps|smoke|bench" >&2; exit 2 ;;
+esac
