@@ -98,6 +98,13 @@ class Settings:
                                         check=_between(1.0, 1_000_000.0))
     cache_dir: str = _option(str(Path.home() / ".cache" / "phi4ui"),
                              "where phi4ui keeps built checkpoints")
+    auth: str = _option("", "require a login: user:password pairs separated by commas "
+                        "(prefer the environment variable)")
+    auth_file: str = _option("", "require a login: a file of user:password lines")
+    share: bool = _option(False, "also publish a temporary public gradio.live link "
+                          "(needs internet access; off by default)")
+    root_path: str = _option("", "the public path prefix when served behind a reverse proxy, "
+                             "e.g. /phi4ui")
     host: str = _option("127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
     port: int = _option(7860, "port to listen on", check=_port)
     log_level: str = _option("info", "log verbosity",
@@ -106,9 +113,22 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict that is safe to log or show."""
         values = dataclasses.asdict(self)
-        if values["api_key"]:
-            values["api_key"] = "***"
+        for secret in ("api_key", "auth"):
+            if values[secret]:
+                values[secret] = "***"
         return values
+
+    def logins(self) -> list[tuple[str, str]]:
+        """The (user, password) pairs of --auth and --auth-file."""
+        lines = [p for p in self.auth.split(",") if p.strip()]
+        if self.auth_file:
+            lines += Path(self.auth_file).read_text().splitlines()
+        pairs = []
+        for line in (line.strip() for line in lines):
+            if line and not line.startswith("#"):
+                user, _, password = line.partition(":")
+                pairs.append((user.strip(), password.strip()))
+        return pairs
 
 
 def flag_name(field_name: str) -> str:
@@ -188,9 +208,20 @@ def _check_combination(settings: Settings) -> None:
     if settings.audio_min_seconds >= settings.audio_max_seconds:
         raise SettingsError("--audio-min-seconds: must be below --audio-max-seconds "
                             f"({settings.audio_min_seconds} >= {settings.audio_max_seconds})")
+    _check_logins(settings)
     if settings.engine == "remote" and not settings.base_url:
         raise SettingsError("--base-url: required with --engine remote "
                             "(e.g. http://127.0.0.1:8000/v1)")
+
+
+def _check_logins(settings: Settings) -> None:
+    if settings.auth_file and not Path(settings.auth_file).is_file():
+        raise SettingsError(f"--auth-file: no such file: {settings.auth_file}")
+    for user, password in settings.logins():
+        if not user or not password:
+            flag = "--auth-file" if settings.auth_file else "--auth"
+            raise SettingsError(f"{flag}: each login must be user:password with both parts "
+                                f"set (got a login for {user or 'an empty user'!r})")
 
 
 def markdown_table() -> str:
