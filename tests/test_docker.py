@@ -21,7 +21,7 @@ def test_image_runs_as_uid_1000_on_port_7860_with_a_health_check(dockerfile):
     assert "USER 1000" in text
     assert "PHI4UI_HOST=0.0.0.0" in text and "PHI4UI_PORT=7860" in text
     assert "EXPOSE 7860" in text
-    assert "/healthz" in text.split("HEALTHCHECK", 1)[1]
+    assert "phi4ui.healthcheck" in text.split("HEALTHCHECK", 1)[1]
 
 
 def test_gpu_image_pins_the_vllm_that_ran_on_the_h100():
