@@ -329,3 +329,39 @@ def audio_token_count(num_samples: int) -> int:
     """Tokens Phi-4-MM spends on `num_samples` of 16 kHz audio (one per 80 ms)."""
     frames = (num_samples - WINDOW_SAMPLES) // HOP_SAMPLES + 1
     return max(0, math.ceil(frames / AUDIO_COMPRESSION))
+
+
+# ---------------------------------------------------------------- for OpenAI-style requests
+
+PNG_MAX_PIXELS = VIT_IMAGE_SIZE * VIT_IMAGE_SIZE
+
+
+@lru_cache(maxsize=16)
+def image_data_url(image: PreparedImage) -> str:
+    """The image as a data URL: PNG up to one 448-pixel crop, JPEG at quality 95 above,
+    where a photo's PNG is several times larger for no visible gain. The same image
+    gives the same bytes, so the server's media cache recognises it in later turns."""
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    if image.size[0] * image.size[1] <= PNG_MAX_PIXELS:
+        image.image.save(buffer, "PNG")
+        mime = "image/png"
+    else:
+        image.image.save(buffer, "JPEG", quality=95)
+        mime = "image/jpeg"
+    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+
+
+@lru_cache(maxsize=16)
+def audio_wav_base64(audio: PreparedAudio) -> str:
+    """The clip as base64 WAV, 16 kHz mono 16-bit PCM, for an `input_audio` part."""
+    import base64
+    import io
+
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, audio.samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,431 @@
+"""A remote OpenAI-compatible server (vLLM's `vllm serve`) behind the same `Engine`
+interface as the embedded engine.
+
+Answers stream through the official `openai` client with per-chunk usage, so the
+app times them exactly as it times the embedded engine. The server's own view
+(KV cache, queue, per-request queue/prefill/decode time) comes from its
+Prometheus `/metrics`, read beside the stream and never in its way. `start()`
+checks the server (reachable, model listed, context length, adapters, metrics);
+when that fails, the next request checks again, so a server that comes up later
+is used without restarting the app. The API key only ever goes into request
+headers: no message, log line or `info` field carries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import openai
+
+from phi4ui.chat import ChatRequest, PromptLimits, Sampling, render_openai_messages
+from phi4ui.engines import openai_wire as wire
+from phi4ui.engines import prometheus
+from phi4ui.engines.base import EngineInfo, Event, Finished, Status, TextDelta
+from phi4ui.engines.remote_tokens import PROBE, TokenCounter, load_tokenizer
+from phi4ui.errors import EngineUnavailable, Phi4UIError
+from phi4ui.media import MediaLimits, audio_wav_base64, image_data_url
+from phi4ui.settings import Settings
+from phi4ui.stats import EngineSnapshot, RequestStats, StatsRecorder, process_memory
+
+log = logging.getLogger(__name__)
+
+ADAPTERS = ("vision", "speech")
+ADAPTER_INPUTS = {"vision": "images", "speech": "audio clips"}
+DEFAULT_DYNAMIC_HD = 16  # what `vllm serve` should be given; see the README
+METRICS_TIMEOUT_S = 2.0
+TOKENIZER_TIMEOUT_S = 30.0  # a download from the Hugging Face hub, at most once
+# After the last token, vLLM records the request's histograms a moment later.
+AFTER_SCRAPE_DELAYS_S = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+NO_METRICS = ("KV-cache use", "running and waiting requests", "queue time", "prefill time",
+              "decode time")
+NO_REQUEST_TIMINGS = ("queue time", "prefill time", "decode time")
+ALWAYS_MISSING = ("device memory",)  # vLLM's /metrics does not export it
+
+
+class _StartFailed(Exception):
+    """The server cannot be used; the message is the one line the page shows."""
+
+
+@dataclass(frozen=True)
+class _Server:
+    """What the start-up check learned about the server."""
+
+    model: str
+    root: str  # where the server loaded the model from: a Hugging Face id or a folder
+    max_model_len: int | None
+    adapters: dict[str, str]  # adapter name -> its folder on the server
+    is_vllm: bool
+    has_metrics: bool
+    random_weights: bool
+
+
+class RemoteEngine:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.status = Status()
+        self._url = settings.base_url.rstrip("/")
+        self._shown_url = wire.display_url(self._url)
+        timeout = openai.Timeout(settings.request_timeout, connect=settings.connect_timeout)
+        self._client = openai.AsyncOpenAI(base_url=self._url, api_key=settings.api_key or "EMPTY",
+                                          timeout=timeout, max_retries=0)
+        # /metrics and /tokenize live at the server's root, beside /v1.
+        key = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        self._http = httpx.AsyncClient(
+            base_url=wire.server_root(self._url), headers=key,
+            timeout=httpx.Timeout(METRICS_TIMEOUT_S, connect=settings.connect_timeout))
+        self._server: _Server | None = None
+        self._tokens = TokenCounter()
+        self._warnings: tuple[str, ...] = ()
+        self._lock = asyncio.Lock()
+        self._count_mismatch_logged = False
+        self._last_scrape: prometheus.Scrape | None = None
+
+    # ------------------------------------------------------------ description
+
+    @property
+    def info(self) -> EngineInfo:
+        server = self._server
+        return EngineInfo(
+            kind="remote",
+            model=server.model if server else (self.settings.remote_model or "not connected"),
+            max_model_len=self._max_model_len,
+            max_images=self.settings.max_images, max_audios=self.settings.max_audios,
+            dynamic_hd=self.media_limits.dynamic_hd,
+            adapters=dict(server.adapters) if server else {},
+            random_weights=bool(server and server.random_weights),
+            device=f"server at {self._shown_url}",
+            warnings=self._warnings,
+        )
+
+    @property
+    def media_limits(self) -> MediaLimits:
+        return MediaLimits(image_max_pixels=self.settings.image_max_pixels,
+                           dynamic_hd=self.settings.dynamic_hd or DEFAULT_DYNAMIC_HD,
+                           audio_min_seconds=self.settings.audio_min_seconds,
+                           audio_max_seconds=self.settings.audio_max_seconds,
+                           upload_max_bytes=int(self.settings.upload_max_mb * 1e6))
+
+    @property
+    def prompt_limits(self) -> PromptLimits:
+        return PromptLimits(max_images=self.settings.max_images,
+                            max_audios=self.settings.max_audios,
+                            max_model_len=self._max_model_len)
+
+    @property
+    def _max_model_len(self) -> int:
+        server = self._server
+        return (server and server.max_model_len) or self.settings.max_model_len
+
+    # ------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        async with self._lock:
+            await self._connect()
+
+    async def _ensure_ready(self) -> None:
+        """Checks the server again when the last check or request failed."""
+        if not self._ready():
+            async with self._lock:
+                if not self._ready():  # unless a request waiting on the lock just did
+                    await self._connect()
+        if not self._ready():
+            raise EngineUnavailable(f"The server is not available: {self.status.message}. "
+                                    "Your conversation is kept; send again once it is back.")
+
+    def _ready(self) -> bool:
+        return self.status.state == "ready"
+
+    async def _connect(self) -> None:
+        self.status.set("loading", f"connecting to {self._shown_url}")
+        try:
+            server = await self._check_server()
+            self._tokens, token_note = await self._token_counter(server)
+        except _StartFailed as failure:
+            log.warning("Remote engine: %s", failure)
+            self.status.set("failed", str(failure))
+            return
+        except Exception as error:
+            log.exception("Remote engine: checking %s failed", self._shown_url)
+            self.status.set("failed", f"checking {self._shown_url} failed: {error}")
+            return
+        self._server = server
+        self._warnings = (*_adapter_warnings(server), *self._length_warnings(server),
+                          *_metrics_warnings(server), *token_note)
+        log.info("Remote engine: %s serves %s (context %s tokens, adapters: %s, metrics: %s)",
+                 self._shown_url, server.model, server.max_model_len or "not reported",
+                 ", ".join(server.adapters) or "none", "yes" if server.has_metrics else "no")
+        for warning in self._warnings:
+            log.warning("Remote engine: %s", warning)
+        self.status.set("ready", "ready")
+
+    async def _check_server(self) -> _Server:
+        try:
+            listed = (await self._client.models.list()).data
+        except openai.OpenAIError as error:
+            raise _StartFailed(wire.start_failure(
+                error, where=self._shown_url, connect_timeout=self.settings.connect_timeout,
+                request_timeout=self.settings.request_timeout)) from error
+        base = self._choose_base(listed)
+        root = str(getattr(base, "root", None) or base.id)
+        length = getattr(base, "max_model_len", None)
+        return _Server(
+            model=base.id, root=root,
+            max_model_len=int(length) if isinstance(length, int | float) else None,
+            adapters={m.id: str(getattr(m, "root", "") or "") for m in listed if m.id in ADAPTERS},
+            is_vllm=base.owned_by == "vllm",
+            has_metrics=await self._has_metrics(),
+            random_weights=await asyncio.to_thread(_is_random_weight_folder, root),
+        )
+
+    def _length_warnings(self, server: _Server) -> list[str]:
+        if server.max_model_len is not None:
+            return []
+        return [f"The server does not report its context length: prompts are planned for "
+                f"--max-model-len {self.settings.max_model_len}."]
+
+    def _choose_base(self, listed: Sequence[Any]) -> Any:
+        names = [model.id for model in listed]
+        wanted = self.settings.remote_model
+        if wanted:
+            chosen = [model for model in listed if model.id == wanted]
+            if not chosen or wanted in ADAPTERS:
+                raise _StartFailed(f"{self._shown_url} does not serve {wanted!r} (it lists "
+                                   f"{', '.join(names) or 'nothing'}); check --remote-model")
+            return chosen[0]
+        bases = [model for model in listed
+                 if model.id not in ADAPTERS and not getattr(model, "parent", None)]
+        if not bases:
+            raise _StartFailed(f"{self._shown_url} lists no base model "
+                               f"(only {', '.join(names) or 'nothing'})")
+        return bases[0]
+
+    async def _has_metrics(self) -> bool:
+        try:
+            response = await self._http.get("/metrics")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and prometheus.looks_like_vllm(response.text)
+
+    async def _token_counter(self, server: _Server) -> tuple[TokenCounter, tuple[str, ...]]:
+        if self._tokens.exact and self._server is not None and self._server.root == server.root:
+            return self._tokens, ()  # a reconnection to the same model
+        revision = self.settings.revision if server.root == self.settings.model else None
+        try:
+            counter = await asyncio.wait_for(
+                asyncio.to_thread(load_tokenizer, server.root, revision), TOKENIZER_TIMEOUT_S)
+        except TimeoutError:
+            counter = None
+        if counter is not None and await self._counts_differently(counter, server.model):
+            log.warning("Remote engine: the tokenizer of %s here counts differently from the "
+                        "server's; estimating instead", server.root)
+            counter = None
+        if counter is not None:
+            return counter, ()
+        return TokenCounter(), (f"No tokenizer for {server.root} on this machine: prompt sizes "
+                                "are estimated, and a prompt near the context limit may be "
+                                "refused by the server.",)
+
+    async def _counts_differently(self, counter: TokenCounter, model: str) -> bool:
+        """Checks a local tokenizer once against the server's `/tokenize`, when offered."""
+        try:
+            response = await self._http.post("/tokenize", json={
+                "model": model, "prompt": PROBE, "add_special_tokens": False})
+            served = response.json().get("tokens") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return False
+        return served is not None and served != counter.ids(PROBE)
+
+    async def close(self) -> None:
+        await self._client.close()
+        await self._http.aclose()
+
+    # ------------------------------------------------------------ requests
+
+    def count_text_tokens(self, text: str) -> int:
+        return self._tokens.count(text)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        await self._ensure_ready()
+        server = self._server
+        assert server is not None
+        model = self._model_for(request.adapter)
+        # The person waits from here: encoding the media counts, as vLLM's own input
+        # processing counts in the embedded engine.
+        recorder = StatsRecorder()
+        messages = await asyncio.to_thread(self._messages, request, server.is_vllm)
+        before = _Before(self._last_scrape, asyncio.ensure_future(self._scrape())
+                         ) if server.has_metrics else None
+        progress = wire.StreamProgress()
+        try:
+            async with contextlib.aclosing(self._deltas(model, messages, request.sampling,
+                                                        progress)) as deltas:
+                async for delta in deltas:
+                    recorder.tokens(delta.tokens)
+                    yield delta
+        finally:
+            if before is not None and progress.finished_at is None:
+                before.fresh.cancel()
+        stats = recorder.finish(
+            engine="remote", adapter=model if model in ADAPTERS else None,
+            finish_reason=progress.finish_reason or "stop",
+            prompt_tokens=progress.prompt_tokens or request.tokens.total,
+            prompt_text_tokens=request.tokens.text, prompt_image_tokens=request.tokens.image,
+            prompt_audio_tokens=request.tokens.audio,
+            completion_tokens=progress.completion_tokens or None)
+        self._check_prompt_count(request, progress.prompt_tokens)
+        # The answer's timings are final; the server's view is added without touching them.
+        yield Finished(await self._with_server_view(stats, before, progress))
+
+    def _model_for(self, adapter: str | None) -> str:
+        server = self._server
+        assert server is not None
+        return adapter if adapter and adapter in server.adapters else server.model
+
+    def _messages(self, request: ChatRequest, inline_placeholders: bool) -> list[dict[str, Any]]:
+        messages = render_openai_messages(request.system, request.turns, image_data_url,
+                                          audio_wav_base64)
+        if inline_placeholders:
+            wire.inline_placeholders(messages, request.turns)
+        return messages
+
+    async def _deltas(self, model: str, messages: list[dict[str, Any]], sampling: Sampling,
+                      progress: wire.StreamProgress) -> AsyncGenerator[TextDelta, None]:
+        try:
+            chunks = await self._client.chat.completions.create(
+                model=model, messages=cast(Any, messages), stream=True,
+                max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                top_p=sampling.top_p, seed=sampling.seed, extra_body=wire.extra_body(sampling))
+        except openai.OpenAIError as error:
+            raise self._failure(error, model) from error
+        try:
+            async for chunk in chunks:
+                delta = progress.update(chunk)
+                if delta is not None:
+                    yield delta
+        except openai.OpenAIError as error:
+            raise self._failure(error, model) from error
+        finally:
+            # Closing the response mid-answer is what makes the server abort the request.
+            await chunks.close()
+        if not progress.completed:
+            reason = progress.finish_reason or "the stream ended without a finish"
+            raise EngineUnavailable(f"The server at {self._shown_url} cut this answer off "
+                                    f"({reason}). Your conversation is kept; send again.")
+
+    def _failure(self, error: openai.OpenAIError, model: str) -> Phi4UIError:
+        reason = wire.reconnect_reason(error, where=self._shown_url, model=model)
+        if reason is not None:
+            log.warning("Remote engine: %s", reason)
+            self.status.set("failed", reason)
+        return wire.failure(error, where=self._shown_url, model=model,
+                            request_timeout=self.settings.request_timeout)
+
+    def _check_prompt_count(self, request: ChatRequest, served: int | None) -> None:
+        if (served is None or served == request.tokens.total or not self._tokens.exact
+                or self._count_mismatch_logged):
+            return
+        self._count_mismatch_logged = True
+        log.warning("Remote engine: the server counted %d prompt tokens where %d were planned; "
+                    "check that --dynamic-hd matches the server's dynamic_hd", served,
+                    request.tokens.total)
+
+    # ------------------------------------------------------------ the server's view
+
+    async def _with_server_view(self, stats: RequestStats, before: _Before | None,
+                                progress: wire.StreamProgress) -> RequestStats:
+        if before is None:
+            return replace(stats, snapshot=EngineSnapshot(device_name="remote server",
+                                                          process_memory=process_memory()),
+                           missing=NO_METRICS + ALWAYS_MISSING)
+        assert progress.finished_at is not None
+        first = await before.taken_before(progress.finished_at)
+        last = await self._scrape_after(first)
+        if last is None:
+            return replace(stats, missing=NO_METRICS + ALWAYS_MISSING)
+        timings, adapters = None, None
+        if first is not None:
+            timings = prometheus.request_timings(first, last, prompt_tokens=progress.prompt_tokens,
+                                                 completion_tokens=progress.completion_tokens)
+            adapters = prometheus.adapters_between(first, last)
+        snapshot = prometheus.snapshot(last, process_memory=process_memory(), adapters=adapters)
+        if timings is None:
+            return replace(stats, snapshot=snapshot, missing=NO_REQUEST_TIMINGS + ALWAYS_MISSING)
+        return replace(stats, snapshot=snapshot, queue_s=timings.queue_s,
+                       prefill_s=timings.prefill_s, decode_s=timings.decode_s,
+                       missing=ALWAYS_MISSING)
+
+    async def _scrape_after(self, first: prometheus.Scrape | None) -> prometheus.Scrape | None:
+        """A scrape that shows the request finished (waits up to `AFTER_SCRAPE_DELAYS_S`)."""
+        last = None
+        for delay in AFTER_SCRAPE_DELAYS_S if first is not None else (0.0,):
+            await asyncio.sleep(delay)
+            last = await self._scrape()
+            if last is None or first is None or prometheus.finished_between(first, last):
+                break
+        return last
+
+    async def _scrape(self) -> prometheus.Scrape | None:
+        try:
+            response = await self._http.get("/metrics")
+            response.raise_for_status()
+            self._last_scrape = prometheus.parse(response.text)
+        except (httpx.HTTPError, ValueError) as error:
+            log.debug("Remote engine: /metrics failed: %s", error)
+            return None
+        return self._last_scrape
+
+    async def snapshot(self) -> EngineSnapshot:
+        server = self._server
+        scrape = await self._scrape() if server and server.has_metrics else None
+        if scrape is None:
+            return EngineSnapshot(device_name="remote server", process_memory=process_memory())
+        return prometheus.snapshot(scrape, process_memory=process_memory())
+
+
+@dataclass(frozen=True)
+class _Before:
+    """The scrapes that can serve as "before" a request: the latest one at hand when it
+    was sent, and a fresh one started beside it."""
+
+    latest: prometheus.Scrape | None
+    fresh: asyncio.Future[prometheus.Scrape | None]
+
+    async def taken_before(self, finished_at: float) -> prometheus.Scrape | None:
+        """The fresh scrape, unless the answer ended first (on a busy machine a short
+        answer can): one taken after the end already counts the request."""
+        fresh = await self.fresh
+        if fresh is not None and fresh.taken_at < finished_at:
+            return fresh
+        return self.latest
+
+
+def _is_random_weight_folder(root: str) -> bool:
+    if not Path(root).is_dir():
+        return False
+    from phi4ui.tinymodel import is_random_weight_checkpoint
+
+    return is_random_weight_checkpoint(Path(root))
+
+
+def _adapter_warnings(server: _Server) -> list[str]:
+    missing = [name for name in ADAPTERS if name not in server.adapters]
+    if not missing:
+        return []
+    names = " or ".join(repr(name) for name in missing)
+    inputs = " and ".join(ADAPTER_INPUTS[name] for name in missing)
+    return [f"The server lists no {names} LoRA adapter: {inputs} go to the base model, which "
+            "handles them poorly. Start the server with --enable-lora --lora-modules "
+            "vision=<model>/vision-lora speech=<model>/speech-lora."]
+
+
+def _metrics_warnings(server: _Server) -> list[str]:
+    if server.has_metrics:
+        return []
+    return [f"The server has no vLLM /metrics: {', '.join(NO_METRICS)} are not shown."]
