@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpx2"):  # one line per HTTP call, /metrics scrapes included
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     logging.getLogger("phi4ui").info("Settings: %s", settings.redacted())
 
     import uvicorn
