@@ -85,6 +85,8 @@ class ChatRequest:
     adapter: Adapter | None
     tokens: TokenCount
     notes: tuple[str, ...] = ()
+    # (sha256, path) of the file each medium was read from, so a record can keep it.
+    media_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def images(self) -> list[PreparedImage]:

@@ -36,18 +36,17 @@ def migration(number: int) -> Callable[[Callable[[sqlite3.Connection], None]],
     return register
 
 
-def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
-    def apply(conn: sqlite3.Connection) -> None:
-        for statement in sql.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-
-    return apply
+def _run(conn: sqlite3.Connection, sql: str) -> None:
+    # Statement by statement: executescript() would commit the migration's transaction.
+    # The schema's SQL holds no ';' inside literals, so splitting on it is safe.
+    for statement in sql.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 @migration(1)
 def m001_answers_and_media(conn: sqlite3.Connection) -> None:
-    _script("""
+    _run(conn, """
     CREATE TABLE answers (
         id TEXT PRIMARY KEY,
         created_at TEXT NOT NULL,
@@ -95,14 +94,14 @@ def m001_answers_and_media(conn: sqlite3.Connection) -> None:
         PRIMARY KEY (answer_id, position)
     );
     CREATE INDEX answer_media_by_hash ON answer_media (sha256);
-    """)(conn)
+    """)
 
 
 @migration(2)
 def m002_ratings_and_pairs(conn: sqlite3.Connection) -> None:
     # versus_id is '' for a thumbs rating and the other answer's id for a
     # side-by-side vote, so that both kinds share one upsert key.
-    _script("""
+    _run(conn, """
     CREATE TABLE ratings (
         answer_id TEXT NOT NULL REFERENCES answers (id) ON DELETE CASCADE,
         versus_id TEXT NOT NULL DEFAULT '',
@@ -115,12 +114,12 @@ def m002_ratings_and_pairs(conn: sqlite3.Connection) -> None:
     );
     ALTER TABLE answers ADD COLUMN pair_id TEXT;
     ALTER TABLE answers ADD COLUMN replay_of TEXT;
-    """)(conn)
+    """)
 
 
 @migration(3)
 def m003_batches(conn: sqlite3.Connection) -> None:
-    _script("""
+    _run(conn, """
     CREATE TABLE batches (
         id TEXT PRIMARY KEY,
         created_at TEXT NOT NULL,
@@ -142,7 +141,7 @@ def m003_batches(conn: sqlite3.Connection) -> None:
         finished_at TEXT NOT NULL,
         PRIMARY KEY (batch_id, position)
     );
-    """)(conn)
+    """)
 
 
 def migrate(conn: sqlite3.Connection, *, upto: int | None = None) -> list[int]:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from phi4ui.chat import (
@@ -45,9 +45,11 @@ class AnswerUpdate:
         return self.stats is not None
 
 
-async def prepare_turns(turns: Sequence[Turn], limits: MediaLimits) -> tuple[list[Turn], list[str]]:
+async def prepare_turns(turns: Sequence[Turn], limits: MediaLimits,
+                        sources: dict[str, str] | None = None) -> tuple[list[Turn], list[str]]:
     """Decodes every attached file; a file of an earlier turn that fails is left out with a
-    note, one of the newest turn raises `BadInput`."""
+    note, one of the newest turn raises `BadInput`. `sources`, when given, receives the
+    file each medium was read from, by content hash."""
     prepared: list[Turn] = []
     notes: list[str] = []
     for index, turn in enumerate(turns):
@@ -65,6 +67,8 @@ async def prepare_turns(turns: Sequence[Turn], limits: MediaLimits) -> tuple[lis
                 notes.append(f"left out of the prompt: {error}")
                 continue
             parts.append(item)
+            if sources is not None:
+                sources.setdefault(item.sha256, part.path)
             notes.extend(item.notes if newest else ())
         prepared.append(Turn(turn.role, tuple(parts)))
     return prepared, notes
@@ -77,12 +81,14 @@ async def plan(engine: Engine, history: Sequence[Mapping[str, Any]],
     turns = turns_from_history(history)
     if message is not None:
         turns.append(turn_from_message(message))
-    prepared, notes = await prepare_turns(turns, engine.media_limits)
+    sources: dict[str, str] = {}
+    prepared, notes = await prepare_turns(turns, engine.media_limits, sources)
     request = plan_request(system, prepared, sampling, engine.prompt_limits,
                            engine.count_text_tokens)
     if notes:
         request = ChatRequest(**{**request.__dict__, "notes": tuple(notes) + request.notes})
-    return request
+    used = {m.sha256 for m in (*request.images, *request.audios)}
+    return replace(request, media_files=tuple((h, p) for h, p in sources.items() if h in used))
 
 
 async def answer(engine: Engine, request: ChatRequest,

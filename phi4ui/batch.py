@@ -1,0 +1,357 @@
+"""Batch evaluation: many cases through the engine at once, each recorded as it finishes.
+
+    python -m phi4ui.batch cases.jsonl --out results/ --concurrency 16 [app.py flags]
+
+`concurrency` workers take cases in turn (the engine batches what runs at
+once). A case that fails gets its error in the results and the run goes on.
+With recording on, every finished case is committed to the database on its
+own, so a run killed half-way keeps the cases it finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phi4ui import cli, service
+from phi4ui.cases import Case, CaseFile, read_cases
+from phi4ui.chat import ChatRequest, Sampling
+from phi4ui.engines.base import Engine
+from phi4ui.errors import BadInput, EngineUnavailable, Phi4UIError, SettingsError
+from phi4ui.recording import build_record
+from phi4ui.stats import RequestStats, percentile
+from phi4ui.store import BatchCaseRow, Store
+
+log = logging.getLogger(__name__)
+DEFAULT_SYSTEM = "You are a helpful assistant."
+COLUMNS = ("case", "id", "prompt", "images", "audios", "expected", "tags", "answer", "error",
+           "expected_found", "ttft_s", "tokens_per_s", "e2e_s", "prompt_tokens",
+           "completion_tokens", "finish_reason", "adapter", "answer_id")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    system: str = DEFAULT_SYSTEM
+    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0,
+                                                                max_tokens=512))
+    concurrency: int = 4
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    answer: str = ""
+    error: str | None = None
+    stats: RequestStats | None = None
+    answer_id: str | None = None
+    request: ChatRequest | None = field(default=None, repr=False)
+
+    @property
+    def expected_found(self) -> bool | None:
+        """Whether the expected text occurs in the answer (case and spacing ignored)."""
+        if self.case.expected is None or self.error:
+            return None
+        return _normal(self.case.expected) in _normal(self.answer)
+
+    def row(self) -> dict[str, Any]:
+        stats = self.stats
+        return {
+            "case": self.case.position, "id": self.case.id, "prompt": self.case.prompt,
+            "images": "; ".join(self.case.images), "audios": "; ".join(self.case.audios),
+            "expected": self.case.expected or "", "tags": "; ".join(self.case.tags),
+            "answer": self.answer, "error": self.error or "",
+            "expected_found": self.expected_found,
+            "ttft_s": stats.ttft_s if stats else None,
+            "tokens_per_s": stats.decode_tokens_per_s if stats else None,
+            "e2e_s": stats.e2e_s if stats else None,
+            "prompt_tokens": stats.prompt_tokens if stats else None,
+            "completion_tokens": stats.completion_tokens if stats else None,
+            "finish_reason": stats.finish_reason if stats else "",
+            "adapter": stats.adapter if stats else "", "answer_id": self.answer_id or "",
+        }
+
+
+@dataclass(frozen=True)
+class Summary:
+    cases: int
+    answered: int
+    errors: int
+    ttft_p50_s: float | None
+    ttft_p95_s: float | None
+    tokens_per_s_p50: float | None
+    completion_tokens: int
+    wall_s: float
+    output_tokens_per_s: float | None  # all answers together, over the run's wall time
+    expected_checked: int
+    expected_found: int
+
+    def lines(self) -> list[str]:
+        lines = [f"cases {self.cases}: {self.answered} answered, {self.errors} errors",
+                 f"time to first token p50 {_s(self.ttft_p50_s)}, p95 {_s(self.ttft_p95_s)}",
+                 f"decode speed p50 {_rate(self.tokens_per_s_p50)} per answer; "
+                 f"{self.completion_tokens} tokens in {self.wall_s:.1f} s = "
+                 f"{_rate(self.output_tokens_per_s)} overall"]
+        if self.expected_checked:
+            lines.append(f"expected answer found in {self.expected_found} of "
+                         f"{self.expected_checked}")
+        return lines
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    batch_id: str
+    source: str
+    options: BatchOptions
+    results: list[CaseResult]
+    summary: Summary
+    notes: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- running
+
+async def run_case(engine: Engine, case: Case, options: BatchOptions) -> CaseResult:
+    if case.error:
+        return CaseResult(case, error=case.error)
+    message = {"text": case.prompt, "files": list(case.files)}
+    try:
+        request = await service.plan(engine, [], message, options.system, options.sampling)
+        final = None
+        async for update in service.answer(engine, request, interval_s=float("inf")):
+            final = update
+    except Phi4UIError as error:
+        return CaseResult(case, error=f"{case.where}: {error}")
+    except Exception as error:
+        log.exception("batch case %s (%s) failed", case.position, case.where)
+        return CaseResult(case, error=f"{case.where}: internal error ({type(error).__name__}: "
+                                      f"{error}); see the app's log")
+    if final is None or final.stats is None:
+        return CaseResult(case, error=f"{case.where}: the engine ended without an answer")
+    return CaseResult(case, answer=final.text, stats=final.stats, request=request)
+
+
+def _record(store: Store, batch_id: str, engine: Engine, result: CaseResult) -> CaseResult:
+    case = result.case
+    row = BatchCaseRow(case.position, case.id, case.prompt, case.expected, case.tags,
+                       result.error)
+    answer = None
+    if result.request is not None and result.stats is not None:
+        answer = build_record(result.request, result.answer, result.stats, engine.info,
+                              origin="batch")
+    try:
+        recorded = store.add_batch_case(batch_id, row, answer)
+    except Exception as error:
+        log.exception("recording batch case %s failed", case.position)
+        return CaseResult(case, result.answer, f"{case.where}: answered but not recorded "
+                          f"({error})", result.stats, None, result.request)
+    if recorded is None:
+        return result
+    return CaseResult(case, result.answer, result.error, result.stats, recorded.answer_id,
+                      result.request)
+
+
+async def stream_batch(engine: Engine, cases: Sequence[Case], options: BatchOptions, *,
+                       store: Store | None = None, batch_id: str = "",
+                       ) -> AsyncIterator[CaseResult]:
+    """Results in the order they finish. Stopping the iteration stops the run: answers in
+    flight are aborted, finished ones stay recorded."""
+    pending = iter(cases)
+    finished: asyncio.Queue[CaseResult | None] = asyncio.Queue()
+
+    async def worker() -> None:
+        for case in pending:
+            result = await run_case(engine, case, options)
+            if store is not None:
+                result = await asyncio.to_thread(_record, store, batch_id, engine, result)
+            finished.put_nowait(result)
+
+    async def all_workers() -> None:
+        try:
+            await asyncio.gather(*(worker() for _ in range(max(1, options.concurrency))))
+        finally:
+            finished.put_nowait(None)
+
+    everything = asyncio.ensure_future(all_workers())
+    try:
+        while (result := await finished.get()) is not None:
+            yield result
+        await everything
+    finally:
+        everything.cancel()
+        await asyncio.gather(everything, return_exceptions=True)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """After each case: how far the run is; the last one also carries the whole run."""
+
+    done: int
+    total: int
+    result: CaseResult | None = None
+    run: BatchRun | None = None
+
+
+async def iter_batch(engine: Engine, case_file: CaseFile, options: BatchOptions, *,
+                     store: Store | None = None) -> AsyncIterator[Progress]:
+    """Runs every case, yielding after each one and, at the end, the finished run.
+    Stopping the iteration stops the run; the cases done stay recorded."""
+    batch_id = uuid.uuid4().hex
+    source = str(case_file.path)
+    cases = case_file.cases
+    if store is not None:
+        await asyncio.to_thread(store.start_batch, batch_id, source, len(cases),
+                                options.as_dict())
+    started = time.perf_counter()
+    results: list[CaseResult] = []
+    async for result in stream_batch(engine, cases, options, store=store, batch_id=batch_id):
+        results.append(result)
+        yield Progress(len(results), len(cases), result)
+    results.sort(key=lambda r: r.case.position)
+    summary = summarize(results, time.perf_counter() - started)
+    if store is not None:
+        await asyncio.to_thread(store.finish_batch, batch_id, asdict(summary))
+    yield Progress(len(results), len(cases),
+                   run=BatchRun(batch_id, source, options, results, summary, case_file.notes))
+
+
+async def run_batch(engine: Engine, case_file: CaseFile, options: BatchOptions, *,
+                    store: Store | None = None,
+                    on_progress: Callable[[int, int, CaseResult], None] | None = None,
+                    ) -> BatchRun:
+    """Runs every case; `on_progress(done, total, result)` after each one."""
+    async for progress in iter_batch(engine, case_file, options, store=store):
+        if progress.run is not None:
+            return progress.run
+        if on_progress and progress.result is not None:
+            on_progress(progress.done, progress.total, progress.result)
+    raise AssertionError("iter_batch ends with the run")
+
+
+def summarize(results: Sequence[CaseResult], wall_s: float) -> Summary:
+    stats = [r.stats for r in results if r.stats is not None and not r.error]
+    ttfts = [s.ttft_s for s in stats if s.ttft_s is not None]
+    rates = [s.decode_tokens_per_s for s in stats if s.decode_tokens_per_s is not None]
+    tokens = sum(s.completion_tokens for s in stats)
+    checked = [r.expected_found for r in results if r.expected_found is not None]
+    return Summary(
+        cases=len(results), answered=len(stats), errors=sum(r.error is not None for r in results),
+        ttft_p50_s=percentile(ttfts, 50), ttft_p95_s=percentile(ttfts, 95),
+        tokens_per_s_p50=percentile(rates, 50), completion_tokens=tokens, wall_s=wall_s,
+        output_tokens_per_s=tokens / wall_s if wall_s > 0 and tokens else None,
+        expected_checked=len(checked), expected_found=sum(checked),
+    )
+
+
+# ---------------------------------------------------------------- output
+
+def write_results(run: BatchRun, folder: Path) -> tuple[Path, Path]:
+    """results.csv (one row per case) and results.json (the summary, options and rows
+    with every statistic)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = folder / "results.csv", folder / "results.json"
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(r.row() for r in run.results)
+    document = {
+        "batch_id": run.batch_id, "source": run.source, "options": run.options.as_dict(),
+        "summary": asdict(run.summary), "notes": list(run.notes),
+        "results": [{**r.row(), "stats": r.stats.as_dict() if r.stats else None}
+                    for r in run.results],
+    }
+    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+    return csv_path, json_path
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f} s"
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} tok/s"
+
+
+# ---------------------------------------------------------------- command line
+
+def _parser() -> Any:
+    parser = cli.tool_parser("python -m phi4ui.batch", "Run evaluation cases (JSONL or CSV) "
+                             "through the engine; write results.csv and results.json.")
+    parser.add_argument("cases", type=Path, help="the case file (.jsonl or .csv)")
+    parser.add_argument("--out", type=Path, default=Path("results"),
+                        help="folder for results.csv and results.json (default: results)")
+    parser.add_argument("--concurrency", type=int, default=4, help="cases at once (default 4)")
+    parser.add_argument("--system", default=DEFAULT_SYSTEM, help="system prompt")
+    parser.add_argument("--max-tokens", type=int, default=512, help="most answer tokens")
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--ignore-eos", action="store_true",
+                        help="always generate --max-tokens tokens (for timing runs)")
+    return parser
+
+
+def _progress(done: int, total: int, result: CaseResult) -> None:
+    state = f"error: {result.error}" if result.error else \
+        f"ok, first token {_s(result.stats.ttft_s if result.stats else None)}"
+    print(f"[{done}/{total}] case {result.case.position} ({result.case.id}) {state}",
+          file=sys.stderr, flush=True)
+
+
+async def _main(args: Any, options: BatchOptions, settings: Any) -> int:
+    case_file = read_cases(args.cases)
+    for note in case_file.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{len(case_file.cases)} cases from {args.cases} ({case_file.invalid} invalid); "
+          "starting the engine", file=sys.stderr, flush=True)
+    store = Store.from_settings(settings)
+    engine = await cli.start_engine(settings)
+    try:
+        run = await run_batch(engine, case_file, options, store=store, on_progress=_progress)
+    finally:
+        await engine.close()
+        if store:
+            store.close()
+    csv_path, json_path = write_results(run, args.out)
+    print("\n".join(run.summary.lines()))
+    print(f"results: {csv_path} and {json_path}")
+    if store:
+        print(f"recorded in {store.path} as batch {run.batch_id}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = cli.settings_from(args)
+        cli.configure_logging(settings)
+        if args.concurrency < 1:
+            raise SettingsError("--concurrency: must be at least 1")
+        options = BatchOptions(args.system, Sampling(args.temperature, args.top_p,
+                                                     args.max_tokens, args.seed,
+                                                     args.ignore_eos), args.concurrency)
+        return asyncio.run(_main(args, options, settings))
+    except (SettingsError, BadInput) as error:
+        print(f"phi4ui.batch: {error}", file=sys.stderr)
+        return 2
+    except EngineUnavailable as error:
+        print(f"phi4ui.batch: {error}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Evaluation cases from a JSONL or CSV file, checked one by one.
+
+A case is a prompt, optional image and audio files (paths relative to the case
+file, or absolute), an optional expected answer and tags. A problem with the
+file as a whole (unreadable, no `prompt` column, too many cases for the page)
+raises `CaseFileError`; a problem with one case (a malformed line, a missing
+file) becomes that case's `error`, shown in the results, and the others run.
+
+JSONL, one object per line:
+    {"id": "cat-1", "prompt": "What animal is this?", "image": "img/cat.png",
+     "expected": "cat", "tags": ["vision"]}
+`image` and `audio` take a path or a list of paths. CSV: a header with `prompt`
+and any of `id, image, audio, expected, tags`; several paths or tags in one cell
+are separated by `;`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from phi4ui.errors import BadInput
+from phi4ui.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, kind_of
+
+PAGE_MAX_CASES = 1000  # the page's limit; the command line streams any number
+COLUMNS = ("id", "prompt", "image", "audio", "expected", "tags")
+JSONL_FIELDS = (*COLUMNS, "images", "audios")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+class CaseFileError(BadInput):
+    """The case file as a whole cannot be used."""
+
+
+@dataclass(frozen=True)
+class Case:
+    position: int  # 1-based, in file order
+    where: str  # "line 7" (JSONL) or "row 7" (CSV), for messages
+    id: str
+    prompt: str = ""
+    images: tuple[str, ...] = ()
+    audios: tuple[str, ...] = ()
+    expected: str | None = None
+    tags: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return self.images + self.audios
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    path: Path
+    cases: list[Case]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def invalid(self) -> int:
+        return sum(case.error is not None for case in self.cases)
+
+
+def read_cases(path: str | Path, *, max_cases: int | None = None,
+               loose_media: bool = False) -> CaseFile:
+    """Reads and checks every case. `loose_media`: a relative path that does not exist is
+    also looked for by its file name beside the case file (uploads arrive flattened)."""
+    path = Path(path)
+    text = _text_of(path)
+    reader = _jsonl if path.suffix.lower() in JSONL_SUFFIXES else _csv
+    raw, notes = reader(text, path.name, max_cases)
+    cases = [_checked(case, path.parent, loose_media) for case in raw]
+    if not cases:
+        raise CaseFileError(f"{path.name}: no cases in the file.")
+    return CaseFile(path, cases, tuple(notes))
+
+
+def _text_of(path: Path) -> str:
+    if path.suffix.lower() not in (*JSONL_SUFFIXES, ".csv"):
+        raise CaseFileError(f"{path.name}: cases come in a .jsonl or .csv file.")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise CaseFileError(f"{path}: no such file.") from None
+    except OSError as error:
+        raise CaseFileError(f"{path.name}: cannot be read ({error.strerror}).") from None
+    except UnicodeDecodeError as error:
+        raise CaseFileError(f"{path.name}: not UTF-8 text (byte {error.start} cannot be "
+                            "decoded); save it as UTF-8.") from None
+
+
+def _check_count(count: int, name: str, max_cases: int | None) -> None:
+    if max_cases is not None and count > max_cases:
+        raise CaseFileError(
+            f"{name} holds {count:,} cases; the page runs at most {max_cases:,} at a time. "
+            f"Split the file, or run all of it from the command line: "
+            f"python -m phi4ui.batch {name} --out results/")
+
+
+# ---------------------------------------------------------------- JSONL
+
+def _jsonl(text: str, name: str, max_cases: int | None) -> tuple[list[Case], list[str]]:
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    _check_count(len(lines), name, max_cases)
+    unknown: set[str] = set()
+    cases = []
+    for position, (number, line) in enumerate(lines, 1):
+        cases.append(_jsonl_case(position, number, line, unknown))
+    notes = [f"ignored unknown field(s): {', '.join(sorted(unknown))} (known: "
+             f"{', '.join(JSONL_FIELDS)})"] if unknown else []
+    return cases, notes
+
+
+def _jsonl_case(position: int, number: int, line: str, unknown: set[str]) -> Case:
+    where = f"line {number}"
+    try:
+        item = json.loads(line)
+    except ValueError as error:
+        return Case(position, where, str(position),
+                    error=f"{where}: not valid JSON ({error}); the line is skipped")
+    if not isinstance(item, dict):
+        return Case(position, where, str(position),
+                    error=f"{where}: expected a JSON object like {{\"prompt\": \"...\"}}, "
+                          f"got {type(item).__name__}")
+    unknown.update(set(item) - set(JSONL_FIELDS))
+    try:
+        return _case_of(position, where, item)
+    except ValueError as error:
+        return Case(position, where, str(item.get("id") or position), error=f"{where}: {error}")
+
+
+def _case_of(position: int, where: str, item: Mapping[str, Any]) -> Case:
+    return Case(
+        position=position, where=where, id=_text(item.get("id"), "id") or str(position),
+        prompt=_text(item.get("prompt"), "prompt"),
+        images=_paths(item.get("image")) + _paths(item.get("images")),
+        audios=_paths(item.get("audio")) + _paths(item.get("audios")),
+        expected=_text(item.get("expected"), "expected") or None,
+        tags=_list(item.get("tags")),
+    )
+
+
+def _text(value: Any, field: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"'{field}' must be text, not {type(value).__name__}")
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    return _list(value, lower=False)
+
+
+def _list(value: Any, *, lower: bool = True) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    items = value.split(";") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"expected text or a list of text, got {json.dumps(value)[:60]}")
+    cleaned = (item.strip().lower() if lower else item.strip() for item in items)
+    return tuple(item for item in cleaned if item)
+
+
+# ---------------------------------------------------------------- CSV
+
+def _csv(text: str, name: str, max_cases: int | None) -> tuple[list[Case], list[str]]:
+    reader = csv.reader(io.StringIO(text), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((reader.line_num, row))
+    except csv.Error as error:
+        raise CaseFileError(f"{name}: not valid CSV at line {reader.line_num} ({error}).") \
+            from None
+    if not rows:
+        raise CaseFileError(f"{name}: the file is empty.")
+    header = [cell.strip().lower() for cell in rows[0][1]]
+    if "prompt" not in header:
+        raise CaseFileError(f"{name}: the header has no 'prompt' column (found: "
+                            f"{', '.join(header) or 'nothing'}). The columns are: prompt "
+                            "(required), id, image, audio, expected, tags.")
+    _check_count(len(rows) - 1, name, max_cases)
+    ignored = [column for column in header if column not in COLUMNS]
+    cases = [_csv_case(position, number, header, row)
+             for position, (number, row) in enumerate(rows[1:], 1)]
+    notes = [f"ignored column(s): {', '.join(ignored)}"] if ignored else []
+    return cases, notes
+
+
+def _csv_case(position: int, number: int, header: list[str], row: list[str]) -> Case:
+    where = f"row {number}"
+    if len(row) > len(header):
+        return Case(position, where, str(position),
+                    error=f"{where}: {len(row)} cells but the header has {len(header)} "
+                          "columns (a comma inside an unquoted cell?)")
+    item = {column: cell for column, cell in zip(header, row, strict=False)}
+    return _case_of(position, where, {k: v.strip() or None for k, v in item.items()})
+
+
+# ---------------------------------------------------------------- checks
+
+def _checked(case: Case, base: Path, loose_media: bool) -> Case:
+    if case.error:
+        return case
+    if not case.prompt.strip() and not case.files:
+        return _failed(case, "no prompt and no image or audio")
+    try:
+        images = tuple(_resolve(p, base, "image", IMAGE_SUFFIXES, loose_media)
+                       for p in case.images)
+        audios = tuple(_resolve(p, base, "audio", AUDIO_SUFFIXES, loose_media)
+                       for p in case.audios)
+    except ValueError as error:
+        return _failed(case, str(error))
+    return Case(case.position, case.where, case.id, case.prompt, images, audios, case.expected,
+                case.tags)
+
+
+def _failed(case: Case, reason: str) -> Case:
+    return Case(case.position, case.where, case.id, case.prompt, case.images, case.audios,
+                case.expected, case.tags, error=f"{case.where}: {reason}")
+
+
+def _resolve(given: str, base: Path, kind: str, suffixes: Iterable[str],
+             loose_media: bool) -> str:
+    path = Path(given).expanduser()
+    candidates = [path] if path.is_absolute() else [base / path]
+    if loose_media and not path.is_absolute():
+        candidates.append(base / path.name)
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise ValueError(f"{kind} file '{given}' not found (looked at {candidates[0]})")
+    if kind_of(found) != kind:
+        raise ValueError(f"'{given}' is not an {kind} file (expected one of "
+                         f"{', '.join(sorted(suffixes))})")
+    return str(found.resolve())
+
+
+# ---------------------------------------------------------------- uploads
+
+def stage_upload(paths: Sequence[str | Path], folder: Path) -> Path:
+    """Puts uploaded files (a case file with its media, or one zip of them) in `folder`
+    and returns the case file."""
+    uploads = [Path(p) for p in paths]
+    if len(uploads) == 1 and uploads[0].suffix.lower() == ".zip":
+        _unzip(uploads[0], folder)
+    else:
+        for upload in uploads:
+            shutil.copyfile(upload, folder / upload.name)
+    found = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in (*JSONL_SUFFIXES, ".csv") and p.is_file())
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found) or "none"
+        raise CaseFileError(f"Upload exactly one .jsonl or .csv case file with its media "
+                            f"(or one .zip holding them); found {names}.")
+    return found[0]
+
+
+def _unzip(archive_path: Path, folder: Path) -> None:
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            for member in archive.infolist():
+                parts = PurePosixPath(member.filename).parts
+                if member.is_dir() or ".." in parts or member.filename.startswith("/"):
+                    continue
+                target = folder.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(member))
+    except zipfile.BadZipFile:
+        raise CaseFileError(f"{archive_path.name}: not a valid zip file.") from None

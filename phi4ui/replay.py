@@ -1,0 +1,74 @@
+"""Replay a reproducibility bundle through the engine configured like the app:
+
+    python -m phi4ui.replay bundle.zip [--only ID] [engine flags, as for app.py]
+
+Exit status: 0 when every record's prompt and media matched and it ran, 1 when
+one did not match, 2 for a bad bundle or flag, 3 when the engine did not start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from phi4ui import cli
+from phi4ui.bundle import Bundle, ReplayMismatch, ReplayResult, read_bundle, replay_bundle
+from phi4ui.errors import BadInput, EngineUnavailable, SettingsError
+from phi4ui.settings import Settings
+from phi4ui.store import Store
+
+
+def describe(result: ReplayResult | ReplayMismatch) -> str:
+    if isinstance(result, ReplayMismatch):
+        return f"MISMATCH {result}"
+    original, stats = result.original, result.stats
+    media = len(original.media)
+    same = "same answer" if result.same_answer else "different answer"
+    return (f"ok {original.id}: same prompt, same media ({media} file(s)); {same}; "
+            f"{stats.summary()}")
+
+
+async def run(bundle_path: Path, settings: Settings, only: str | None) -> int:
+    with tempfile.TemporaryDirectory(prefix="phi4ui-replay-") as folder:
+        bundle = read_bundle(bundle_path, Path(folder))
+        if only:
+            bundle = Bundle([r for r in bundle.records if r.id.startswith(only)], bundle.folder)
+            if not bundle.records:
+                raise BadInput(f"{bundle_path.name}: no record id starts with {only!r}.")
+        print(f"Replaying {len(bundle.records)} record(s) from {bundle_path}", flush=True)
+        engine = await cli.start_engine(settings)
+        store = Store.from_settings(settings)
+        try:
+            results = await replay_bundle(engine, bundle, store=store,
+                                          on_result=lambda r: print(describe(r), flush=True))
+        finally:
+            await engine.close()
+            if store:
+                store.close()
+    return 1 if any(isinstance(r, ReplayMismatch) for r in results) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = cli.tool_parser("python -m phi4ui.replay", "Replay a phi4ui bundle: the same "
+                             "prompt and media through the current engine.")
+    parser.add_argument("bundle", type=Path, help="a bundle zip exported from the page")
+    parser.add_argument("--only", metavar="ID", help="replay only the record whose id "
+                        "starts with ID")
+    args = parser.parse_args(argv)
+    try:
+        settings = cli.settings_from(args)
+        cli.configure_logging(settings)
+        return asyncio.run(run(args.bundle, settings, args.only))
+    except (SettingsError, BadInput) as error:
+        print(f"phi4ui.replay: {error}", file=sys.stderr)
+        return 2
+    except EngineUnavailable as error:
+        print(f"phi4ui.replay: {error}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Reproducibility bundles: a recorded conversation exported as a zip, then replayed
+through the real tiny engine with the same prompt and media."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import zipfile
+
+import pytest
+
+from phi4ui import bundle, recording, replay
+from phi4ui.bundle import BundleError, ReplayMismatch, ReplayResult
+from phi4ui.chat import Sampling
+from phi4ui.store import Store
+from tests.evalhelpers import answer_of
+from tests.mediafiles import write_audio, write_image
+
+GREEDY = Sampling(temperature=0.0, max_tokens=10, seed=1, ignore_eos=True)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    store = Store(tmp_path / "answers.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture()
+def conversation(tmp_path, store, embedded_engine, engine_loop):
+    """Two recorded answers of one chat: an image question, then an audio follow-up."""
+    image = write_image(tmp_path, "scene.png", size=(300, 200))
+    audio = write_audio(tmp_path, "question.wav", seconds=1.0)
+    history: list[dict] = []
+    for text, path in (("What is this?", image), ("And this?", audio)):
+        message = {"text": text, "files": [str(path)]}
+        update = engine_loop.run(answer_of(embedded_engine, message, GREEDY, history))
+        recorded = engine_loop.run(recording.record_update(
+            store, embedded_engine.info, update, parent_id=recording.last_answer_id(history)))
+        history += [{"role": "user", "content": [{"path": str(path)}, text]},
+                    recording.mark({"role": "assistant", "content": update.text},
+                                   recorded.answer_id)]
+    store.rate(recording.answer_ids(history)[0], -1, comment="nonsense", tags=["wrong"])
+    return history
+
+
+@pytest.mark.engine
+def test_a_conversation_exports_with_its_records_media_and_a_replay_line(tmp_path, store,
+                                                                         conversation):
+    ids = recording.answer_ids(conversation)
+    path = bundle.export_bundle(store, ids, tmp_path / "out" / "chat.zip")
+
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        document = json.loads(archive.read("bundle.json"))
+        readme = archive.read("README.txt").decode()
+        media = {n: archive.read(n) for n in names if n.startswith("media/")}
+    assert "python -m phi4ui.replay chat.zip" in readme
+    assert [r["id"] for r in document["records"]] == ids
+    first, second = document["records"]
+    assert second["parent_id"] == first["id"] == second["conversation_id"]
+    assert set(first) >= {"system", "turns", "prompt", "answer", "engine", "adapter",
+                          "sampling", "stats", "versions", "created_at", "media", "ratings"}
+    assert first["ratings"][0]["comment"] == "nonsense"
+    assert first["ratings"][0]["tags"] == ["wrong"]
+    # The follow-up's conversation holds both files; each is in the zip once.
+    assert [m["kind"] for m in second["media"]] == ["image", "audio"]
+    assert len(media) == 2
+    for name, data in media.items():
+        assert name == f"media/{hashlib.sha256(data).hexdigest()}{name[-4:]}"
+
+
+@pytest.mark.engine
+def test_replay_gives_the_same_prompt_and_media(tmp_path, store, conversation,
+                                                embedded_engine, engine_loop):
+    ids = recording.answer_ids(conversation)
+    path = bundle.export_bundle(store, ids, tmp_path / "chat.zip")
+    opened = bundle.read_bundle(path, tmp_path / "extracted")
+    seen: list = []
+
+    results = engine_loop.run(bundle.replay_bundle(embedded_engine, opened, store=store,
+                                                   on_result=seen.append))
+
+    assert seen == results and len(results) == 2
+    for result, original in zip(results, store.answers(ids), strict=True):
+        assert isinstance(result, ReplayResult)
+        assert recording.build_record(result.request, "", result.stats,
+                                      embedded_engine.info, origin="x").prompt == original.prompt
+        hashes = [m.sha256 for m in (*result.request.images, *result.request.audios)]
+        assert hashes == [m.sha256 for m in original.media]
+        assert result.request.adapter == original.adapter == "vision"
+        assert result.stats.completion_tokens == GREEDY.max_tokens
+        assert result.same_answer, "greedy decoding of the same prompt gives the same answer"
+        replayed = store.answer(result.recorded.answer_id)
+        assert (replayed.origin, replayed.replay_of) == ("replay", original.id)
+        assert replay.describe(result).startswith(f"ok {original.id}: same prompt, same media")
+
+
+@pytest.mark.engine
+def test_a_replay_that_would_send_other_media_is_refused_before_running(
+        tmp_path, store, conversation, embedded_engine, engine_loop):
+    path = bundle.export_bundle(store, recording.answer_ids(conversation)[:1], tmp_path / "a.zip")
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(tampered, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.endswith(".png"):
+                data = write_image(tmp_path, "other.png", size=(300, 201)).read_bytes()
+            target.writestr(item, data)
+    opened = bundle.read_bundle(tampered, tmp_path / "extracted")
+
+    [result] = engine_loop.run(bundle.replay_bundle(embedded_engine, opened))
+
+    assert isinstance(result, ReplayMismatch)
+    assert "media differ" in str(result)
+
+
+@pytest.mark.engine
+def test_a_replay_whose_prompt_would_differ_is_refused(tmp_path, store, conversation,
+                                                       embedded_engine, engine_loop):
+    original = store.answer(recording.answer_ids(conversation)[0])
+    changed = dataclasses.replace(original, prompt=original.prompt.replace("What", "Who"))
+    with pytest.raises(ReplayMismatch, match=r"prompt differs .* at character"):
+        engine_loop.run(bundle.rebuild_request(embedded_engine, changed))
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"not a zip", "not a zip file"),
+    ({"README.txt": "hi"}, "no bundle.json"),
+    ({"bundle.json": "{"}, "not valid JSON"),
+    ({"bundle.json": json.dumps({"format": "phi4ui-bundle", "format_version": 99,
+                                 "records": []})}, "newer than"),
+    ({"bundle.json": json.dumps({"format": "phi4ui-bundle", "format_version": 1,
+                                 "records": [{"id": "x"}]})}, "incomplete"),
+])
+def test_files_that_are_not_bundles_are_reported(tmp_path, content, message):
+    path = tmp_path / "bad.zip"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, text in content.items():
+                archive.writestr(name, text)
+    with pytest.raises(BundleError, match=message):
+        bundle.read_bundle(path, tmp_path / "x")
+
+
+def test_the_replay_command_reports_a_bad_bundle_without_starting_an_engine(tmp_path,
+                                                                          capsys):
+    path = tmp_path / "bad.zip"
+    path.write_bytes(b"nope")
+    assert replay.main([str(path), "--record", "false"]) == 2
+    assert "bad.zip: not a zip file" in capsys.readouterr().err
