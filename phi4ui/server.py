@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from phi4ui.engines.base import Engine
 from phi4ui.settings import Settings
-from phi4ui.ui import build_page
+from phi4ui.ui import CSS_PATH, build_page, theme
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,20 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         status = engine.status
-        body = {"state": status.state, "message": status.message, "engine": engine.info.kind}
+        body: dict[str, object] = {"state": status.state, "message": status.message,
+                                   "engine": engine.info.kind}
+        if status.state == "ready":
+            # Monitoring and the browser tests read these to see that a stop freed the engine.
+            try:
+                snapshot = await engine.snapshot()
+            except Exception:  # readiness does not depend on the figures
+                log.debug("engine snapshot failed", exc_info=True)
+            else:
+                body.update(running=snapshot.running, waiting=snapshot.waiting)
         return JSONResponse(body, status_code=200 if status.state == "ready" else 503)
 
     page = build_page(engine)
     page.queue(default_concurrency_limit=None)
     return gr.mount_gradio_app(app, page, path="/", max_file_size=int(settings.upload_max_mb * 1e6),
-                               allowed_paths=[], show_error=False)
+                               allowed_paths=[], show_error=False, theme=theme(),
+                               css_paths=[CSS_PATH])

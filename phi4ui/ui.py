@@ -1,168 +1,392 @@
-"""The page: layout and event wiring only. It speaks to the engine through
-`phi4ui.service` and knows nothing of vLLM, media decoding or prompts."""
+"""The page: layout and event wiring only. It reaches the engine through `phi4ui.service`
+and knows nothing of vLLM, media decoding or prompts.
+
+Sending, retrying and editing share one chain, as in Gradio's ChatInterface: a
+step checks the message against the engine (a refusal shows a warning, ends the
+chain and leaves the input as it was), the next shows it at once, a queued step
+streams the answer (Stop and Clear cancel it, and cancelling aborts the engine
+request), and a last step runs in every case to note a stop and give the send
+button back. The input stays usable while an answer streams; only sending waits.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from html import escape
+from typing import Any, NoReturn
 
 import gradio as gr
+import pandas as pd
 
-from phi4ui import service
-from phi4ui.chat import Sampling
-from phi4ui.engines.base import Engine, EngineInfo
-from phi4ui.errors import BadInput, EngineUnavailable, Phi4UIError
-from phi4ui.stats import RequestStats, snapshot_rows
+from phi4ui import history as chat_history
+from phi4ui import panels, preview, service
+from phi4ui.engines.base import Engine
+from phi4ui.errors import Phi4UIError
+from phi4ui.examples import ASSETS, EXAMPLES, message_for
+from phi4ui.history import History
+from phi4ui.preferences import TEMPERATURE_RANGE, TOP_P_RANGE, GenerationSettings
+from phi4ui.session import SessionSummary
+from phi4ui.stats import EngineSnapshot
+from phi4ui.throughput import ThroughputHistory
 
 log = logging.getLogger(__name__)
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_SYSTEM = "You are a helpful assistant."
-RANDOM_BANNER = ("⚠️ **Random weights.** This demo runs a tiny random-weight Phi-4-multimodal "
-                 "(no GPU or model weights here). Answers are noise; timings and statistics "
-                 "are real.")
+CSS_PATH = ASSETS / "style.css"
+TICK_S = 2.0
+PLOT_WINDOW_S = 300.0
+# Settings are not confidential: a fixed key keeps them across app restarts.
+SETTINGS_KEY = "phi4ui-generation-settings"
+SETTINGS_SECRET = "phi4ui-settings-not-secret"
+BUSY = "An answer is still being written. Wait for it, or press Stop first."
 SOMETHING_BROKE = ("Something went wrong on our side and the answer stopped. Your conversation "
-                   "is kept; press Enter to try again.")
+                   "is kept; press Retry to try again.")
 
-History = list[dict[str, Any]]
+
+def theme() -> gr.themes.Base:
+    """Soft, with the visitor's system fonts: the page loads nothing from other hosts."""
+    return gr.themes.Soft(
+        primary_hue="indigo", secondary_hue="sky", neutral_hue="slate",
+        font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+    )
+
+
+@dataclass
+class _Parts:
+    """The components the events refer to."""
+
+    header: gr.HTML
+    status: gr.Markdown
+    chatbot: gr.Chatbot
+    textbox: gr.MultimodalTextbox
+    cost: gr.Markdown
+    session_line: gr.Markdown
+    camera: gr.Image
+    settings: list[Any]  # system, temperature, top_p, max_tokens, seed
+    reset: gr.Button
+    stored: gr.BrowserState
+    live: gr.Markdown
+    plot: gr.LinePlot
+    engine_settings: gr.Markdown
+    busy: gr.State
+    staged: gr.State  # the chat to show once a message or retry is accepted
+    session: gr.State
+    shown: gr.State  # the chat as last completed; edits need the attachments the browser drops
 
 
 def build_page(engine: Engine) -> gr.Blocks:
-    info = engine.info
     with gr.Blocks(title="phi4ui · Phi-4-multimodal", analytics_enabled=False) as page:
-        header = gr.Markdown(_header(info), elem_id="header")
-        banner = gr.Markdown(RANDOM_BANNER, visible=info.random_weights, elem_id="random-banner")
-        status = gr.Markdown(_status_text(engine), elem_id="engine-status")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=320):
-                chatbot = gr.Chatbot(elem_id="chatbot", height=560, show_label=False,
-                                     buttons=["copy"], placeholder="Ask about an image, "
-                                     "a recording, or anything else.")
-                textbox = gr.MultimodalTextbox(
-                    elem_id="mm", file_types=["image", "audio"], file_count="multiple",
-                    sources=["upload", "microphone"], show_label=False, autofocus=True,
-                    placeholder="Type a message, attach images or audio, or record…",
-                )
-            with gr.Column(scale=1, min_width=260):
-                with gr.Accordion("Generation settings", open=False):
-                    system = gr.Textbox(DEFAULT_SYSTEM, label="System prompt", lines=2)
-                    temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05,
-                                            label="Temperature (0 = greedy)")
-                    top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
-                    max_tokens = gr.Slider(16, 4096, value=512, step=16, label="Max new tokens")
-                    seed = gr.Number(value=None, label="Seed (empty = random)", precision=0)
-                engine_panel = gr.Markdown(elem_id="engine-panel")
-
-        inputs = [textbox, chatbot, system, temperature, top_p, max_tokens, seed]
-        submit = textbox.submit(_chat_handler(engine), inputs, [chatbot, textbox],
-                                concurrency_limit=None, show_progress="hidden")
-        textbox.stop(None, None, None, cancels=[submit])
-
-        async def refresh() -> tuple[Any, Any, Any, Any]:
-            fresh = engine.info
-            return (_header(fresh), gr.update(visible=fresh.random_weights),
-                    _status_text(engine), await _engine_panel(engine))
-
-        timer = gr.Timer(2.0)
-        timer.tick(refresh, None, [header, banner, status, engine_panel],
-                   concurrency_limit=None, show_progress="hidden", queue=False)
-        page.load(refresh, None, [header, banner, status, engine_panel], queue=False)
+        parts = _render(engine)
+        handlers = _Handlers(engine)
+        _wire_chat(page, parts, handlers)
+        _wire_panels(page, parts, handlers)
     return page
 
 
-def _chat_handler(engine: Engine) -> Any:
-    async def on_submit(message: dict[str, Any], history: History | None, system: str,
-                        temperature: float, top_p: float, max_tokens: float,
-                        seed: float | None) -> AsyncIterator[tuple[Any, Any]]:
-        history = list(history or [])
-        sampling = Sampling(temperature=float(temperature), top_p=float(top_p),
-                            max_tokens=int(max_tokens),
-                            seed=None if seed in (None, "") else int(seed))
+# ---------------------------------------------------------------- layout
+
+def _render(engine: Engine) -> _Parts:
+    info = engine.info
+    header = gr.HTML(panels.header_html(info, engine.status), elem_id="header")
+    status_line = panels.status_text(engine.status)
+    status = gr.Markdown(status_line, visible=bool(status_line), elem_id="engine-status")
+    with gr.Row(equal_height=False, elem_id="main"):
+        with gr.Column(scale=3, min_width=340, elem_id="chat-column"):
+            chat = _render_chat(engine)
+        with gr.Column(scale=1, min_width=300, elem_id="side"):
+            side = _render_side(engine)
+    return _Parts(header=header, status=status, **chat, **side,
+                  busy=gr.State(False), staged=gr.State([]), session=gr.State(SessionSummary()),
+                  shown=gr.State([]))
+
+
+def _render_chat(engine: Engine) -> dict[str, Any]:
+    info = engine.info
+    chatbot = gr.Chatbot(
+        elem_id="chatbot", height="calc(100vh - 320px)", min_height=320, show_label=False,
+        editable="user", group_consecutive_messages=False,
+        buttons=["copy", "copy_all"], placeholder=_placeholder(info.max_images, info.max_audios),
+        examples=[example.card() for example in EXAMPLES],
+    )
+    textbox = gr.MultimodalTextbox(
+        elem_id="mm", file_types=["image", "audio"], file_count="multiple",
+        sources=["upload", "microphone"], show_label=False, autofocus=True,
+        placeholder="Ask anything, attach or paste images and audio, or record…",
+        stop_btn=False, max_plain_text_length=100_000,
+    )
+    cost = gr.Markdown(elem_id="cost", elem_classes=["p4-muted"])
+    with gr.Accordion("Camera", open=False, elem_id="camera-panel"):
+        camera = gr.Image(sources=["webcam"], type="filepath", show_label=False,
+                          elem_id="camera", height=260)
+        gr.Markdown("Take a photo and it is attached to your message.",
+                    elem_classes=["p4-muted"])
+    session_line = gr.Markdown(SessionSummary().text(), elem_id="session-summary",
+                               elem_classes=["p4-muted"])
+    return {"chatbot": chatbot, "textbox": textbox, "cost": cost, "camera": camera,
+            "session_line": session_line}
+
+
+def _render_side(engine: Engine) -> dict[str, Any]:
+    info = engine.info
+    default = GenerationSettings()
+    with gr.Accordion("Generation settings", open=True, elem_id="settings"):
+        system = gr.Textbox(default.system, label="System prompt", lines=2, max_lines=8,
+                            elem_id="system-prompt")
+        temperature = gr.Slider(*TEMPERATURE_RANGE, value=default.temperature, step=0.05,
+                                label="Temperature", info="0 is greedy, as in Microsoft's examples",
+                                elem_id="temperature")
+        top_p = gr.Slider(*TOP_P_RANGE, value=default.top_p, step=0.05, label="Top-p",
+                          elem_id="top-p")
+        max_tokens = gr.Slider(16, _max_new_tokens(engine), value=default.max_tokens, step=16,
+                               label="Max new tokens", elem_id="max-tokens")
+        seed = gr.Number(None, label="Seed", info="Empty for a random seed", precision=0,
+                         minimum=0, elem_id="seed")
+        reset = gr.Button("Reset to defaults", size="sm", variant="secondary", elem_id="reset")
+    with gr.Accordion("Engine", open=True, elem_id="engine-panel"):
+        live = gr.Markdown(panels.live_markdown(None, None), elem_id="engine-live",
+                           elem_classes=["p4-table"])
+        plot = gr.LinePlot(_rates_frame([]), x="seconds", y="tokens/s", height=180,
+                           x_lim=[-PLOT_WINDOW_S, 0], y_lim=[0, None],
+                           x_title="seconds (0 = now)", y_title="tokens/s", y_axis_format="~s",
+                           label="Generated tokens per second", elem_id="throughput")
+    with gr.Accordion("Engine settings", open=False, elem_id="engine-settings"):
+        engine_settings = gr.Markdown(panels.engine_settings_markdown(info),
+                                      elem_classes=["p4-table"])
+    stored = gr.BrowserState(default.stored(), storage_key=SETTINGS_KEY, secret=SETTINGS_SECRET)
+    return {"settings": [system, temperature, top_p, max_tokens, seed], "reset": reset,
+            "stored": stored, "live": live, "plot": plot, "engine_settings": engine_settings}
+
+
+def _placeholder(max_images: int, max_audios: int) -> str:
+    return ("### Ask Phi-4-multimodal\nType a question, attach up to "
+            f"{max_images} image{'s' if max_images != 1 else ''} and {max_audios} audio "
+            f"clip{'s' if max_audios != 1 else ''}, record from your microphone, or start "
+            "from an example below.")
+
+
+def _max_new_tokens(engine: Engine) -> int:
+    return engine.info.max_model_len or 16384
+
+
+def _rates_frame(points: list[tuple[float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(points, columns=["seconds", "tokens/s"], dtype=float)
+
+
+# ---------------------------------------------------------------- events
+
+def _wire_chat(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
+    hidden: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
+    # Steps that may refuse are queued: Gradio shows gr.Error and gr.Warning only from queued
+    # events. They wait for nothing (no concurrency limit). Their outputs are states only, so a
+    # refusal draws no error over the chat.
+    refusable: dict[str, Any] = {**hidden, "concurrency_limit": None}
+    staged = [p.staged, p.busy]
+    starts = [
+        (p.textbox.submit(h.accept, [p.textbox, p.chatbot, p.busy, p.settings[0]], staged,
+                          **refusable), h.show_sent),
+        (p.chatbot.retry(h.accept_retry, [p.chatbot, p.busy], staged, **refusable), h.show_again),
+        (p.chatbot.edit(h.accept_edit, [p.shown, p.busy], staged, **refusable), h.show_again),
+    ]
+    answers = [
+        start.success(show, [p.staged], [p.chatbot, p.textbox], queue=False, **hidden)
+        .success(h.answer, [p.chatbot, p.session, *p.settings],
+                 [p.chatbot, p.session, p.session_line], **refusable)
+        for start, show in starts
+    ]
+    for answer in answers:
+        answer.then(h.finish, [p.chatbot], [p.chatbot, p.textbox, p.busy, p.shown],
+                    queue=False, **hidden)
+    p.textbox.stop(None, None, None, cancels=answers, queue=False, **hidden)
+    p.chatbot.clear(h.clear, None, [p.shown], cancels=answers, queue=False, **hidden)
+    p.chatbot.undo(h.undo, [p.chatbot, p.busy], [p.chatbot, p.textbox, p.shown], **refusable)
+    preview_args = ([p.textbox, p.chatbot, p.settings[0]], [p.cost])
+    gr.on([p.textbox.change, p.settings[0].change], h.preview, *preview_args, queue=False,
+          trigger_mode="always_last", **hidden)
+    p.chatbot.example_select(h.use_example, None, [p.textbox], queue=False, **hidden)
+    # A value set by this handler does not fire the textbox's change event: update the cost here.
+    p.camera.change(h.attach_photo, [p.camera, p.textbox], [p.textbox, p.camera], queue=False,
+                    **hidden).then(h.preview, *preview_args, queue=False, **hidden)
+
+
+def _wire_panels(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
+    hidden: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
+    page.load(h.load_settings, [p.stored], p.settings, queue=False, **hidden)
+    gr.on([s.change for s in p.settings], h.save_settings, p.settings, [p.stored], queue=False,
+          trigger_mode="always_last", **hidden)
+    p.reset.click(h.default_settings, None, p.settings, queue=False, **hidden)
+    panel_outputs = [p.header, p.status, p.live, p.plot, p.engine_settings]
+    gr.Timer(TICK_S).tick(h.refresh, None, panel_outputs, queue=False, **hidden)
+    page.load(h.refresh, None, panel_outputs, queue=False, **hidden)
+
+
+class _Handlers:
+    """What each event does; one instance per page, bound to the engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.throughput = ThroughputHistory(window_s=PLOT_WINDOW_S)
+
+    # ------------------------------------------------------------ starting an answer
+
+    async def accept(self, message: dict[str, Any] | None, shown: History | None, busy: bool,
+                     system: str) -> tuple[History, bool]:
+        """Checks the new message against the engine before anything changes on the page;
+        returns the chat to show while the answer comes."""
+        _refuse_if_busy(busy)
+        history = list(shown or [])
+        await self._check(history, message or {}, system)
+        return [*history, *chat_history.user_messages(message or {})], True
+
+    def accept_retry(self, shown: History | None, busy: bool) -> tuple[History, bool]:
+        _refuse_if_busy(busy)
+        return _or_refuse(chat_history.for_retry, list(shown or [])), True
+
+    def accept_edit(self, before: History | None, busy: bool,
+                    edit: gr.EditData) -> tuple[History, bool]:
+        _refuse_if_busy(busy)
+        index = edit.index[0] if isinstance(edit.index, list | tuple) else edit.index
+        return _or_refuse(chat_history.for_edit, list(before or []), int(index),
+                          str(edit.value or "")), True
+
+    def show_sent(self, staged: History) -> tuple[History, Any]:
+        return staged, gr.MultimodalTextbox(value=None, submit_btn=False, stop_btn=True)
+
+    def show_again(self, staged: History) -> tuple[History, Any]:
+        # The input keeps whatever the person typed meanwhile.
+        return staged, gr.MultimodalTextbox(submit_btn=False, stop_btn=True)
+
+    async def _check(self, history: History, message: dict[str, Any], system: str) -> None:
         try:
-            request = await service.plan(engine, history, message, system or "", sampling)
+            await service.plan(self.engine, history, message, system or "",
+                               GenerationSettings().sampling())
         except Phi4UIError as error:
-            gr.Warning(str(error))  # the input stays as it was
-            yield gr.skip(), gr.skip()
-            return
+            _refuse(str(error))
+
+    # ------------------------------------------------------------ streaming it
+
+    async def answer(self, shown: History, session: SessionSummary, system: str,
+                     temperature: float, top_p: float, max_tokens: float, seed: float | None
+                     ) -> AsyncIterator[tuple[Any, Any, Any]]:
+        """Streams the answer to the newest user message in `shown`."""
+        settings = GenerationSettings.checked(system, temperature, top_p, max_tokens, seed,
+                                              _max_new_tokens(self.engine))
+        history = list(shown)
+        latest = history  # what the page shows now, partial answer included
+        try:
+            request = await service.plan(self.engine, history, None, settings.system,
+                                         settings.sampling())
+            async for update in service.answer(self.engine, request):
+                latest = [*history, {"role": "assistant", "content": update.text}]
+                if update.stats is None:
+                    yield latest, gr.skip(), gr.skip()
+                    continue
+                session = session.add(update.stats)
+                latest += chat_history.answer_annotations(update.stats, update.notes)
+                yield latest, session, session.text()
+        except Phi4UIError as error:
+            yield _interrupted(latest, str(error)), gr.skip(), gr.skip()
         except Exception:
-            log.exception("planning a request failed")
-            gr.Warning(SOMETHING_BROKE)
-            yield gr.skip(), gr.skip()
-            return
-        history += _user_messages(message)
-        yield history, gr.MultimodalTextbox(value=None, interactive=False)
-        async for shown in _stream_answer(engine, request, history):
-            yield shown, gr.skip()
-        yield gr.skip(), gr.MultimodalTextbox(interactive=True)
+            log.exception("streaming an answer failed")
+            yield _interrupted(latest, SOMETHING_BROKE), gr.skip(), gr.skip()
 
-    return on_submit
+    def finish(self, shown: History | None) -> tuple[History, Any, bool, History]:
+        """Runs after every answer, finished or stopped."""
+        final = chat_history.with_stop_noted(shown or [])
+        return final, gr.MultimodalTextbox(submit_btn=True, stop_btn=False), False, final
+
+    # ------------------------------------------------------------ other chat actions
+
+    def undo(self, shown: History | None, busy: bool) -> tuple[Any, Any, History]:
+        _refuse_if_busy(busy)
+        history, message = _or_refuse(chat_history.undo, list(shown or []))
+        return history, gr.MultimodalTextbox(value=message), history
+
+    def clear(self) -> History:
+        return []
+
+    async def preview(self, message: dict[str, Any] | None, shown: History | None,
+                      system: str) -> str:
+        try:
+            return await preview.describe(self.engine, list(shown or []), message, system or "")
+        except Exception:
+            log.exception("estimating the prompt size failed")
+            return ""
+
+    def use_example(self, selected: gr.SelectData) -> Any:
+        # By index into our own list: the browser's copy of the example is not trusted.
+        message = message_for(selected.index)
+        return gr.MultimodalTextbox(value=message) if message else gr.skip()
+
+    def attach_photo(self, photo: str | None, message: dict[str, Any] | None
+                     ) -> tuple[Any, Any]:
+        if not photo:
+            return gr.skip(), gr.skip()
+        message = message or {}
+        files = [*chat_history.files_of(message), photo]
+        return gr.MultimodalTextbox(value={"text": message.get("text") or "", "files": files}), None
+
+    # ------------------------------------------------------------ settings
+
+    def load_settings(self, stored: Any) -> list[Any]:
+        settings = GenerationSettings.from_stored(stored, _max_new_tokens(self.engine))
+        return _settings_values(settings)
+
+    def save_settings(self, system: str, temperature: float, top_p: float, max_tokens: float,
+                      seed: float | None) -> dict[str, Any]:
+        return GenerationSettings.checked(system, temperature, top_p, max_tokens, seed,
+                                          _max_new_tokens(self.engine)).stored()
+
+    def default_settings(self) -> list[Any]:
+        return _settings_values(GenerationSettings())
+
+    # ------------------------------------------------------------ engine panel
+
+    async def refresh(self) -> tuple[Any, ...]:
+        engine = self.engine
+        info, status = engine.info, engine.status
+        snapshot = await self._snapshot() if status.state == "ready" else None
+        if snapshot is not None:
+            self.throughput.observe(snapshot.generation_tokens_total, snapshot.taken_at)
+        status_line = panels.status_text(status)
+        return (panels.header_html(info, status),
+                gr.Markdown(status_line, visible=bool(status_line)),
+                panels.live_markdown(snapshot, self.throughput.latest() if snapshot else None),
+                _rates_frame(self.throughput.rates(time.time())),
+                panels.engine_settings_markdown(info))
+
+    async def _snapshot(self) -> EngineSnapshot | None:
+        try:
+            return await self.engine.snapshot()
+        except Exception:  # the panel says "n/a"; the next tick tries again
+            log.debug("engine snapshot failed", exc_info=True)
+            return None
 
 
-async def _stream_answer(engine: Engine, request: Any, history: History
-                         ) -> AsyncIterator[History]:
-    answer: dict[str, Any] = {"role": "assistant", "content": ""}
-    history = [*history, answer]
+def _refuse(message: str) -> NoReturn:
+    """Tells the person why (a warning toast) and ends the event chain; nothing else changes."""
+    gr.Warning(escape(message))
+    raise gr.Error(escape(message), visible=False, print_exception=False)
+
+
+def _refuse_if_busy(busy: bool) -> None:
+    if busy:
+        _refuse(BUSY)
+
+
+def _or_refuse(function: Any, *args: Any) -> Any:
     try:
-        async for update in service.answer(engine, request):
-            answer["content"] = update.text
-            if update.stats is not None:
-                history += _annotations(update.stats, update.notes)
-            yield history
-    except (EngineUnavailable, BadInput) as error:
-        gr.Warning(str(error))
-        history.append(_note_message("⚠️ Answer interrupted", str(error)))
-        yield history
-    except Exception:
-        log.exception("streaming an answer failed")
-        gr.Warning(SOMETHING_BROKE)
-        history.append(_note_message("⚠️ Answer interrupted", SOMETHING_BROKE))
-        yield history
+        return function(*args)
+    except Phi4UIError as error:
+        _refuse(str(error))
 
 
-def _user_messages(message: dict[str, Any]) -> History:
-    content: list[Any] = [{"path": _path(f)} for f in message.get("files") or []]
-    if (message.get("text") or "").strip():
-        content.append(message["text"])
-    return [{"role": "user", "content": content}]
+def _interrupted(history: History, message: str) -> History:
+    gr.Warning(escape(message))
+    return [*history, chat_history.annotation(chat_history.INTERRUPTED_TITLE, message)]
 
 
-def _path(file: Any) -> str:
-    return file if isinstance(file, str) else file.get("path", "")
-
-
-def _annotations(stats: RequestStats, notes: tuple[str, ...]) -> History:
-    messages = [{"role": "assistant", "content": stats.details(),
-                 "metadata": {"title": f"📊 {stats.summary()}", "status": "done"}}]
-    if notes:
-        messages.append(_note_message("ℹ️ Prompt notes", "\n".join(f"- {n}" for n in notes)))
-    return messages
-
-
-def _note_message(title: str, text: str) -> dict[str, Any]:
-    return {"role": "assistant", "content": text, "metadata": {"title": title, "status": "done"}}
-
-
-def _header(info: EngineInfo) -> str:
-    badge = f"`{info.model}`" + (f" @ `{info.revision[:12]}`" if info.revision else "")
-    return (f"# phi4ui\nPhi-4-multimodal-instruct, text · images · speech · {badge} · "
-            f"{info.kind} engine" + (f" · {info.device}" if info.device else ""))
-
-
-def _status_text(engine: Engine) -> str:
-    status = engine.status
-    waited = time.monotonic() - status.since
-    if status.state == "loading":
-        return f"⏳ **Loading the model** ({status.message}, {waited:.0f} s). The page works; " \
-               "answers start once it is ready."
-    if status.state == "failed":
-        return f"❌ **Engine unavailable:** {status.message}"
-    return "✅ Engine ready"
-
-
-async def _engine_panel(engine: Engine) -> str:
-    if engine.status.state != "ready":
-        return ""
-    rows = snapshot_rows(await engine.snapshot())
-    return "**Engine now**\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+def _settings_values(settings: GenerationSettings) -> list[Any]:
+    return [settings.system, settings.temperature, settings.top_p, settings.max_tokens,
+            settings.seed]

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from phi4ui.session import SessionSummary
+from tests.test_history import stats
+
+
+def test_summary_of_no_answers() -> None:
+    assert SessionSummary().text() == "This session: no answers yet."
+
+
+def test_means_over_the_answers_that_report_them() -> None:
+    summary = (SessionSummary().add(stats(ttft_s=0.1, decode_tokens_per_s=40.0))
+               .add(stats(ttft_s=0.3, decode_tokens_per_s=60.0, completion_tokens=8))
+               .add(stats(ttft_s=None, decode_tokens_per_s=None, completion_tokens=0)))
+    assert summary.answers == 3
+    assert summary.mean_ttft_s == 0.2
+    assert summary.mean_tokens_per_s == 50.0
+    assert summary.text() == ("This session: 3 answers · mean first token 200 ms · "
+                              "mean 50.0 tok/s · 40 tokens generated")
+
+
+def test_adding_leaves_the_old_summary_alone() -> None:
+    empty = SessionSummary()
+    one = empty.add(stats(ttft_s=1.5))
+    assert empty.answers == 0 and one.answers == 1
+    assert "mean first token 1.50 s" in one.text() and "1 answer ·" in one.text()
