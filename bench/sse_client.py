@@ -38,19 +38,22 @@ class Reply:
 
 
 class GradioApp:
-    def __init__(self, base_url: str, client: httpx.AsyncClient, api_name: str = "on_submit"):
+    """The page's chat as the browser drives it: `accept` checks the message and stages it,
+    then `answer` streams the reply (the page's other steps only redraw)."""
+
+    def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client
-        self.fn_index = -1
-        self.api_name = api_name
+        self.fn: dict[str, int] = {}
 
     async def connect(self) -> None:
         config = (await self.client.get(f"{self.base_url}/config")).json()
         for index, dependency in enumerate(config["dependencies"]):
-            if dependency.get("api_name") == self.api_name:
-                self.fn_index = dependency.get("id", index)
-                return
-        raise RuntimeError(f"no /{self.api_name} endpoint in the app")
+            name = dependency.get("api_name")
+            if name in ("accept", "answer") and name not in self.fn:
+                self.fn[name] = dependency.get("id", index)
+        if set(self.fn) != {"accept", "answer"}:
+            raise RuntimeError("the app has no accept/answer chat events")
 
     async def upload(self, path: str) -> dict[str, Any]:
         with open(path, "rb") as handle:
@@ -64,10 +67,23 @@ class GradioApp:
     async def chat(self, text: str, files: list[dict[str, Any]], max_tokens: int,
                    system: str = "You are a helpful assistant.") -> Reply:
         session = uuid.uuid4().hex
-        data = [{"text": text, "files": files}, [], system, 0.0, 1.0, max_tokens, None]
         reply = Reply(started=time.perf_counter())
+        accepted = Reply(started=reply.started)
+        await self._event(session, "accept", [{"text": text, "files": files}, [], False, system],
+                          accepted)
+        if accepted.error:
+            reply.error, reply.ended = accepted.error, time.perf_counter()
+            return reply
+        content = [{"type": "file", "file": f} for f in files] + [{"type": "text", "text": text}]
+        history = [{"role": "user", "content": content}]
+        await self._event(session, "answer",
+                          [history, None, system, 0.0, 1.0, max_tokens, None], reply)
+        reply.ended = time.perf_counter()
+        return reply
+
+    async def _event(self, session: str, name: str, data: list[Any], reply: Reply) -> None:
         joined = await self.client.post(f"{self.base_url}{API}/queue/join", json={
-            "data": data, "fn_index": self.fn_index, "session_hash": session,
+            "data": data, "fn_index": self.fn[name], "session_hash": session,
             "event_data": None, "trigger_id": None})
         joined.raise_for_status()
         async with self.client.stream("GET", f"{self.base_url}{API}/queue/data",
@@ -75,8 +91,6 @@ class GradioApp:
             async for line in stream.aiter_lines():
                 if line.startswith("data:") and _handle(json.loads(line[5:]), reply):
                     break
-        reply.ended = time.perf_counter()
-        return reply
 
 
 def _handle(message: dict[str, Any], reply: Reply) -> bool:
@@ -109,9 +123,12 @@ def _on_output(data: list[Any], reply: Reply) -> None:
 
 
 def _answer_grew(chat_output: Any) -> bool:
-    """True when a diff adds text to the answer (not to the statistics under it)."""
-    if not (isinstance(chat_output, list) and chat_output and isinstance(chat_output[0], list)):
+    """True when an output adds text to the answer (not to the statistics under it)."""
+    if not (isinstance(chat_output, list) and chat_output):
         return False
+    if isinstance(chat_output[0], dict):  # a generator's first output comes in full
+        return any(m.get("role") == "assistant" and not m.get("metadata") and m.get("content")
+                   for m in chat_output if isinstance(m, dict))
     for op, path, value in chat_output:
         if op == "append" and path and path[-1] == "text" and value:
             return True

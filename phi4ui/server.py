@@ -14,20 +14,29 @@ from fastapi.responses import JSONResponse
 
 from phi4ui.engines.base import Engine
 from phi4ui.settings import Settings
+from phi4ui.store import Store
 from phi4ui.ui import CSS_PATH, build_page, theme
 
 log = logging.getLogger(__name__)
 
 
 def build_server(settings: Settings, engine: Engine) -> FastAPI:
+    store = Store.from_settings(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(engine.start())
+        sharing = asyncio.create_task(asyncio.to_thread(_share, settings.port)) \
+            if settings.share else None
         try:
             yield
         finally:
             loading.cancel()
+            if sharing is not None:
+                sharing.cancel()
             await engine.close()
+            if store is not None:
+                store.close()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -46,8 +55,25 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
                 body.update(running=snapshot.running, waiting=snapshot.waiting)
         return JSONResponse(body, status_code=200 if status.state == "ready" else 503)
 
-    page = build_page(engine)
+    page = build_page(engine, store)
     page.queue(default_concurrency_limit=None)
+    # Gradio's upload route enforces max_file_size, so the cap holds for API clients too.
     return gr.mount_gradio_app(app, page, path="/", max_file_size=int(settings.upload_max_mb * 1e6),
                                allowed_paths=[], show_error=False, theme=theme(),
-                               css_paths=[CSS_PATH])
+                               css_paths=[CSS_PATH], auth=settings.logins() or None,
+                               auth_message="phi4ui: sign in to continue.",
+                               root_path=settings.root_path or None)
+
+
+def _share(port: int) -> None:
+    """Publishes a temporary gradio.live link to this server (it needs internet access)."""
+    import secrets
+
+    from gradio import networking
+
+    try:
+        url = networking.setup_tunnel("127.0.0.1", port, secrets.token_urlsafe(32), None, None)
+    except Exception as error:  # noqa: BLE001 - any failure means no link, and the app goes on
+        log.warning("No share link: %s. The app still serves on its own address.", error)
+        return
+    log.info("Share link (temporary, anyone with it can use the app): %s", url)

@@ -22,7 +22,7 @@ import gradio as gr
 import pandas as pd
 
 from phi4ui import history as chat_history
-from phi4ui import panels, preview, service
+from phi4ui import panels, preview, recording, service, ui_eval
 from phi4ui.engines.base import Engine
 from phi4ui.errors import Phi4UIError
 from phi4ui.examples import ASSETS, EXAMPLES, message_for
@@ -30,6 +30,7 @@ from phi4ui.history import History
 from phi4ui.preferences import TEMPERATURE_RANGE, TOP_P_RANGE, GenerationSettings
 from phi4ui.session import SessionSummary
 from phi4ui.stats import EngineSnapshot
+from phi4ui.store import Store
 from phi4ui.throughput import ThroughputHistory
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,10 @@ class _Parts:
     shown: gr.State  # the chat as last completed; edits need the attachments the browser drops
 
 
-def build_page(engine: Engine) -> gr.Blocks:
+def build_page(engine: Engine, store: Store | None = None) -> gr.Blocks:
     with gr.Blocks(title="phi4ui · Phi-4-multimodal", analytics_enabled=False) as page:
-        parts = _render(engine)
-        handlers = _Handlers(engine)
+        parts = _render(engine, store)
+        handlers = _Handlers(engine, store)
         _wire_chat(page, parts, handlers)
         _wire_panels(page, parts, handlers)
     return page
@@ -87,16 +88,22 @@ def build_page(engine: Engine) -> gr.Blocks:
 
 # ---------------------------------------------------------------- layout
 
-def _render(engine: Engine) -> _Parts:
+def _render(engine: Engine, store: Store | None) -> _Parts:
     info = engine.info
     header = gr.HTML(panels.header_html(info, engine.status), elem_id="header")
     status_line = panels.status_text(engine.status)
     status = gr.Markdown(status_line, visible=bool(status_line), elem_id="engine-status")
-    with gr.Row(equal_height=False, elem_id="main"):
-        with gr.Column(scale=3, min_width=340, elem_id="chat-column"):
-            chat = _render_chat(engine)
-        with gr.Column(scale=1, min_width=300, elem_id="side"):
-            side = _render_side(engine)
+    with gr.Tabs(elem_id="tabs"):
+        chat_tab = gr.Tab("Chat", id="chat", elem_id="tab-chat")
+        with chat_tab, gr.Row(equal_height=False, elem_id="main"):
+            with gr.Column(scale=3, min_width=340, elem_id="chat-column"):
+                chat = _render_chat(engine)
+                ui_eval.build_chat_evaluation(chat["chatbot"], store)
+            with gr.Column(scale=1, min_width=300, elem_id="side"):
+                side = _render_side(engine)
+        ui_eval.build_side_by_side_tab({info.kind: engine}, store)
+        ui_eval.build_batch_tab(engine, store)
+        ui_eval.build_review_tab(store, engine)
     return _Parts(header=header, status=status, **chat, **side,
                   busy=gr.State(False), staged=gr.State([]), session=gr.State(SessionSummary()),
                   shown=gr.State([]))
@@ -224,8 +231,9 @@ def _wire_panels(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
 class _Handlers:
     """What each event does; one instance per page, bound to the engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, store: Store | None) -> None:
         self.engine = engine
+        self.store = store
         self.throughput = ThroughputHistory(window_s=PLOT_WINDOW_S)
 
     # ------------------------------------------------------------ starting an answer
@@ -283,13 +291,30 @@ class _Handlers:
                     yield latest, gr.skip(), gr.skip()
                     continue
                 session = session.add(update.stats)
-                latest += chat_history.answer_annotations(update.stats, update.notes)
+                answer = await self._record(history, update)
+                latest = [*history, answer,
+                          *chat_history.answer_annotations(update.stats, update.notes)]
                 yield latest, session, session.text()
         except Phi4UIError as error:
             yield _interrupted(latest, str(error)), gr.skip(), gr.skip()
         except Exception:
             log.exception("streaming an answer failed")
             yield _interrupted(latest, SOMETHING_BROKE), gr.skip(), gr.skip()
+
+    async def _record(self, history: History, update: service.AnswerUpdate) -> dict[str, Any]:
+        """The finished answer's message, marked with its record id when it was recorded."""
+        message = {"role": "assistant", "content": update.text}
+        if self.store is None:
+            return message
+        try:
+            recorded = await recording.record_update(
+                self.store, self.engine.info, update, parent_id=recording.last_answer_id(history))
+        except Phi4UIError as error:
+            gr.Warning(escape(str(error)))
+            return message
+        for note in recorded.notes:
+            gr.Info(escape(note))
+        return recording.mark(message, recorded.answer_id)
 
     def finish(self, shown: History | None) -> tuple[History, Any, bool, History]:
         """Runs after every answer, finished or stopped."""

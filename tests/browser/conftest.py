@@ -65,7 +65,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
            "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "app.py", "--model", str(checkpoint), "--port", str(port),
                "--max-model-len", "4096", "--cpu-kv-cache-gib", "1", "--max-num-seqs", "16",
-               "--cache-dir", str(scratch / "cache")]
+               "--cache-dir", str(scratch / "cache"), "--db-path", str(scratch / "answers.db")]
     log_path = scratch / "app.log"
     with log_path.open("wb") as log:
         # Its own process group, so that stopping it also stops vLLM's engine processes.
