@@ -91,22 +91,44 @@ async def plan(engine: Engine, history: Sequence[Mapping[str, Any]],
     return replace(request, media_files=tuple((h, p) for h, p in sources.items() if h in used))
 
 
-async def answer(engine: Engine, request: ChatRequest,
-                 interval_s: float = UPDATE_INTERVAL_S) -> AsyncIterator[AnswerUpdate]:
-    """Streams the engine's answer; stopping the iteration aborts the engine request."""
+class UpdatePacer:
+    """Spaces a stream's page updates so that all streams together send at most
+    `max_updates_per_s`: each update costs the web server a diff and a send, and at
+    64 concurrent answers per-token updates starve the event loop the engine needs.
+    The first token of an answer is never held back."""
+
+    def __init__(self, min_interval_s: float = UPDATE_INTERVAL_S,
+                 max_updates_per_s: float = 200.0) -> None:
+        self.min_interval_s = min_interval_s
+        self.max_updates_per_s = max_updates_per_s
+        self.active = 0
+
+    def interval(self) -> float:
+        return max(self.min_interval_s, self.active / self.max_updates_per_s)
+
+
+PACER = UpdatePacer()  # shared by every session of this process
+
+
+async def answer(engine: Engine, request: ChatRequest, interval_s: float | None = None,
+                 pacer: UpdatePacer = PACER) -> AsyncIterator[AnswerUpdate]:
+    """Streams the engine's answer; stopping the iteration aborts the engine request.
+    `interval_s` fixes the spacing of updates instead of the pacer's."""
     text = ""
     last_sent = 0.0
     stream = engine.stream(request)
+    pacer.active += 1
     try:
         async for event in stream:
             if isinstance(event, TextDelta):
                 text += event.text
                 now = time.monotonic()
-                if now - last_sent >= interval_s:
+                if now - last_sent >= (pacer.interval() if interval_s is None else interval_s):
                     last_sent = now
                     yield AnswerUpdate(text=text, notes=request.notes, request=request)
             elif isinstance(event, Finished):
                 yield AnswerUpdate(text=text, notes=request.notes, stats=event.stats,
                                    request=request)
     finally:
+        pacer.active -= 1
         await stream.aclose()  # type: ignore[attr-defined]

@@ -24,3 +24,12 @@ def test_adding_leaves_the_old_summary_alone() -> None:
     one = empty.add(stats(ttft_s=1.5))
     assert empty.answers == 0 and one.answers == 1
     assert "mean first token 1.50 s" in one.text() and "1 answer ·" in one.text()
+
+
+def test_update_pacer_spaces_updates_as_streams_grow():
+    from phi4ui.service import UpdatePacer
+
+    pacer = UpdatePacer(min_interval_s=0.03, max_updates_per_s=200)
+    assert pacer.interval() == 0.03
+    pacer.active = 64
+    assert pacer.interval() == 64 / 200

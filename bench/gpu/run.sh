@@ -4,7 +4,8 @@
 #   bench/gpu/run.sh deps     the app's other wheels from .whl/ into /tmp/site
 #   bench/gpu/run.sh smoke    a full-size dummy-weight Phi-4-MM: every modality through the
 #                             app's embedded engine, with its statistics
-#   bench/gpu/run.sh bench    the benchmark: the app against the raw engine at 1, 16, 64 users
+#   bench/gpu/run.sh bench [benchmark flags]
+#                             the benchmark: the app against the raw engine at 1, 16, 64 users
 # The archives are made on a CPU machine (see the README's GPU section); a transfer holds 64 MiB,
 # so vLLM and the rest travel in separate calls to the same warm machine.
 # Results go to $OUT (or ./gpu-out).
@@ -37,7 +38,7 @@ case "${1:-}" in
     [ -d $checkpoint ] || python3 -m phi4ui.tinymodel $checkpoint --full
     python3 -m bench --model $checkpoint --paths raw,app --kinds text,image,audio \
       --users 1,16,64 --output-tokens 128 --requests-per-user 2 --max-model-len 8192 \
-      --max-num-seqs 64 --label "H100" --out "$out" 2>&1 | tee "$out/bench.log" \
+      --max-num-seqs 64 --label "H100" --out "$out" "${@:2}" 2>&1 | tee "$out/bench.log" \
       | grep -vE "^\(|WARNING" || true
     ;;
   *) echo "usage: $0 unpack|deps|smoke|bench" >&2; exit 2 ;;
