@@ -142,17 +142,17 @@ def test_stopping_an_answer_aborts_the_server_request(remote_engine, vllm_server
     request = plan(engine_loop, remote_engine, "Go on forever.", ENDLESS)
     generated_before = scrape(vllm_server).total(prometheus.GENERATION_TOKENS)
 
-    async def stop_after_three_updates():
-        seen = 0
-        running_while_streaming = None
+    async def stop_once_the_server_counts_it():
+        # The server's gauge follows its engine steps: read it as the answer streams.
+        running, seen = 0, 0
         async for _ in service.answer(remote_engine, request, interval_s=0):
             seen += 1
-            if seen == 3:
-                running_while_streaming = (await remote_engine.snapshot()).running
+            running = (await remote_engine.snapshot()).running
+            if running or seen >= 100:
                 break
-        return running_while_streaming
+        return running
 
-    assert engine_loop.run(stop_after_three_updates()) == 1
+    assert engine_loop.run(stop_once_the_server_counts_it()) == 1
     wait_until_idle(remote_engine, engine_loop)
     # The server stopped generating: far fewer tokens than the request asked for.
     generated = scrape(vllm_server).total(prometheus.GENERATION_TOKENS) - generated_before
