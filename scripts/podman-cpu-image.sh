@@ -38,16 +38,24 @@ python3 - "$port" <<'PY'
 import json, sys, uuid, urllib.request as u
 base = f"http://127.0.0.1:{sys.argv[1]}"
 config = json.load(u.urlopen(base + "/config"))
-fn = next(d.get("id", i) for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "chat")
+fn = {d.get("api_name"): d.get("id", i) for i, d in enumerate(config["dependencies"])}
 session = uuid.uuid4().hex
-body = {"data": [{"text": "Hello from the container check", "files": []}, [], "Be brief.", 0.0, 1.0, 32, None],
-        "fn_index": fn, "session_hash": session}
-u.urlopen(u.Request(base + "/gradio_api/queue/join", json.dumps(body).encode(),
-                    {"Content-Type": "application/json"}))
-for line in u.urlopen(base + "/gradio_api/queue/data?session_hash=" + session):
-    if line.startswith(b"data:"):
-        message = json.loads(line[5:])
-        if message.get("msg") == "process_completed":
-            print("chat answered:", message.get("success"))
-            break
+text = "Hello from the container check"
+
+
+def event(name, data):
+    body = {"data": data, "fn_index": fn[name], "session_hash": session}
+    u.urlopen(u.Request(base + "/gradio_api/queue/join", json.dumps(body).encode(),
+                        {"Content-Type": "application/json"}))
+    for line in u.urlopen(base + "/gradio_api/queue/data?session_hash=" + session):
+        if line.startswith(b"data:"):
+            message = json.loads(line[5:])
+            if message.get("msg") == "process_completed":
+                return message
+
+
+event("accept", [{"text": text, "files": []}, [], False, "Be brief."])
+done = event("answer", [[{"role": "user", "content": [{"type": "text", "text": text}]}], None,
+                        "Be brief.", 0.0, 1.0, 32, None])
+print("chat answered:", done.get("success"), json.dumps(done["output"]["data"][0])[:300])
 PY
