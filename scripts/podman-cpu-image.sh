@@ -32,7 +32,7 @@ for _ in $(seq 1 300); do
   curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
   sleep 2
 done
-curl -sf "http://127.0.0.1:$port/" | grep -q "<title>" && echo "page served"
+curl -sf -o /dev/null "http://127.0.0.1:$port/" && echo "page served (HTTP 200)"
 curl -sf "http://127.0.0.1:$port/healthz" && echo
 python3 - "$port" <<'PY'
 import json, sys, uuid, urllib.request as u
