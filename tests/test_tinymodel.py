@@ -100,10 +100,12 @@ def tiny_llm(tiny_folder: Path, tinymodel_report: dict[str, str]) -> Iterator[An
     from vllm import LLM
 
     started = time.perf_counter()
-    # In-process engine core: faster to start and lighter than a separate process.
-    # Both variables are read while the engine is built, so they are set only then.
+    # The engine core runs in a spawned process of its own: in this process, modules other
+    # tests imported (numba's llvmlite, through librosa) trip vLLM's start-up scan of
+    # sys.modules. The variables are read while the engine is built, so they are set only then.
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        env.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+        env.setenv("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         env.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
         llm = LLM(
             model=str(tiny_folder),
