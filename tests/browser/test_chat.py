@@ -57,11 +57,12 @@ def test_stop_ends_the_answer_and_frees_the_engine(chat: ChatPage, app_url: str)
     expect(chat.stop_button).to_be_visible()
     expect(chat.page.locator("#chatbot [data-testid=bot]").first).not_to_be_empty(
         timeout=60_000)
-    chat.type("The next question, typed while the answer streams.")  # the input stays usable
     expect(chat.submit_button).to_have_count(0)
     # While tokens stream the input re-renders; on a busy CPU Playwright's wait for a
-    # stable element may never end, so the click is dispatched to the button directly.
+    # stable element may never end, so the click is dispatched to the button directly,
+    # as soon as the answer has begun (a slow browser could otherwise miss the whole answer).
     chat.stop_button.dispatch_event("click")
+    chat.type("The next question, typed while the answer streams.")  # the input stays usable
 
     expect(chat.page.locator("#chatbot .thought-group .title").last).to_contain_text(
         "Stopped", timeout=15_000)
