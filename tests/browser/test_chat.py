@@ -62,7 +62,7 @@ def test_stop_ends_the_answer_and_frees_the_engine(chat: ChatPage, app_url: str)
     # stable element may never end, so the click is dispatched to the button directly,
     # as soon as the answer has begun (a slow browser could otherwise miss the whole answer).
     chat.stop_button.dispatch_event("click")
-    chat.type("The next question, typed while the answer streams.")  # the input stays usable
+    chat.type("The next question, typed after the stop.")  # the input is usable again
 
     expect(chat.page.locator("#chatbot .thought-group .title").last).to_contain_text(
         "Stopped", timeout=15_000)
@@ -74,7 +74,7 @@ def test_stop_ends_the_answer_and_frees_the_engine(chat: ChatPage, app_url: str)
     chat.page.wait_for_timeout(500)
     assert len(chat.answers()[0]) == stopped_at, "the answer kept growing after Stop"
     assert chat.statistics() == []
-    expect(chat.textbox).to_have_value("The next question, typed while the answer streams.")
+    expect(chat.textbox).to_have_value("The next question, typed after the stop.")
 
 
 class RunningWatch:
