@@ -226,15 +226,17 @@ def test_a_server_killed_mid_answer_then_restarted(remote_engine, vllm_server, e
     kept = copy.deepcopy(history)
     request = plan(engine_loop, remote_engine, "Tell a long story.", ENDLESS, history)
 
+    events: list[Any] = []
+
     async def kill_after_three_deltas():
-        seen = 0
         async for event in remote_engine.stream(request):
-            seen += isinstance(event, TextDelta)
-            if seen == 3:
+            events.append(event)
+            if len(events) == 3:
                 await asyncio.to_thread(vllm_server.kill)
 
     with pytest.raises(EngineUnavailable) as lost:
         engine_loop.run(kill_after_three_deltas())
+        pytest.fail(f"the answer ended normally after the kill: {events[-1]!r}")
     message = str(lost.value)
     assert message.startswith(f"Lost the connection to the server at {vllm_server.base_url}")
     assert "send again once the server is back" in message and "\n" not in message

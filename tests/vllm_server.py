@@ -90,12 +90,17 @@ class VllmServer:
 
     def kill(self) -> None:
         """Ends every process of the server at once, as a crash would."""
+        # Frozen first, so that nothing more is sent while its shared memory is looked up.
+        self._signal_group(signal.SIGSTOP)
         shared = self._shared_memory | self._shared_memory_files()
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        self._signal_group(signal.SIGKILL)
         self._wait(10)
         self._clean_up(shared)
+
+    def _signal_group(self, signum: int) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
 
     def stop(self) -> None:
         """Asks the API server to shut down (it stops its engine processes), then kills."""
