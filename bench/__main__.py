@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import media_prep, report
-from bench.procs import ROOT, free_port, start, tree_rss, vllm_server_command
+from bench.procs import ROOT, free_port, profiling, start, tree_rss, vllm_server_command
 from bench.procs import app_command as make_app_command
 from bench.workload import KINDS, QUESTIONS, make_media, scenarios
 
@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="more app flags, e.g. '--gpu-memory-utilization 0.8'")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"))
     parser.add_argument("--label", default="", help="a name for this run in the report")
+    parser.add_argument("--profile", action="store_true",
+                        help="record the app process with py-spy while the clients run "
+                             "(writes app-profile.speedscope.json and app-profile.txt)")
     args = parser.parse_args(argv)
     if args.quick:
         args.kinds, args.users, args.output_tokens, args.requests_per_user = "text", "1,4", 16, 1
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if "raw" in paths:
         run.update(_raw(job, work))
     if "app" in paths:
-        run.update(_app(job, work, app_args))
+        run.update(_app(job, work, app_args, out if args.profile else None))
     if {"server", "app_remote"} & set(paths):
         run.update(_remote(job, work, model, args, paths))
     run["results"] = run.pop("results_raw", []) + run.pop("results_app", []) + run.pop(
@@ -104,7 +107,8 @@ def _raw(job: dict[str, Any], work: Path) -> dict[str, Any]:
                              "peak_rss": result["engine_peak_rss"]}}
 
 
-def _app(job: dict[str, Any], work: Path, app_args: list[str]) -> dict[str, Any]:
+def _app(job: dict[str, Any], work: Path, app_args: list[str],
+         profile_to: Path | None) -> dict[str, Any]:
     port = free_port()
     app = start("app", make_app_command(app_args, port), port, work)
     try:
@@ -112,8 +116,9 @@ def _app(job: dict[str, Any], work: Path, app_args: list[str]) -> dict[str, Any]
         app_only_rss = tree_rss(app.process.pid)
         ready_s = app.wait_for("/healthz", "engine_ready")
         loaded_rss = tree_rss(app.process.pid)
-        results = _python(["-m", "bench.clients"], {**job, "target": "app", "path": "app",
-                                                    "url": app.url}, work, "clients-app")
+        with profiling(app.process.pid, profile_to):
+            results = _python(["-m", "bench.clients"], {**job, "target": "app", "path": "app",
+                                                        "url": app.url}, work, "clients-app")
         peak_rss = tree_rss(app.process.pid)
     finally:
         app.stop()

@@ -53,11 +53,16 @@ async def _app_user(job: dict[str, Any], http: httpx.AsyncClient) -> Any:
     app = GradioApp(job["url"], http)
     await app.connect()
     uploaded = {kind: [await app.upload(job["media"][kind])] for kind in ("image", "audio")}
+    sessions: dict[int, str] = {}  # by person
 
     async def user(kind: str, tokens: int, index: int) -> RequestTiming:
         question = job["questions"][kind].format(i=index)
         try:
-            reply = await app.chat(question, uploaded.get(kind, []), tokens, SYSTEM)
+            person = index // 1000
+            if person not in sessions:
+                sessions[person] = await app.open_page()
+            reply = await app.chat(sessions[person], question, uploaded.get(kind, []), tokens,
+                                   SYSTEM)
         except httpx.HTTPError as error:
             now = time.perf_counter()
             return RequestTiming(None, [], 0, now, now, error=str(error) or type(error).__name__)

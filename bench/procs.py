@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,3 +129,53 @@ def vllm_server_command(model: str, port: int, max_model_len: int, max_num_seqs:
         "--uvicorn-log-level", "warning",
     ]
     return [*command, "--enforce-eager"] if enforce_eager else command
+
+
+@contextlib.contextmanager
+def profiling(pid: int, out: Path | None) -> Iterator[None]:
+    """Samples `pid` with py-spy while the block runs, when `out` is given: py-spy's
+    collapsed stacks (for flame graph tools) and the hottest functions as text."""
+    if out is None:
+        yield
+        return
+    collapsed = out / "app-profile.collapsed"
+    recorder = subprocess.Popen([_py_spy(), "record", "--pid", str(pid), "--rate", "100",
+                                 "--nonblocking", "--format", "raw", "--output", str(collapsed)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(60)
+        if collapsed.exists():
+            (out / "app-profile.txt").write_text(hottest(collapsed.read_text()))
+
+
+def _py_spy() -> str:
+    """py-spy beside this Python (a virtual environment's bin may not be on PATH)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else "py-spy"
+
+
+def hottest(collapsed: str, top: int = 40) -> str:
+    """Own and total sample shares per function, from py-spy's collapsed stacks."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = stack.split(";")
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+    lines = [f"{samples} samples (all threads)", "", "own %  total %  function"]
+    for frame, count in own.most_common(top):
+        lines.append(f"{100 * count / samples:5.1f}  {100 * total[frame] / samples:7.1f}  {frame}")
+    lines += ["", "total %  function"]
+    for frame, count in total.most_common(top):
+        lines.append(f"{100 * count / samples:7.1f}  {frame}")
+    return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """A lean asyncio client of a Gradio app's queue, as the browser uses it.
 
-Each simulated person has a session of their own: they join the queue with
-POST /gradio_api/queue/join and read the SSE stream of /gradio_api/queue/data.
+Each simulated person opens the page once, which gives them a session of their
+own, then sends their messages from it: they join the queue with POST
+/gradio_api/queue/join and read the SSE stream of /gradio_api/queue/data.
 The client records when the answer's text first appears and when it grows, so
 that time to first token and update gaps are seen as a person would see them.
 gradio_client would do the same work with threads and full-state copies per
@@ -45,6 +46,7 @@ class GradioApp:
         self.base_url = base_url.rstrip("/")
         self.client = client
         self.fn: dict[str, int] = {}
+        self.on_load: int | None = None
 
     async def connect(self) -> None:
         config = (await self.client.get(f"{self.base_url}/config")).json()
@@ -52,8 +54,21 @@ class GradioApp:
             name = dependency.get("api_name")
             if name in ("accept", "answer") and name not in self.fn:
                 self.fn[name] = dependency.get("id", index)
-        if set(self.fn) != {"accept", "answer"}:
-            raise RuntimeError("the app has no accept/answer chat events")
+            on_load = any(target[1] == "load" for target in dependency["targets"])
+            if on_load and not dependency["inputs"] and self.on_load is None:
+                self.on_load = dependency.get("id", index)
+        if set(self.fn) != {"accept", "answer"} or self.on_load is None:
+            raise RuntimeError("the app has no accept/answer chat events or no page load event")
+
+    async def open_page(self) -> str:
+        """A new session, started as a browser's page load starts it (Gradio builds the
+        session's state then, not when the first message is sent)."""
+        session = uuid.uuid4().hex
+        response = await self.client.post(f"{self.base_url}{API}/run/predict", json={
+            "data": [], "fn_index": self.on_load, "session_hash": session, "event_data": None,
+            "trigger_id": None})
+        response.raise_for_status()
+        return session
 
     async def upload(self, path: str) -> dict[str, Any]:
         with open(path, "rb") as handle:
@@ -64,9 +79,8 @@ class GradioApp:
         return {"path": server_path, "orig_name": path.split("/")[-1],
                 "meta": {"_type": "gradio.FileData"}}
 
-    async def chat(self, text: str, files: list[dict[str, Any]], max_tokens: int,
+    async def chat(self, session: str, text: str, files: list[dict[str, Any]], max_tokens: int,
                    system: str = "You are a helpful assistant.") -> Reply:
-        session = uuid.uuid4().hex
         reply = Reply(started=time.perf_counter())
         accepted = Reply(started=reply.started)
         await self._event(session, "accept", [{"text": text, "files": files}, [], False, system],

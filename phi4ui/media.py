@@ -159,11 +159,10 @@ def _open_image(data: bytes, name: str) -> Image.Image:
 
 
 def _decode_image(image: Image.Image, name: str, max_pixels: int) -> Image.Image:
-    scale = math.sqrt(max_pixels / (image.width * image.height))
     try:
-        if scale < 1 and image.format == "JPEG":
-            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: far faster than decoding in full.
-            image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+        if image.format == "JPEG" and (reduction := _jpeg_reduction(image.size, max_pixels)) > 1:
+            # libjpeg decodes at 1/2, 1/4 or 1/8 scale far faster than in full.
+            image.draft("RGB", (image.width // reduction, image.height // reduction))
         image.seek(0)
         image.load()
         image = ImageOps.exif_transpose(image)
@@ -175,6 +174,19 @@ def _decode_image(image: Image.Image, name: str, max_pixels: int) -> Image.Image
         size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
         image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     return image
+
+
+def _jpeg_reduction(size: tuple[int, int], max_pixels: int) -> int:
+    """The largest libjpeg scale-down (1, 2, 4 or 8) whose result keeps at least half the
+    pixels allowed: a little under the limit is worth a decode several times faster (the
+    processor resizes the picture to its crop grid anyway)."""
+    pixels = size[0] * size[1]
+    if pixels <= max_pixels:
+        return 1
+    for reduction in (8, 4, 2):
+        if pixels / reduction**2 >= max_pixels / 2:
+            return reduction
+    return 1
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -59,6 +59,15 @@ def test_large_jpeg_is_downscaled_past_the_pixel_limit(tmp_path):
     assert any("downscaled" in note for note in item.notes)
 
 
+@pytest.mark.parametrize("size", [(4000, 3000), (2100, 1600), (8000, 6000)])
+def test_a_downscaled_jpeg_keeps_at_least_half_the_pixels_allowed(tmp_path, size):
+    """Decoding at a reduced scale is fast, but must not throw away detail the limit allows."""
+    item = prepare(write_image(tmp_path, "big.jpg", fmt="JPEG", size=size), LIMITS)
+    width, height = item.size
+    assert LIMITS.image_max_pixels / 2 <= width * height <= LIMITS.image_max_pixels
+    assert item.tokens == image_token_count(width, height, dynamic_hd=LIMITS.dynamic_hd)
+
+
 def test_decompression_bomb_is_refused(tmp_path):
     path = tmp_path / "canvas.png"
     Image.new("1", (20000, 20000)).save(path)
