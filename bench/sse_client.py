@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from gradio_client.utils import apply_diff
 
 API = "/gradio_api"
 TOKENS_IN_STATS = re.compile(r"(\d+) tokens in")
@@ -30,6 +31,7 @@ class Reply:
     first_text_at: float | None = None
     updates: list[float] = field(default_factory=list)  # times the answer text grew
     completion_tokens: int = 0
+    chat: list[Any] = field(default_factory=list)  # the chat as the page holds it
     error: str = ""
     ended: float = 0.0
 
@@ -39,35 +41,40 @@ class Reply:
 
 
 class GradioApp:
-    """The page's chat as the browser drives it: `accept` checks the message and stages it,
-    then `answer` streams the reply (the page's other steps only redraw)."""
+    """The page's chat as the browser drives it, step by step: `accept` (queued) checks the
+    message and stages it, `show` puts it in the chat, `answer` (queued) streams the reply
+    and `finish` gives the send button back. The steps are found by following the chain of
+    events that the textbox's submit starts."""
 
     def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client
         self.fn: dict[str, int] = {}
-        self.on_load: int | None = None
+        self.inputs: dict[str, int] = {}
 
     async def connect(self) -> None:
         config = (await self.client.get(f"{self.base_url}/config")).json()
-        for index, dependency in enumerate(config["dependencies"]):
-            name = dependency.get("api_name")
-            if name in ("accept", "answer") and name not in self.fn:
-                self.fn[name] = dependency.get("id", index)
+        dependencies = {d.get("id", i): d for i, d in enumerate(config["dependencies"])}
+        after = {d["trigger_after"]: fn for fn, d in dependencies.items()
+                 if d.get("trigger_after") is not None}
+        for fn, dependency in dependencies.items():
+            if dependency.get("api_name") == "accept":
+                self.fn["accept"] = fn
             on_load = any(target[1] == "load" for target in dependency["targets"])
-            if on_load and not dependency["inputs"] and self.on_load is None:
-                self.on_load = dependency.get("id", index)
-        if set(self.fn) != {"accept", "answer"} or self.on_load is None:
-            raise RuntimeError("the app has no accept/answer chat events or no page load event")
+            if on_load and not dependency["inputs"]:
+                self.fn.setdefault("load", fn)
+        if "accept" not in self.fn or "load" not in self.fn:
+            raise RuntimeError("the app has no accept event or no page load event")
+        self.fn["show"] = after[self.fn["accept"]]
+        self.fn["answer"] = after[self.fn["show"]]
+        self.fn["finish"] = after[self.fn["answer"]]
+        self.inputs = {step: len(dependencies[fn]["inputs"]) for step, fn in self.fn.items()}
 
     async def open_page(self) -> str:
         """A new session, started as a browser's page load starts it (Gradio builds the
         session's state then, not when the first message is sent)."""
         session = uuid.uuid4().hex
-        response = await self.client.post(f"{self.base_url}{API}/run/predict", json={
-            "data": [], "fn_index": self.on_load, "session_hash": session, "event_data": None,
-            "trigger_id": None})
-        response.raise_for_status()
+        await self._run(session, "load", [])
         return session
 
     async def upload(self, path: str) -> dict[str, Any]:
@@ -81,23 +88,36 @@ class GradioApp:
 
     async def chat(self, session: str, text: str, files: list[dict[str, Any]], max_tokens: int,
                    system: str = "You are a helpful assistant.") -> Reply:
+        """One message in a new conversation, timed from pressing Enter."""
         reply = Reply(started=time.perf_counter())
         accepted = Reply(started=reply.started)
+        # The chat and busy inputs are the page's own copies; the server keeps the states.
         await self._event(session, "accept", [{"text": text, "files": files}, [], False, system],
                           accepted)
         if accepted.error:
             reply.error, reply.ended = accepted.error, time.perf_counter()
             return reply
-        content = [{"type": "file", "file": f} for f in files] + [{"type": "text", "text": text}]
-        history = [{"role": "user", "content": content}]
+        shown, _ = await self._run(session, "show", [None])
         await self._event(session, "answer",
-                          [history, None, system, 0.0, 1.0, max_tokens, None], reply)
+                          [shown, None, system, 0.0, 1.0, max_tokens, None], reply)
+        await self._run(session, "finish", [reply.chat])
         reply.ended = time.perf_counter()
         return reply
 
-    async def _event(self, session: str, name: str, data: list[Any], reply: Reply) -> None:
+    async def _run(self, session: str, step: str, data: list[Any]) -> list[Any]:
+        """An event that is not queued, as the page sends it (states are the server's: the
+        page sends null for them)."""
+        data = data + [None] * (self.inputs[step] - len(data))
+        response = await self.client.post(f"{self.base_url}{API}/run/predict", json={
+            "data": data, "fn_index": self.fn[step], "session_hash": session,
+            "event_data": None, "trigger_id": None})
+        response.raise_for_status()
+        return response.json()["data"]
+
+    async def _event(self, session: str, step: str, data: list[Any], reply: Reply) -> None:
+        """A queued event: join, then read its messages from the session's SSE stream."""
         joined = await self.client.post(f"{self.base_url}{API}/queue/join", json={
-            "data": data, "fn_index": self.fn[name], "session_hash": session,
+            "data": data, "fn_index": self.fn[step], "session_hash": session,
             "event_data": None, "trigger_id": None})
         joined.raise_for_status()
         async with self.client.stream("GET", f"{self.base_url}{API}/queue/data",
@@ -127,6 +147,9 @@ def _on_output(data: list[Any], reply: Reply) -> None:
     """Outputs are the chat history (first in full, then as diffs) and the textbox."""
     if not data:
         return
+    if isinstance(data[0], list):  # a generator's first output comes in full, then diffs
+        whole = bool(data[0]) and isinstance(data[0][0], dict)
+        reply.chat = data[0] if whole else apply_diff(reply.chat, data[0])
     if _answer_grew(data[0]):
         now = time.perf_counter()
         if reply.first_text_at is None:

@@ -105,6 +105,9 @@ class Settings:
                           "(needs internet access; off by default)")
     root_path: str = _option("", "the public path prefix when served behind a reverse proxy, "
                              "e.g. /phi4ui")
+    max_active_events: int = _option(512, "page events run at once, streaming answers "
+                                     "included (Gradio's own default, 40, would queue the "
+                                     "41st person behind the others)", check=_between(8, 8192))
     host: str = _option("127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
     port: int = _option(7860, "port to listen on", check=_port)
     log_level: str = _option("info", "log verbosity",

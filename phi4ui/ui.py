@@ -41,6 +41,9 @@ PLOT_WINDOW_S = 300.0
 SETTINGS_KEY = "phi4ui-generation-settings"
 SETTINGS_SECRET = "phi4ui-settings-not-secret"
 BUSY = "An answer is still being written. Wait for it, or press Stop first."
+# Switches the input's Send button for its Stop button while an answer is written, in the
+# browser: no round trip, and no component update for Gradio to rebuild.
+ANSWERING = "() => {{ document.body.classList.toggle('p4-answering', {on}); }}"
 SOMETHING_BROKE = ("Something went wrong on our side and the answer stopped. Your conversation "
                    "is kept; press Retry to try again.")
 
@@ -121,7 +124,8 @@ def _render_chat(engine: Engine) -> dict[str, Any]:
         elem_id="mm", file_types=["image", "audio"], file_count="multiple",
         sources=["upload", "microphone"], show_label=False, autofocus=True,
         placeholder="Ask anything, attach or paste images and audio, or record…",
-        stop_btn=False, max_plain_text_length=100_000,
+        # Both buttons exist; the page's `p4-answering` class shows one (see ANSWERING).
+        submit_btn=True, stop_btn=True, max_plain_text_length=100_000,
     )
     cost = gr.Markdown(elem_id="cost", elem_classes=["p4-muted"])
     with gr.Accordion("Camera", open=False, elem_id="camera-panel"):
@@ -196,15 +200,17 @@ def _wire_chat(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
         (p.chatbot.retry(h.accept_retry, [p.chatbot, p.busy], staged, **refusable), h.show_again),
         (p.chatbot.edit(h.accept_edit, [p.shown, p.busy], staged, **refusable), h.show_again),
     ]
-    answers = [
-        start.success(show, [p.staged], [p.chatbot, p.textbox], queue=False, **hidden)
-        .success(h.answer, [p.chatbot, p.session, *p.settings],
-                 [p.chatbot, p.session, p.session_line], **refusable)
-        for start, show in starts
-    ]
+    answers = []
+    for start, show in starts:
+        start.success(None, None, None, js=ANSWERING.format(on="true"), **hidden)
+        answers.append(
+            start.success(show, [p.staged], [p.chatbot, p.textbox], queue=False, **hidden)
+            .success(h.answer, [p.chatbot, p.session, *p.settings], [p.chatbot, p.session],
+                     **refusable))
     for answer in answers:
-        answer.then(h.finish, [p.chatbot], [p.chatbot, p.textbox, p.busy, p.shown],
-                    queue=False, **hidden)
+        answer.then(h.finish, [p.chatbot, p.session], [p.chatbot, p.busy, p.shown,
+                                                       p.session_line], queue=False,
+                    **hidden).then(None, None, None, js=ANSWERING.format(on="false"), **hidden)
     p.textbox.stop(None, None, None, cancels=answers, queue=False, **hidden)
     p.chatbot.clear(h.clear, None, [p.shown], cancels=answers, queue=False, **hidden)
     p.chatbot.undo(h.undo, [p.chatbot, p.busy], [p.chatbot, p.textbox, p.shown], **refusable)
@@ -247,23 +253,25 @@ class _Handlers:
         await self._check(history, message or {}, system)
         return [*history, *chat_history.user_messages(message or {})], True
 
-    def accept_retry(self, shown: History | None, busy: bool) -> tuple[History, bool]:
+    async def accept_retry(self, shown: History | None, busy: bool) -> tuple[History, bool]:
         _refuse_if_busy(busy)
         return _or_refuse(chat_history.for_retry, list(shown or [])), True
 
-    def accept_edit(self, before: History | None, busy: bool,
+    async def accept_edit(self, before: History | None, busy: bool,
                     edit: gr.EditData) -> tuple[History, bool]:
         _refuse_if_busy(busy)
         index = edit.index[0] if isinstance(edit.index, list | tuple) else edit.index
         return _or_refuse(chat_history.for_edit, list(before or []), int(index),
                           str(edit.value or "")), True
 
-    def show_sent(self, staged: History) -> tuple[History, Any]:
-        return staged, gr.MultimodalTextbox(value=None, submit_btn=False, stop_btn=True)
+    # The small steps are async and return plain values: a sync handler costs a thread hop,
+    # and a component returned as an update makes Gradio rebuild it and its JSON schema.
 
-    def show_again(self, staged: History) -> tuple[History, Any]:
-        # The input keeps whatever the person typed meanwhile.
-        return staged, gr.MultimodalTextbox(submit_btn=False, stop_btn=True)
+    async def show_sent(self, staged: History) -> tuple[History, Any]:
+        return staged, None  # an empty input
+
+    async def show_again(self, staged: History) -> tuple[History, Any]:
+        return staged, gr.skip()  # the input keeps whatever the person typed meanwhile
 
     async def _check(self, history: History, message: dict[str, Any], system: str) -> None:
         try:
@@ -276,8 +284,10 @@ class _Handlers:
 
     async def answer(self, shown: History, session: SessionSummary, system: str,
                      temperature: float, top_p: float, max_tokens: float, seed: float | None
-                     ) -> AsyncIterator[tuple[Any, Any, Any]]:
-        """Streams the answer to the newest user message in `shown`."""
+                     ) -> AsyncIterator[tuple[Any, Any]]:
+        """Streams the answer to the newest user message in `shown`. Each update carries
+        only the chat (and, at the end, the session): `gr.skip()` for another component
+        would make Gradio rebuild that component on every update."""
         settings = GenerationSettings.checked(system, temperature, top_p, max_tokens, seed,
                                               _max_new_tokens(self.engine))
         history = list(shown)
@@ -288,18 +298,18 @@ class _Handlers:
             async for update in service.answer(self.engine, request):
                 latest = [*history, {"role": "assistant", "content": update.text}]
                 if update.stats is None:
-                    yield latest, gr.skip(), gr.skip()
+                    yield latest, gr.skip()  # a state: skipping it costs nothing
                     continue
                 session = session.add(update.stats)
                 answer = await self._record(history, update)
                 latest = [*history, answer,
                           *chat_history.answer_annotations(update.stats, update.notes)]
-                yield latest, session, session.text()
+                yield latest, session
         except Phi4UIError as error:
-            yield _interrupted(latest, str(error)), gr.skip(), gr.skip()
+            yield _interrupted(latest, str(error)), gr.skip()
         except Exception:
             log.exception("streaming an answer failed")
-            yield _interrupted(latest, SOMETHING_BROKE), gr.skip(), gr.skip()
+            yield _interrupted(latest, SOMETHING_BROKE), gr.skip()
 
     async def _record(self, history: History, update: service.AnswerUpdate) -> dict[str, Any]:
         """The finished answer's message, marked with its record id when it was recorded."""
@@ -316,17 +326,18 @@ class _Handlers:
             gr.Info(escape(note))
         return recording.mark(message, recorded.answer_id)
 
-    def finish(self, shown: History | None) -> tuple[History, Any, bool, History]:
+    async def finish(self, shown: History | None, session: SessionSummary
+                     ) -> tuple[History, bool, History, str]:
         """Runs after every answer, finished or stopped."""
         final = chat_history.with_stop_noted(shown or [])
-        return final, gr.MultimodalTextbox(submit_btn=True, stop_btn=False), False, final
+        return final, False, final, session.text()
 
     # ------------------------------------------------------------ other chat actions
 
     def undo(self, shown: History | None, busy: bool) -> tuple[Any, Any, History]:
         _refuse_if_busy(busy)
         history, message = _or_refuse(chat_history.undo, list(shown or []))
-        return history, gr.MultimodalTextbox(value=message), history
+        return history, message, history
 
     def clear(self) -> History:
         return []
@@ -342,7 +353,7 @@ class _Handlers:
     def use_example(self, selected: gr.SelectData) -> Any:
         # By index into our own list: the browser's copy of the example is not trusted.
         message = message_for(selected.index)
-        return gr.MultimodalTextbox(value=message) if message else gr.skip()
+        return message if message else gr.skip()
 
     def attach_photo(self, photo: str | None, message: dict[str, Any] | None
                      ) -> tuple[Any, Any]:
@@ -350,7 +361,7 @@ class _Handlers:
             return gr.skip(), gr.skip()
         message = message or {}
         files = [*chat_history.files_of(message), photo]
-        return gr.MultimodalTextbox(value={"text": message.get("text") or "", "files": files}), None
+        return {"text": message.get("text") or "", "files": files}, None
 
     # ------------------------------------------------------------ settings
 
