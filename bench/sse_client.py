@@ -116,6 +116,7 @@ class GradioApp:
 
     async def _event(self, session: str, step: str, data: list[Any], reply: Reply) -> None:
         """A queued event: join, then read its messages from the session's SSE stream."""
+        data = data + [None] * (self.inputs[step] - len(data))
         joined = await self.client.post(f"{self.base_url}{API}/queue/join", json={
             "data": data, "fn_index": self.fn[step], "session_hash": session,
             "event_data": None, "trigger_id": None})

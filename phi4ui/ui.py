@@ -11,6 +11,7 @@ button back. The input stays usable while an answer streams; only sending waits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -78,6 +79,7 @@ class _Parts:
     staged: gr.State  # the chat to show once a message or retry is accepted
     session: gr.State
     shown: gr.State  # the chat as last completed; edits need the attachments the browser drops
+    stopped: gr.State  # a StopSignal, new for each accepted message
 
 
 def build_page(engine: Engine, store: Store | None = None) -> gr.Blocks:
@@ -109,7 +111,7 @@ def _render(engine: Engine, store: Store | None) -> _Parts:
         ui_eval.build_review_tab(store, engine)
     return _Parts(header=header, status=status, **chat, **side,
                   busy=gr.State(False), staged=gr.State([]), session=gr.State(SessionSummary()),
-                  shown=gr.State([]))
+                  shown=gr.State([]), stopped=gr.State(StopSignal()))
 
 
 def _render_chat(engine: Engine) -> dict[str, Any]:
@@ -193,7 +195,7 @@ def _wire_chat(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
     # events. They wait for nothing (no concurrency limit). Their outputs are states only, so a
     # refusal draws no error over the chat.
     refusable: dict[str, Any] = {**hidden, "concurrency_limit": None}
-    staged = [p.staged, p.busy]
+    staged = [p.staged, p.busy, p.stopped]
     starts = [
         (p.textbox.submit(h.accept, [p.textbox, p.chatbot, p.busy, p.settings[0]], staged,
                           **refusable), h.show_sent),
@@ -205,14 +207,16 @@ def _wire_chat(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
         start.success(None, None, None, js=ANSWERING.format(on="true"), **hidden)
         answers.append(
             start.success(show, [p.staged], [p.chatbot, p.textbox], queue=False, **hidden)
-            .success(h.answer, [p.chatbot, p.session, *p.settings], [p.chatbot, p.session],
-                     **refusable))
+            .success(h.answer, [p.chatbot, p.session, *p.settings, p.stopped],
+                     [p.chatbot, p.session], **refusable))
     for answer in answers:
         answer.then(h.finish, [p.chatbot, p.session], [p.chatbot, p.busy, p.shown,
                                                        p.session_line], queue=False,
                     **hidden).then(None, None, None, js=ANSWERING.format(on="false"), **hidden)
-    p.textbox.stop(None, None, None, cancels=answers, queue=False, **hidden)
-    p.chatbot.clear(h.clear, None, [p.shown], cancels=answers, queue=False, **hidden)
+    # Cancelling ends a streaming answer the browser knows of; the signal also stops one that
+    # has not begun, or whose start the browser has not heard of yet.
+    p.textbox.stop(h.request_stop, [p.stopped], None, cancels=answers, queue=False, **hidden)
+    p.chatbot.clear(h.clear, [p.stopped], [p.shown], cancels=answers, queue=False, **hidden)
     p.chatbot.undo(h.undo, [p.chatbot, p.busy], [p.chatbot, p.textbox, p.shown], **refusable)
     preview_args = ([p.textbox, p.chatbot, p.settings[0]], [p.cost])
     gr.on([p.textbox.change, p.settings[0].change], h.preview, *preview_args, queue=False,
@@ -245,24 +249,25 @@ class _Handlers:
     # ------------------------------------------------------------ starting an answer
 
     async def accept(self, message: dict[str, Any] | None, shown: History | None, busy: bool,
-                     system: str) -> tuple[History, bool]:
+                     system: str) -> tuple[History, bool, StopSignal]:
         """Checks the new message against the engine before anything changes on the page;
         returns the chat to show while the answer comes."""
         _refuse_if_busy(busy)
         history = list(shown or [])
         await self._check(history, message or {}, system)
-        return [*history, *chat_history.user_messages(message or {})], True
+        return [*history, *chat_history.user_messages(message or {})], True, StopSignal()
 
-    async def accept_retry(self, shown: History | None, busy: bool) -> tuple[History, bool]:
+    async def accept_retry(self, shown: History | None, busy: bool
+                           ) -> tuple[History, bool, StopSignal]:
         _refuse_if_busy(busy)
-        return _or_refuse(chat_history.for_retry, list(shown or [])), True
+        return _or_refuse(chat_history.for_retry, list(shown or [])), True, StopSignal()
 
     async def accept_edit(self, before: History | None, busy: bool,
-                    edit: gr.EditData) -> tuple[History, bool]:
+                          edit: gr.EditData) -> tuple[History, bool, StopSignal]:
         _refuse_if_busy(busy)
         index = edit.index[0] if isinstance(edit.index, list | tuple) else edit.index
         return _or_refuse(chat_history.for_edit, list(before or []), int(index),
-                          str(edit.value or "")), True
+                          str(edit.value or "")), True, StopSignal()
 
     # The small steps are async and return plain values: a sync handler costs a thread hop,
     # and a component returned as an update makes Gradio rebuild it and its JSON schema.
@@ -283,11 +288,14 @@ class _Handlers:
     # ------------------------------------------------------------ streaming it
 
     async def answer(self, shown: History, session: SessionSummary, system: str,
-                     temperature: float, top_p: float, max_tokens: float, seed: float | None
-                     ) -> AsyncIterator[tuple[Any, Any]]:
+                     temperature: float, top_p: float, max_tokens: float, seed: float | None,
+                     stopped: StopSignal | None = None) -> AsyncIterator[tuple[Any, Any]]:
         """Streams the answer to the newest user message in `shown`. Each update carries
         only the chat (and, at the end, the session): `gr.skip()` for another component
         would make Gradio rebuild that component on every update."""
+        stopped = stopped or StopSignal()
+        if stopped.requested:  # Stop came before the answer began; `finish` says so
+            return
         settings = GenerationSettings.checked(system, temperature, top_p, max_tokens, seed,
                                               _max_new_tokens(self.engine))
         history = list(shown)
@@ -295,16 +303,19 @@ class _Handlers:
         try:
             request = await service.plan(self.engine, history, None, settings.system,
                                          settings.sampling())
-            async for update in service.answer(self.engine, request):
-                latest = [*history, {"role": "assistant", "content": update.text}]
-                if update.stats is None:
-                    yield latest, gr.skip()  # a state: skipping it costs nothing
-                    continue
-                session = session.add(update.stats)
-                answer = await self._record(history, update)
-                latest = [*history, answer,
-                          *chat_history.answer_annotations(update.stats, update.notes)]
-                yield latest, session
+            async with contextlib.aclosing(service.answer(self.engine, request)) as updates:
+                async for update in updates:
+                    if stopped.requested:
+                        return  # closing the updates aborts the engine request
+                    latest = [*history, {"role": "assistant", "content": update.text}]
+                    if update.stats is None:
+                        yield latest, gr.skip()  # a state: skipping it costs nothing
+                        continue
+                    session = session.add(update.stats)
+                    answer = await self._record(history, update)
+                    latest = [*history, answer,
+                              *chat_history.answer_annotations(update.stats, update.notes)]
+                    yield latest, session
         except Phi4UIError as error:
             yield _interrupted(latest, str(error)), gr.skip()
         except Exception:
@@ -339,7 +350,11 @@ class _Handlers:
         history, message = _or_refuse(chat_history.undo, list(shown or []))
         return history, message, history
 
-    def clear(self) -> History:
+    async def request_stop(self, stopped: StopSignal) -> None:
+        stopped.requested = True
+
+    async def clear(self, stopped: StopSignal) -> History:
+        stopped.requested = True
         return []
 
     async def preview(self, message: dict[str, Any] | None, shown: History | None,
@@ -398,6 +413,14 @@ class _Handlers:
         except Exception:  # the panel says "n/a"; the next tick tries again
             log.debug("engine snapshot failed", exc_info=True)
             return None
+
+
+class StopSignal:
+    """Set by Stop, read by the streaming answer between updates. Gradio hands a session's
+    state to handlers as the object itself, so the answer sees a Stop pressed after it began."""
+
+    def __init__(self) -> None:
+        self.requested = False
 
 
 def _refuse(message: str) -> NoReturn:

@@ -60,7 +60,7 @@ class ChatPage:
 
     @property
     def stop_button(self) -> Locator:
-        return self.page.locator("#mm button.stop-button")
+        return self.page.locator("#mm button[aria-label=Stop]")
 
     @property
     def thumbnails(self) -> Locator:
