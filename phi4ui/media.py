@@ -15,11 +15,15 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from phi4ui.errors import BadInput
+
+if TYPE_CHECKING:
+    from phi4ui.settings import Settings
 
 SAMPLE_RATE = 16_000
 LOWEST_SAMPLE_RATE = 8_000  # the speech encoder's floor
@@ -45,6 +49,13 @@ class MediaLimits:
     audio_min_seconds: float = 0.3
     audio_max_seconds: float = 180.0
     upload_max_bytes: int = 50 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Settings, dynamic_hd: int) -> MediaLimits:
+        return cls(image_max_pixels=settings.image_max_pixels, dynamic_hd=dynamic_hd,
+                   audio_min_seconds=settings.audio_min_seconds,
+                   audio_max_seconds=settings.audio_max_seconds,
+                   upload_max_bytes=int(settings.upload_max_mb * 1e6))
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,6 +11,7 @@ button back. The input stays usable while an answer streams; only sending waits.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -97,7 +98,9 @@ def _render(engine: Engine, store: Store | None) -> _Parts:
     info = engine.info
     header = gr.HTML(panels.header_html(info, engine.status), elem_id="header")
     status_line = panels.status_text(engine.status)
-    status = gr.Markdown(status_line, visible=bool(status_line), elem_id="engine-status")
+    # Always there, hidden by the page's CSS while empty: toggling `visible` from the timer
+    # would make Gradio rebuild the component on every tick of every open page.
+    status = gr.Markdown(status_line, elem_id="engine-status")
     with gr.Tabs(elem_id="tabs"):
         chat_tab = gr.Tab("Chat", id="chat", elem_id="tab-chat")
         with chat_tab, gr.Row(equal_height=False, elem_id="main"):
@@ -245,6 +248,8 @@ class _Handlers:
         self.engine = engine
         self.store = store
         self.throughput = ThroughputHistory(window_s=PLOT_WINDOW_S)
+        self._panels: tuple[float, tuple[Any, ...]] | None = None  # (when, outputs)
+        self._panels_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ starting an answer
 
@@ -395,14 +400,21 @@ class _Handlers:
     # ------------------------------------------------------------ engine panel
 
     async def refresh(self) -> tuple[Any, ...]:
+        """The engine panel. Every open page asks every TICK_S; they all see the same engine,
+        so one reading serves them all for half a tick."""
+        async with self._panels_lock:
+            now = time.monotonic()
+            if self._panels is None or now - self._panels[0] >= TICK_S / 2:
+                self._panels = (now, await self._panel_outputs())
+            return self._panels[1]
+
+    async def _panel_outputs(self) -> tuple[Any, ...]:
         engine = self.engine
         info, status = engine.info, engine.status
         snapshot = await self._snapshot() if status.state == "ready" else None
         if snapshot is not None:
             self.throughput.observe(snapshot.generation_tokens_total, snapshot.taken_at)
-        status_line = panels.status_text(status)
-        return (panels.header_html(info, status),
-                gr.Markdown(status_line, visible=bool(status_line)),
+        return (panels.header_html(info, status), panels.status_text(status),
                 panels.live_markdown(snapshot, self.throughput.latest() if snapshot else None),
                 _rates_frame(self.throughput.rates(time.time())),
                 panels.engine_settings_markdown(info))

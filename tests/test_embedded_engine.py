@@ -13,25 +13,11 @@ import pytest
 
 from phi4ui import service
 from phi4ui.chat import Sampling
-from phi4ui.engines.base import Finished, TextDelta
+from phi4ui.engines.base import TextDelta
+from tests.enginehelpers import FIXED, collect, plan
 from tests.mediafiles import write_audio, write_image
 
 pytestmark = pytest.mark.engine
-FIXED = Sampling(temperature=0.0, max_tokens=24, ignore_eos=True)
-
-
-async def collect(engine, request):
-    deltas, finished = [], None
-    async for event in engine.stream(request):
-        if isinstance(event, TextDelta):
-            deltas.append(event)
-        elif isinstance(event, Finished):
-            finished = event
-    return deltas, finished.stats
-
-
-def plan(engine_loop, engine, message, sampling=FIXED, history=()):
-    return engine_loop.run(service.plan(engine, list(history), message, "Be brief.", sampling))
 
 
 @pytest.fixture()

@@ -22,16 +22,15 @@ import pytest
 from phi4ui import service
 from phi4ui.chat import ChatRequest, Sampling, TokenCount, Turn
 from phi4ui.engines import prometheus
-from phi4ui.engines.base import Finished, TextDelta
 from phi4ui.engines.openai_wire import display_url
 from phi4ui.engines.remote import RemoteEngine
 from phi4ui.errors import EngineUnavailable, PromptTooLong
 from phi4ui.settings import load_settings
+from tests.enginehelpers import FIXED, collect, plan
 from tests.mediafiles import write_audio, write_image
 from tests.vllm_server import VllmServer, free_port
 
 pytestmark = pytest.mark.engine
-FIXED = Sampling(temperature=0.0, max_tokens=24, ignore_eos=True)
 ENDLESS = Sampling(temperature=0.0, max_tokens=2000, ignore_eos=True)
 SECRET = "sk-test-key-that-must-stay-hidden"
 
@@ -58,20 +57,6 @@ def remote_engine(vllm_server: VllmServer, engine_loop: Any) -> Iterator[RemoteE
     assert engine.status.state == "ready", engine.status.message
     yield engine
     engine_loop.run(engine.close())
-
-
-async def collect(engine, request):
-    deltas, finished = [], None
-    async for event in engine.stream(request):
-        if isinstance(event, TextDelta):
-            deltas.append(event)
-        elif isinstance(event, Finished):
-            finished = event
-    return deltas, finished.stats
-
-
-def plan(engine_loop, engine, message, sampling=FIXED, history=()):
-    return engine_loop.run(service.plan(engine, list(history), message, "Be brief.", sampling))
 
 
 def scrape(server: VllmServer) -> prometheus.Scrape:

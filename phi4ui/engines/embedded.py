@@ -102,10 +102,7 @@ class EmbeddedEngine:
     @property
     def media_limits(self) -> MediaLimits:
         dynamic_hd = self._source.dynamic_hd if self._source else (self.settings.dynamic_hd or 16)
-        return MediaLimits(image_max_pixels=self.settings.image_max_pixels, dynamic_hd=dynamic_hd,
-                           audio_min_seconds=self.settings.audio_min_seconds,
-                           audio_max_seconds=self.settings.audio_max_seconds,
-                           upload_max_bytes=int(self.settings.upload_max_mb * 1e6))
+        return MediaLimits.from_settings(self.settings, dynamic_hd)
 
     @property
     def prompt_limits(self) -> PromptLimits:

@@ -106,11 +106,8 @@ class RemoteEngine:
 
     @property
     def media_limits(self) -> MediaLimits:
-        return MediaLimits(image_max_pixels=self.settings.image_max_pixels,
-                           dynamic_hd=self.settings.dynamic_hd or DEFAULT_DYNAMIC_HD,
-                           audio_min_seconds=self.settings.audio_min_seconds,
-                           audio_max_seconds=self.settings.audio_max_seconds,
-                           upload_max_bytes=int(self.settings.upload_max_mb * 1e6))
+        return MediaLimits.from_settings(self.settings,
+                                         self.settings.dynamic_hd or DEFAULT_DYNAMIC_HD)
 
     @property
     def prompt_limits(self) -> PromptLimits:
