@@ -150,9 +150,13 @@ def _remote(job: dict[str, Any], work: Path, model: str, args: argparse.Namespac
     lora_rank = ModelSource(model, None, f"{model}/vision-lora", f"{model}/speech-lora", True,
                             4, "").max_lora_rank
     port = free_port()
+    on_gpu = _has_gpu()
+    # On a CPU, vLLM would otherwise reserve most of the machine's memory for its KV cache;
+    # this gives it what the app's engine gets (--cpu-kv-cache-gib 2).
     server = start("vllm-server", vllm_server_command(
         model, port, args.max_model_len, args.max_num_seqs, dynamic_hd=4, lora_rank=lora_rank,
-        enforce_eager=not _has_gpu()), port, work)
+        enforce_eager=not on_gpu), port, work,
+        env=None if on_gpu else {"VLLM_CPU_KVCACHE_SPACE": "2"})
     found: dict[str, Any] = {}
     try:
         found["server_start"] = {"ready_s": server.wait_for("/health", "ready")}
