@@ -51,6 +51,18 @@ def _export_folder() -> Path:
     return Path(tempfile.mkdtemp(prefix="phi4ui-export-"))
 
 
+async def _export_download(store: Store, ids: list[str], kind: str, detail: str) -> Any:
+    """A reproducibility bundle of the answers `ids`, as the download button's new state."""
+    name = time.strftime(f"phi4ui-{kind}-%Y%m%d-%H%M%S.zip")
+    try:
+        path = await asyncio.to_thread(bundle.export_bundle, store, ids,
+                                       _export_folder() / name)
+    except Phi4UIError as error:
+        gr.Warning(str(error))
+        return gr.DownloadButton(visible=False)
+    return gr.DownloadButton(f"Download {name}{detail}", value=str(path), visible=True)
+
+
 def _split_tags(chosen: Sequence[str] | None, more: str | None) -> list[str]:
     return [*(chosen or []), *(more or "").split(",")]
 
@@ -114,14 +126,7 @@ def build_chat_evaluation(chatbot: gr.Chatbot, store: Store | None) -> None:
 
     async def on_export(history: list[dict[str, Any]]) -> Any:
         ids = recording.answer_ids(history or [])
-        name = time.strftime("phi4ui-conversation-%Y%m%d-%H%M%S.zip")
-        try:
-            path = await asyncio.to_thread(bundle.export_bundle, store, ids,
-                                           _export_folder() / name)
-        except Phi4UIError as error:
-            gr.Warning(str(error))
-            return gr.DownloadButton(visible=False)
-        return gr.DownloadButton(f"Download {name}", value=str(path), visible=True)
+        return await _export_download(store, ids, "conversation", "")
 
     chatbot.like(on_like, [chatbot], [rated, status, comment, tags, more],
                  show_progress="hidden")
@@ -385,15 +390,7 @@ def build_review_tab(store: Store | None, engine: Engine | None = None) -> None:
         return await asyncio.to_thread(_details, store, answer_id)
 
     async def on_export(ids: list[str]) -> Any:
-        name = time.strftime("phi4ui-review-%Y%m%d-%H%M%S.zip")
-        try:
-            path = await asyncio.to_thread(bundle.export_bundle, store, ids,
-                                           _export_folder() / name)
-        except Phi4UIError as error:
-            gr.Warning(str(error))
-            return gr.DownloadButton(visible=False)
-        return gr.DownloadButton(f"Download {name} ({len(ids)} answers)", value=str(path),
-                                 visible=True)
+        return await _export_download(store, ids, "review", f" ({len(ids)} answers)")
 
     for trigger in (search.click, tab.select):
         trigger(on_search, filters, [table, found, tag], show_progress="hidden")
