@@ -55,15 +55,20 @@ def answer_annotations(stats: RequestStats, notes: Sequence[str]) -> History:
     return messages
 
 
-def with_stop_noted(history: Sequence[Mapping[str, Any]]) -> History:
-    """After an answer ended early by Stop: says so under it, unless it already ended
-    with an annotation (statistics or an error)."""
+def with_stop_noted(history: Sequence[Mapping[str, Any]],
+                    stats: RequestStats | None = None) -> History:
+    """After an answer ended early by Stop: says so under it, with what was measured of
+    it so far, unless it already ended with an annotation (statistics or an error)."""
     shown = [dict(m) for m in history]
     if not shown or is_annotation(shown[-1]):
         return shown
-    if shown[-1].get("role") == "user":
+    if shown[-1].get("role") == "user" and not (stats and stats.completion_tokens):
         return [*shown, annotation(STOPPED_TITLE, "Stopped before the answer began.")]
-    return [*shown, annotation(STOPPED_TITLE, "Stopped by you; the answer is incomplete.")]
+    note = "Stopped by you; the answer is incomplete."
+    if stats is None:
+        return [*shown, annotation(STOPPED_TITLE, note)]
+    return [*shown, annotation(f"{STOPPED_TITLE} · {stats.summary()}",
+                               f"{note}\n\n{stats.details()}")]
 
 
 def last_user_span(history: Sequence[Mapping[str, Any]]) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from phi4ui.chat import (
 from phi4ui.engines.base import Engine, Finished, TextDelta
 from phi4ui.errors import BadInput
 from phi4ui.media import MediaLimits, prepare
-from phi4ui.stats import RequestStats
+from phi4ui.stats import RequestStats, StatsRecorder
 
 log = logging.getLogger(__name__)
 UPDATE_INTERVAL_S = 0.03
@@ -111,9 +111,12 @@ PACER = UpdatePacer()  # shared by every session of this process
 
 
 async def answer(engine: Engine, request: ChatRequest, interval_s: float | None = None,
-                 pacer: UpdatePacer = PACER) -> AsyncIterator[AnswerUpdate]:
+                 pacer: UpdatePacer = PACER, progress: StatsRecorder | None = None
+                 ) -> AsyncIterator[AnswerUpdate]:
     """Streams the engine's answer; stopping the iteration aborts the engine request.
-    `interval_s` fixes the spacing of updates instead of the pacer's."""
+    `interval_s` fixes the spacing of updates instead of the pacer's. `progress`, when
+    given, counts every token as it arrives, so that an answer stopped midway can still
+    say how far it got (see `stopped_stats`)."""
     text = ""
     last_sent = 0.0
     stream = engine.stream(request)
@@ -122,6 +125,8 @@ async def answer(engine: Engine, request: ChatRequest, interval_s: float | None 
         async for event in stream:
             if isinstance(event, TextDelta):
                 text += event.text
+                if progress is not None:
+                    progress.tokens(event.tokens)
                 now = time.monotonic()
                 if now - last_sent >= (pacer.interval() if interval_s is None else interval_s):
                     last_sent = now
@@ -132,3 +137,14 @@ async def answer(engine: Engine, request: ChatRequest, interval_s: float | None 
     finally:
         pacer.active -= 1
         await stream.aclose()  # type: ignore[attr-defined]
+
+
+def stopped_stats(engine: Engine, request: ChatRequest, progress: StatsRecorder
+                  ) -> RequestStats:
+    """What the app saw of an answer stopped before it finished. The engine reports its
+    own timings only for a finished request, so those are missing."""
+    return progress.finish(
+        engine=engine.info.kind, adapter=request.adapter, finish_reason="stopped",
+        prompt_tokens=request.tokens.total, prompt_text_tokens=request.tokens.text,
+        prompt_image_tokens=request.tokens.image, prompt_audio_tokens=request.tokens.audio,
+        missing=("the engine's queue, prefill and decode times (the request was stopped)",))

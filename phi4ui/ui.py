@@ -25,13 +25,14 @@ import pandas as pd
 
 from phi4ui import history as chat_history
 from phi4ui import panels, preview, recording, service, ui_eval
+from phi4ui.chat import ChatRequest
 from phi4ui.engines.base import Engine
 from phi4ui.errors import Phi4UIError
 from phi4ui.examples import ASSETS, EXAMPLES, message_for
 from phi4ui.history import History
 from phi4ui.preferences import TEMPERATURE_RANGE, TOP_P_RANGE, GenerationSettings
 from phi4ui.session import SessionSummary
-from phi4ui.stats import EngineSnapshot
+from phi4ui.stats import EngineSnapshot, RequestStats, StatsRecorder
 from phi4ui.store import Store
 from phi4ui.throughput import ThroughputHistory
 
@@ -213,7 +214,7 @@ def _wire_chat(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
             .success(h.answer, [p.chatbot, p.session, *p.settings, p.stopped],
                      [p.chatbot, p.session], **refusable))
     for answer in answers:
-        answer.then(h.finish, [p.chatbot, p.session], [p.chatbot, p.busy, p.shown,
+        answer.then(h.finish, [p.chatbot, p.session, p.stopped], [p.chatbot, p.busy, p.shown,
                                                        p.session_line], queue=False,
                     **hidden).then(None, None, None, js=ANSWERING.format(on="false"), **hidden)
     # Cancelling ends a streaming answer the browser knows of; the signal also stops one that
@@ -308,7 +309,9 @@ class _Handlers:
         try:
             request = await service.plan(self.engine, history, None, settings.system,
                                          settings.sampling())
-            async with contextlib.aclosing(service.answer(self.engine, request)) as updates:
+            stopped.started(request)
+            updates = service.answer(self.engine, request, progress=stopped.progress)
+            async with contextlib.aclosing(updates):
                 async for update in updates:
                     if stopped.requested:
                         return  # closing the updates aborts the engine request
@@ -342,11 +345,16 @@ class _Handlers:
             gr.Info(escape(note))
         return recording.mark(message, recorded.answer_id)
 
-    async def finish(self, shown: History | None, session: SessionSummary
-                     ) -> tuple[History, bool, History, str]:
+    async def finish(self, shown: History | None, session: SessionSummary,
+                     stopped: StopSignal | None = None) -> tuple[History, bool, History, str]:
         """Runs after every answer, finished or stopped."""
-        final = chat_history.with_stop_noted(shown or [])
+        final = chat_history.with_stop_noted(shown or [], self._stopped_stats(stopped))
         return final, False, final, session.text()
+
+    def _stopped_stats(self, stopped: StopSignal | None) -> RequestStats | None:
+        if stopped is None or stopped.request is None or stopped.progress is None:
+            return None
+        return service.stopped_stats(self.engine, stopped.request, stopped.progress)
 
     # ------------------------------------------------------------ other chat actions
 
@@ -429,10 +437,17 @@ class _Handlers:
 
 class StopSignal:
     """Set by Stop, read by the streaming answer between updates. Gradio hands a session's
-    state to handlers as the object itself, so the answer sees a Stop pressed after it began."""
+    state to handlers as the object itself, so the answer sees a Stop pressed after it began.
+    It also keeps the request being streamed and the app's count of its tokens, from which
+    `finish` tells how far a stopped answer got."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.request: ChatRequest | None = None
+        self.progress: StatsRecorder | None = None
+
+    def started(self, request: ChatRequest) -> None:
+        self.request, self.progress = request, StatsRecorder()
 
 
 def _refuse(message: str) -> NoReturn:

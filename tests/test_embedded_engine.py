@@ -14,6 +14,7 @@ import pytest
 from phi4ui import service
 from phi4ui.chat import Sampling
 from phi4ui.engines.base import TextDelta
+from phi4ui.stats import StatsRecorder
 from tests.enginehelpers import FIXED, collect, plan
 from tests.mediafiles import write_audio, write_image
 
@@ -81,10 +82,13 @@ def test_stopping_an_answer_aborts_the_engine_request(embedded_engine, engine_lo
     request = plan(engine_loop, embedded_engine, "Go on forever.",
                    Sampling(temperature=0.0, max_tokens=2000, ignore_eos=True))
 
+    progress = StatsRecorder()
+
     async def stop_after_three_deltas():
         seen = 0
         running_while_streaming = None
-        async for _ in service.answer(embedded_engine, request, interval_s=0):
+        async for _ in service.answer(embedded_engine, request, interval_s=0,
+                                      progress=progress):
             seen += 1
             if seen == 3:
                 running_while_streaming = (await embedded_engine.snapshot()).running
@@ -92,6 +96,13 @@ def test_stopping_an_answer_aborts_the_engine_request(embedded_engine, engine_lo
         return running_while_streaming
 
     assert engine_loop.run(stop_after_three_deltas()) == 1
+    # How far it got, as the page shows it under a stopped answer.
+    stopped = service.stopped_stats(embedded_engine, request, progress)
+    assert stopped.finish_reason == "stopped"
+    assert 3 <= stopped.completion_tokens < 2000
+    assert stopped.ttft_s is not None and stopped.ttft_s <= stopped.e2e_s
+    assert stopped.prompt_tokens == request.tokens.total
+    assert stopped.queue_s is None and stopped.missing
     deadline = time.monotonic() + 10
     while engine_loop.run(embedded_engine.snapshot()).running != 0:
         assert time.monotonic() < deadline, "the aborted request is still running"

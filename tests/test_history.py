@@ -7,7 +7,7 @@ import pytest
 from phi4ui import history
 from phi4ui.chat import turns_from_history
 from phi4ui.errors import BadInput
-from phi4ui.stats import RequestStats
+from phi4ui.stats import RequestStats, StatsRecorder
 
 
 def stats(**overrides) -> RequestStats:
@@ -111,6 +111,30 @@ def test_a_stop_is_noted_once() -> None:
     finished = answered("Hi")
     assert history.with_stop_noted(finished) == finished
     assert history.with_stop_noted([]) == []
+
+
+def test_a_stopped_answer_says_how_far_it_got() -> None:
+    partial = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hel"}]
+    recorder = StatsRecorder()
+    recorder.tokens(1)
+    recorder.tokens(2)
+    stats = recorder.finish(engine="embedded", adapter=None, finish_reason="stopped",
+                            prompt_tokens=9, prompt_text_tokens=9, prompt_image_tokens=0,
+                            prompt_audio_tokens=0, missing=("engine timings",))
+    noted = history.with_stop_noted(partial, stats)[-1]
+    assert noted["metadata"]["title"].startswith(history.STOPPED_TITLE + " · ")
+    assert "3 tokens in" in noted["metadata"]["title"]
+    assert noted["content"].startswith("Stopped by you")
+    assert "| Completion tokens | 3 (stopped) |" in noted["content"]
+    assert "Not reported by this engine: engine timings." in noted["content"]
+    # Stopped before any token: nothing measured to show.
+    recorder = StatsRecorder()
+    stats = recorder.finish(engine="embedded", adapter=None, finish_reason="stopped",
+                            prompt_tokens=9, prompt_text_tokens=9, prompt_image_tokens=0,
+                            prompt_audio_tokens=0)
+    noted = history.with_stop_noted(partial[:1], stats)[-1]
+    assert noted["metadata"]["title"] == history.STOPPED_TITLE
+    assert noted["content"] == "Stopped before the answer began."
 
 
 def test_split_content_reads_every_shape() -> None:
