@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-BASELINES = {"app": "raw", "app_remote": "server"}
+# (path, baseline): the app against the engine it embeds or calls, and both HTTP front ends
+# (the app's page and vLLM's own OpenAI server) against the engine alone and each other.
+COMPARISONS = (("app", "raw"), ("app", "server"), ("server", "raw"), ("app_remote", "server"))
 
 
 def write(run: dict[str, Any], out: Path) -> None:
@@ -15,20 +17,24 @@ def write(run: dict[str, Any], out: Path) -> None:
 
 
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each app scenario, its figures beside the engine's for the same workload."""
+    """Each scenario of a compared path beside its baseline's, same workload (COMPARISONS)."""
     by_key = {(r["path"], r["kind"], r["users"]): r for r in results}
     rows = []
-    for r in results:
-        base = by_key.get((BASELINES.get(r["path"], ""), r["kind"], r["users"]))
-        if base is None:
-            continue
-        rows.append({
-            "path": r["path"], "baseline": base["path"], "kind": r["kind"], "users": r["users"],
-            "ttft_p50_delta_ms": _diff(r["ttft_p50_ms"], base["ttft_p50_ms"]),
-            "ttft_p50_ratio": _ratio(r["ttft_p50_ms"], base["ttft_p50_ms"]),
-            "tok_s_ratio": _ratio(r["aggregate_tok_s"], base["aggregate_tok_s"]),
-        })
+    for path, baseline in COMPARISONS:
+        for r in results:
+            base = by_key.get((baseline, r["kind"], r["users"]))
+            if r["path"] == path and base is not None:
+                rows.append(_compared(r, base))
     return rows
+
+
+def _compared(r: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "path": r["path"], "baseline": base["path"], "kind": r["kind"], "users": r["users"],
+        "ttft_p50_delta_ms": _diff(r["ttft_p50_ms"], base["ttft_p50_ms"]),
+        "ttft_p50_ratio": _ratio(r["ttft_p50_ms"], base["ttft_p50_ms"]),
+        "tok_s_ratio": _ratio(r["aggregate_tok_s"], base["aggregate_tok_s"]),
+    }
 
 
 def _diff(a: float | None, b: float | None) -> float | None:
@@ -60,7 +66,7 @@ def markdown(run: dict[str, Any]) -> str:
                      f"{r['aggregate_tok_s']} | {r['errors']} |")
     rows = ratios(run["results"])
     if rows:
-        lines += ["", "App against the engine, same workload:", "",
+        lines += ["", "Each path against its baseline, same workload:", "",
                   "| path vs baseline | kind | users | TTFT p50 +ms | TTFT p50 ratio "
                   "| tok/s ratio |",
                   "|---|---|---|---|---|---|"]
