@@ -41,16 +41,18 @@ class Reply:
 
 
 class GradioApp:
-    """The page's chat as the browser drives it, step by step: `accept` (queued) checks the
-    message and stages it, `show` puts it in the chat, `answer` (queued) streams the reply
-    and `finish` gives the send button back. The steps are found by following the chain of
-    events that the textbox's submit starts."""
+    """The page's chat as the browser drives it, step by step: `accept` checks the message
+    and stages it, `show` puts it in the chat, `answer` streams the reply and `finish` gives
+    the send button back. The steps are found by following the chain of events that the
+    textbox's submit starts; each is sent through the queue or not, as the page's config
+    says, like the browser does."""
 
     def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client
         self.fn: dict[str, int] = {}
         self.inputs: dict[str, int] = {}
+        self.queued: dict[str, bool] = {}
 
     async def connect(self) -> None:
         config = (await self.client.get(f"{self.base_url}/config")).json()
@@ -69,6 +71,8 @@ class GradioApp:
         self.fn["answer"] = after[self.fn["show"]]
         self.fn["finish"] = after[self.fn["answer"]]
         self.inputs = {step: len(dependencies[fn]["inputs"]) for step, fn in self.fn.items()}
+        self.queued = {step: dependencies[fn].get("queue") is not False
+                       for step, fn in self.fn.items()}
 
     async def open_page(self) -> str:
         """A new session, started as a browser's page load starts it (Gradio builds the
@@ -92,8 +96,8 @@ class GradioApp:
         reply = Reply(started=time.perf_counter())
         accepted = Reply(started=reply.started)
         # The chat and busy inputs are the page's own copies; the server keeps the states.
-        await self._event(session, "accept", [{"text": text, "files": files}, [], False, system],
-                          accepted)
+        await self._step(session, "accept", [{"text": text, "files": files}, [], False, system],
+                         accepted)
         if accepted.error:
             reply.error, reply.ended = accepted.error, time.perf_counter()
             return reply
@@ -104,15 +108,29 @@ class GradioApp:
         reply.ended = time.perf_counter()
         return reply
 
+    async def _step(self, session: str, step: str, data: list[Any], reply: Reply) -> None:
+        """A step whose refusal is an answer, not a failure of the benchmark."""
+        if self.queued[step]:
+            await self._event(session, step, data, reply)
+            return
+        response = await self._post(session, step, data)
+        if response.is_success:
+            _on_output(response.json()["data"], reply)
+        else:
+            reply.error = str(response.json().get("error") or response.status_code)
+
     async def _run(self, session: str, step: str, data: list[Any]) -> list[Any]:
         """An event that is not queued, as the page sends it (states are the server's: the
         page sends null for them)."""
-        data = data + [None] * (self.inputs[step] - len(data))
-        response = await self.client.post(f"{self.base_url}{API}/run/predict", json={
-            "data": data, "fn_index": self.fn[step], "session_hash": session,
-            "event_data": None, "trigger_id": None})
+        response = await self._post(session, step, data)
         response.raise_for_status()
         return response.json()["data"]
+
+    async def _post(self, session: str, step: str, data: list[Any]) -> httpx.Response:
+        data = data + [None] * (self.inputs[step] - len(data))
+        return await self.client.post(f"{self.base_url}{API}/run/predict", json={
+            "data": data, "fn_index": self.fn[step], "session_hash": session,
+            "event_data": None, "trigger_id": None})
 
     async def _event(self, session: str, step: str, data: list[Any], reply: Reply) -> None:
         """A queued event: join, then read its messages from the session's SSE stream."""

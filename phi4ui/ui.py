@@ -82,6 +82,7 @@ class _Parts:
     session: gr.State
     shown: gr.State  # the chat as last completed; edits need the attachments the browser drops
     stopped: gr.State  # a StopSignal, new for each accepted message
+    refusal: gr.State  # a Refusal: why the last step was refused, for the toast
 
 
 def build_page(engine: Engine, store: Store | None = None) -> gr.Blocks:
@@ -115,7 +116,7 @@ def _render(engine: Engine, store: Store | None) -> _Parts:
         ui_eval.build_review_tab(store, engine)
     return _Parts(header=header, status=status, **chat, **side,
                   busy=gr.State(False), staged=gr.State([]), session=gr.State(SessionSummary()),
-                  shown=gr.State([]), stopped=gr.State(StopSignal()))
+                  shown=gr.State([]), stopped=gr.State(StopSignal()), refusal=gr.State(Refusal()))
 
 
 def _render_chat(engine: Engine) -> dict[str, Any]:
@@ -195,24 +196,30 @@ def _rates_frame(points: list[tuple[float, float]]) -> pd.DataFrame:
 
 def _wire_chat(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
     hidden: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
-    # Steps that may refuse are queued: Gradio shows gr.Error and gr.Warning only from queued
-    # events. They wait for nothing (no concurrency limit). Their outputs are states only, so a
-    # refusal draws no error over the chat.
-    refusable: dict[str, Any] = {**hidden, "concurrency_limit": None}
+    # The steps that start an answer, and undo, check first and may refuse. They are not
+    # queued: a queued event costs a join, an SSE stream and the queue's bookkeeping, and the
+    # time to first token passes through them. Gradio shows no toast for an event that is not
+    # queued, so a refusal leaves its reason in `refusal` and a queued step shows it.
     staged = [p.staged, p.busy, p.stopped]
     starts = [
-        (p.textbox.submit(h.accept, [p.textbox, p.chatbot, p.busy, p.settings[0]], staged,
-                          **refusable), h.show_sent),
-        (p.chatbot.retry(h.accept_retry, [p.chatbot, p.busy], staged, **refusable), h.show_again),
-        (p.chatbot.edit(h.accept_edit, [p.shown, p.busy], staged, **refusable), h.show_again),
+        (p.textbox.submit(h.accept, [p.textbox, p.chatbot, p.busy, p.settings[0], p.refusal],
+                          staged, queue=False, **hidden), h.show_sent),
+        (p.chatbot.retry(h.accept_retry, [p.chatbot, p.busy, p.refusal], staged, queue=False,
+                         **hidden), h.show_again),
+        (p.chatbot.edit(h.accept_edit, [p.shown, p.busy, p.refusal], staged, queue=False,
+                        **hidden), h.show_again),
     ]
+    undo = p.chatbot.undo(h.undo, [p.chatbot, p.busy, p.refusal],
+                          [p.chatbot, p.textbox, p.shown], queue=False, **hidden)
+    for refusable in [*(start for start, _ in starts), undo]:
+        refusable.failure(h.tell_refusal, [p.refusal], None, concurrency_limit=None, **hidden)
     answers = []
     for start, show in starts:
         start.success(None, None, None, js=ANSWERING.format(on="true"), **hidden)
         answers.append(
             start.success(show, [p.staged], [p.chatbot, p.textbox], queue=False, **hidden)
             .success(h.answer, [p.chatbot, p.session, *p.settings, p.stopped],
-                     [p.chatbot, p.session], **refusable))
+                     [p.chatbot, p.session], concurrency_limit=None, **hidden))
     for answer in answers:
         answer.then(h.finish, [p.chatbot, p.session, p.stopped], [p.chatbot, p.busy, p.shown,
                                                        p.session_line], queue=False,
@@ -221,7 +228,6 @@ def _wire_chat(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
     # has not begun, or whose start the browser has not heard of yet.
     p.textbox.stop(h.request_stop, [p.stopped], None, cancels=answers, queue=False, **hidden)
     p.chatbot.clear(h.clear, [p.stopped], [p.shown], cancels=answers, queue=False, **hidden)
-    p.chatbot.undo(h.undo, [p.chatbot, p.busy], [p.chatbot, p.textbox, p.shown], **refusable)
     preview_args = ([p.textbox, p.chatbot, p.settings[0]], [p.cost])
     gr.on([p.textbox.change, p.settings[0].change], h.preview, *preview_args, queue=False,
           trigger_mode="always_last", **hidden)
@@ -255,25 +261,25 @@ class _Handlers:
     # ------------------------------------------------------------ starting an answer
 
     async def accept(self, message: dict[str, Any] | None, shown: History | None, busy: bool,
-                     system: str) -> tuple[History, bool, StopSignal]:
+                     system: str, refusal: Refusal) -> tuple[History, bool, StopSignal]:
         """Checks the new message against the engine before anything changes on the page;
         returns the chat to show while the answer comes."""
-        _refuse_if_busy(busy)
+        refusal.unless_busy(busy)
         history = list(shown or [])
-        await self._check(history, message or {}, system)
+        await self._check(history, message or {}, system, refusal)
         return [*history, *chat_history.user_messages(message or {})], True, StopSignal()
 
-    async def accept_retry(self, shown: History | None, busy: bool
+    async def accept_retry(self, shown: History | None, busy: bool, refusal: Refusal
                            ) -> tuple[History, bool, StopSignal]:
-        _refuse_if_busy(busy)
-        return _or_refuse(chat_history.for_retry, list(shown or [])), True, StopSignal()
+        refusal.unless_busy(busy)
+        return refusal.unless_fails(chat_history.for_retry, list(shown or [])), True, StopSignal()
 
-    async def accept_edit(self, before: History | None, busy: bool,
+    async def accept_edit(self, before: History | None, busy: bool, refusal: Refusal,
                           edit: gr.EditData) -> tuple[History, bool, StopSignal]:
-        _refuse_if_busy(busy)
+        refusal.unless_busy(busy)
         index = edit.index[0] if isinstance(edit.index, list | tuple) else edit.index
-        return _or_refuse(chat_history.for_edit, list(before or []), int(index),
-                          str(edit.value or "")), True, StopSignal()
+        return refusal.unless_fails(chat_history.for_edit, list(before or []), int(index),
+                                    str(edit.value or "")), True, StopSignal()
 
     # The small steps are async and return plain values: a sync handler costs a thread hop,
     # and a component returned as an update makes Gradio rebuild it and its JSON schema.
@@ -284,12 +290,19 @@ class _Handlers:
     async def show_again(self, staged: History) -> tuple[History, Any]:
         return staged, gr.skip()  # the input keeps whatever the person typed meanwhile
 
-    async def _check(self, history: History, message: dict[str, Any], system: str) -> None:
+    async def _check(self, history: History, message: dict[str, Any], system: str,
+                     refusal: Refusal) -> None:
         try:
             await service.plan(self.engine, history, message, system or "",
                                GenerationSettings().sampling())
         except Phi4UIError as error:
-            _refuse(str(error))
+            refusal.refuse(str(error))
+
+    async def tell_refusal(self, refusal: Refusal) -> None:
+        """Queued, so that its toast shows: why the step before was refused."""
+        if refusal.reason:
+            gr.Warning(escape(refusal.reason))
+            refusal.reason = ""
 
     # ------------------------------------------------------------ streaming it
 
@@ -358,9 +371,10 @@ class _Handlers:
 
     # ------------------------------------------------------------ other chat actions
 
-    def undo(self, shown: History | None, busy: bool) -> tuple[Any, Any, History]:
-        _refuse_if_busy(busy)
-        history, message = _or_refuse(chat_history.undo, list(shown or []))
+    async def undo(self, shown: History | None, busy: bool, refusal: Refusal
+                   ) -> tuple[Any, Any, History]:
+        refusal.unless_busy(busy)
+        history, message = refusal.unless_fails(chat_history.undo, list(shown or []))
         return history, message, history
 
     async def request_stop(self, stopped: StopSignal) -> None:
@@ -435,6 +449,28 @@ class _Handlers:
             return None
 
 
+class Refusal:
+    """Why the last step was refused. A step that refuses ends its event chain with an
+    error Gradio does not show (the step is not queued); `tell_refusal` then shows this."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+
+    def refuse(self, reason: str) -> NoReturn:
+        self.reason = reason
+        raise gr.Error(escape(reason), visible=False, print_exception=False)
+
+    def unless_busy(self, busy: bool) -> None:
+        if busy:
+            self.refuse(BUSY)
+
+    def unless_fails(self, function: Any, *args: Any) -> Any:
+        try:
+            return function(*args)
+        except Phi4UIError as error:
+            self.refuse(str(error))
+
+
 class StopSignal:
     """Set by Stop, read by the streaming answer between updates. Gradio hands a session's
     state to handlers as the object itself, so the answer sees a Stop pressed after it began.
@@ -448,24 +484,6 @@ class StopSignal:
 
     def started(self, request: ChatRequest) -> None:
         self.request, self.progress = request, StatsRecorder()
-
-
-def _refuse(message: str) -> NoReturn:
-    """Tells the person why (a warning toast) and ends the event chain; nothing else changes."""
-    gr.Warning(escape(message))
-    raise gr.Error(escape(message), visible=False, print_exception=False)
-
-
-def _refuse_if_busy(busy: bool) -> None:
-    if busy:
-        _refuse(BUSY)
-
-
-def _or_refuse(function: Any, *args: Any) -> Any:
-    try:
-        return function(*args)
-    except Phi4UIError as error:
-        _refuse(str(error))
 
 
 def _interrupted(history: History, message: str) -> History:
