@@ -42,10 +42,10 @@ class Reply:
 
 class GradioApp:
     """The page's chat as the browser drives it, step by step: `accept` checks the message
-    and stages it, `show` puts it in the chat, `answer` streams the reply and `finish` gives
-    the send button back. The steps are found by following the chain of events that the
-    textbox's submit starts; each is sent through the queue or not, as the page's config
-    says, like the browser does."""
+    and puts it in the chat, `answer` streams the reply and `finish` gives the send button
+    back. The steps are found by following the chain of events that the textbox's submit
+    starts; each is sent through the queue or not, as the page's config says, like the
+    browser does."""
 
     def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
         self.base_url = base_url.rstrip("/")
@@ -57,8 +57,10 @@ class GradioApp:
     async def connect(self) -> None:
         config = (await self.client.get(f"{self.base_url}/config")).json()
         dependencies = {d.get("id", i): d for i, d in enumerate(config["dependencies"])}
+        # The backend step that runs when the one before succeeded (or in any case).
         after = {d["trigger_after"]: fn for fn, d in dependencies.items()
-                 if d.get("trigger_after") is not None}
+                 if d.get("trigger_after") is not None and d.get("backend_fn")
+                 and not d.get("trigger_only_on_failure")}
         for fn, dependency in dependencies.items():
             if dependency.get("api_name") == "accept":
                 self.fn["accept"] = fn
@@ -67,8 +69,7 @@ class GradioApp:
                 self.fn.setdefault("load", fn)
         if "accept" not in self.fn or "load" not in self.fn:
             raise RuntimeError("the app has no accept event or no page load event")
-        self.fn["show"] = after[self.fn["accept"]]
-        self.fn["answer"] = after[self.fn["show"]]
+        self.fn["answer"] = after[self.fn["accept"]]
         self.fn["finish"] = after[self.fn["answer"]]
         self.inputs = {step: len(dependencies[fn]["inputs"]) for step, fn in self.fn.items()}
         self.queued = {step: dependencies[fn].get("queue") is not False
@@ -101,9 +102,8 @@ class GradioApp:
         if accepted.error:
             reply.error, reply.ended = accepted.error, time.perf_counter()
             return reply
-        shown, _ = await self._run(session, "show", [None])
         await self._event(session, "answer",
-                          [shown, None, system, 0.0, 1.0, max_tokens, None], reply)
+                          [accepted.chat, None, system, 0.0, 1.0, max_tokens, None], reply)
         await self._run(session, "finish", [reply.chat])
         reply.ended = time.perf_counter()
         return reply

@@ -78,7 +78,6 @@ class _Parts:
     plot: gr.LinePlot
     engine_settings: gr.Markdown
     busy: gr.State
-    staged: gr.State  # the chat to show once a message or retry is accepted
     session: gr.State
     shown: gr.State  # the chat as last completed; edits need the attachments the browser drops
     stopped: gr.State  # a StopSignal, new for each accepted message
@@ -115,7 +114,7 @@ def _render(engine: Engine, store: Store | None) -> _Parts:
         ui_eval.build_batch_tab(engine, store)
         ui_eval.build_review_tab(store, engine)
     return _Parts(header=header, status=status, **chat, **side,
-                  busy=gr.State(False), staged=gr.State([]), session=gr.State(SessionSummary()),
+                  busy=gr.State(False), session=gr.State(SessionSummary()),
                   shown=gr.State([]), stopped=gr.State(StopSignal()), refusal=gr.State(Refusal()))
 
 
@@ -200,26 +199,25 @@ def _wire_chat(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
     # queued: a queued event costs a join, an SSE stream and the queue's bookkeeping, and the
     # time to first token passes through them. Gradio shows no toast for an event that is not
     # queued, so a refusal leaves its reason in `refusal` and a queued step shows it.
-    staged = [p.staged, p.busy, p.stopped]
+    accepted = [p.chatbot, p.busy, p.stopped]
     starts = [
-        (p.textbox.submit(h.accept, [p.textbox, p.chatbot, p.busy, p.settings[0], p.refusal],
-                          staged, queue=False, **hidden), h.show_sent),
-        (p.chatbot.retry(h.accept_retry, [p.chatbot, p.busy, p.refusal], staged, queue=False,
-                         **hidden), h.show_again),
-        (p.chatbot.edit(h.accept_edit, [p.shown, p.busy, p.refusal], staged, queue=False,
-                        **hidden), h.show_again),
+        p.textbox.submit(h.accept, [p.textbox, p.chatbot, p.busy, p.settings[0], p.refusal],
+                         [*accepted, p.textbox], queue=False, **hidden),
+        p.chatbot.retry(h.accept_retry, [p.chatbot, p.busy, p.refusal], accepted, queue=False,
+                        **hidden),
+        p.chatbot.edit(h.accept_edit, [p.shown, p.busy, p.refusal], accepted, queue=False,
+                       **hidden),
     ]
     undo = p.chatbot.undo(h.undo, [p.chatbot, p.busy, p.refusal],
                           [p.chatbot, p.textbox, p.shown], queue=False, **hidden)
-    for refusable in [*(start for start, _ in starts), undo]:
+    for refusable in [*starts, undo]:
         refusable.failure(h.tell_refusal, [p.refusal], None, concurrency_limit=None, **hidden)
     answers = []
-    for start, show in starts:
+    for start in starts:
         start.success(None, None, None, js=ANSWERING.format(on="true"), **hidden)
         answers.append(
-            start.success(show, [p.staged], [p.chatbot, p.textbox], queue=False, **hidden)
-            .success(h.answer, [p.chatbot, p.session, *p.settings, p.stopped],
-                     [p.chatbot, p.session], concurrency_limit=None, **hidden))
+            start.success(h.answer, [p.chatbot, p.session, *p.settings, p.stopped],
+                          [p.chatbot, p.session], concurrency_limit=None, **hidden))
     for answer in answers:
         answer.then(h.finish, [p.chatbot, p.session, p.stopped], [p.chatbot, p.busy, p.shown,
                                                        p.session_line], queue=False,
@@ -261,13 +259,14 @@ class _Handlers:
     # ------------------------------------------------------------ starting an answer
 
     async def accept(self, message: dict[str, Any] | None, shown: History | None, busy: bool,
-                     system: str, refusal: Refusal) -> tuple[History, bool, StopSignal]:
+                     system: str, refusal: Refusal) -> tuple[History, bool, StopSignal, None]:
         """Checks the new message against the engine before anything changes on the page;
         returns the chat to show while the answer comes."""
         refusal.unless_busy(busy)
         history = list(shown or [])
         await self._check(history, message or {}, system, refusal)
-        return [*history, *chat_history.user_messages(message or {})], True, StopSignal()
+        return ([*history, *chat_history.user_messages(message or {})], True, StopSignal(),
+                None)  # and an empty input
 
     async def accept_retry(self, shown: History | None, busy: bool, refusal: Refusal
                            ) -> tuple[History, bool, StopSignal]:
@@ -283,12 +282,6 @@ class _Handlers:
 
     # The small steps are async and return plain values: a sync handler costs a thread hop,
     # and a component returned as an update makes Gradio rebuild it and its JSON schema.
-
-    async def show_sent(self, staged: History) -> tuple[History, Any]:
-        return staged, None  # an empty input
-
-    async def show_again(self, staged: History) -> tuple[History, Any]:
-        return staged, gr.skip()  # the input keeps whatever the person typed meanwhile
 
     async def _check(self, history: History, message: dict[str, Any], system: str,
                      refusal: Refusal) -> None:

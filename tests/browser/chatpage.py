@@ -152,6 +152,11 @@ class ChatPage:
             has_text=re.compile(pattern))).to_be_visible(timeout=15_000)
         self.page.wait_for_timeout(500)  # it slides in: let a screenshot catch it in place
 
+    def expect_no_error_veil(self) -> None:
+        """A refusal leaves the chat and the input in view (Gradio's "Error" veil hidden)."""
+        for part in ("#chatbot", "#mm"):
+            expect(self.page.locator(f"{part} .error").first).to_be_hidden()
+
     def shot(self, name: str, **options: Any) -> Path:
         path = self.screenshots / f"{name}.png"
         self.page.screenshot(path=str(path), **options)

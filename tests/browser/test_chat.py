@@ -158,6 +158,7 @@ def test_attachments_over_the_limit_are_flagged_before_sending(chat: ChatPage) -
     expect(chat.cost).to_contain_text("at most 2 per prompt")
     chat.send("Compare them.")
     chat.expect_toast("at most 2 per prompt")
+    chat.expect_no_error_veil()
     expect(chat.user_bubbles).to_have_count(0)
     expect(chat.thumbnails).to_have_count(3)
     chat.shot("09-too-many-images")
@@ -183,6 +184,7 @@ def test_a_bad_upload_is_refused_and_the_chat_kept(chat: ChatPage, tmp_path: Pat
     chat.attach(broken)
     chat.send("What do you see?")
     chat.expect_toast("broken.png")
+    chat.expect_no_error_veil()
 
     expect(chat.user_bubbles).to_have_count(1)
     assert len(chat.answers()) == 1
