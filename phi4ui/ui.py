@@ -2,11 +2,12 @@
 and knows nothing of vLLM, media decoding or prompts.
 
 Sending, retrying and editing share one chain, as in Gradio's ChatInterface: a
-step checks the message against the engine (a refusal shows a warning, ends the
-chain and leaves the input as it was), the next shows it at once, a queued step
-streams the answer (Stop and Clear cancel it, and cancelling aborts the engine
-request), and a last step runs in every case to note a stop and give the send
-button back. The input stays usable while an answer streams; only sending waits.
+step checks the message against the engine and shows it at once (a refusal shows
+a warning, ends the chain and leaves the chat and the input as they were), a
+queued step streams the answer (Stop and Clear cancel it, and cancelling aborts
+the engine request), and a last step runs in every case to note a stop, with how
+far the answer got, and give the send button back. The input stays usable while
+an answer streams; only sending waits.
 """
 
 from __future__ import annotations
@@ -198,7 +199,9 @@ def _wire_chat(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
     # The steps that start an answer, and undo, check first and may refuse. They are not
     # queued: a queued event costs a join, an SSE stream and the queue's bookkeeping, and the
     # time to first token passes through them. Gradio shows no toast for an event that is not
-    # queued, so a refusal leaves its reason in `refusal` and a queued step shows it.
+    # queued, so a refusal leaves its reason in `refusal` and a queued step shows it. (Gradio
+    # also veils a failed step's outputs, the chat and the input, with "Error": style.css
+    # hides that veil.)
     accepted = [p.chatbot, p.busy, p.stopped]
     starts = [
         p.textbox.submit(h.accept, [p.textbox, p.chatbot, p.busy, p.settings[0], p.refusal],
@@ -258,6 +261,9 @@ class _Handlers:
 
     # ------------------------------------------------------------ starting an answer
 
+    # The steps are async and return plain values: a sync handler costs a thread hop, and a
+    # component returned as an update makes Gradio rebuild it and its JSON schema.
+
     async def accept(self, message: dict[str, Any] | None, shown: History | None, busy: bool,
                      system: str, refusal: Refusal) -> tuple[History, bool, StopSignal, None]:
         """Checks the new message against the engine before anything changes on the page;
@@ -279,9 +285,6 @@ class _Handlers:
         index = edit.index[0] if isinstance(edit.index, list | tuple) else edit.index
         return refusal.unless_fails(chat_history.for_edit, list(before or []), int(index),
                                     str(edit.value or "")), True, StopSignal()
-
-    # The small steps are async and return plain values: a sync handler costs a thread hop,
-    # and a component returned as an update makes Gradio rebuild it and its JSON schema.
 
     async def _check(self, history: History, message: dict[str, Any], system: str,
                      refusal: Refusal) -> None:
