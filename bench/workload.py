@@ -63,6 +63,7 @@ class ScenarioResult:
         return {
             "path": self.path, **asdict(self.scenario), "requests": len(self.requests),
             "errors": len(self.requests) - len(ok),
+            "first_error": next((r.error for r in self.requests if r.error), ""),
             "ttft_p50_ms": _ms(percentile(ttfts, 50)), "ttft_p95_ms": _ms(percentile(ttfts, 95)),
             "itl_p50_ms": _ms(percentile(gaps, 50)), "itl_p95_ms": _ms(percentile(gaps, 95)),
             "total_output_tokens": tokens,
