@@ -69,6 +69,11 @@ class TokenCount:
     def total(self) -> int:
         return self.text + self.image + self.audio
 
+    def split(self) -> dict[str, int]:
+        """The prompt's parts as `StatsRecorder.finish` takes them."""
+        return {"prompt_text_tokens": self.text, "prompt_image_tokens": self.image,
+                "prompt_audio_tokens": self.audio}
+
 
 @dataclass(frozen=True)
 class PromptLimits:

@@ -145,6 +145,5 @@ def stopped_stats(engine: Engine, request: ChatRequest, progress: StatsRecorder
     own timings only for a finished request, so those are missing."""
     return progress.finish(
         engine=engine.info.kind, adapter=request.adapter, finish_reason="stopped",
-        prompt_tokens=request.tokens.total, prompt_text_tokens=request.tokens.text,
-        prompt_image_tokens=request.tokens.image, prompt_audio_tokens=request.tokens.audio,
+        prompt_tokens=request.tokens.total, **request.tokens.split(),
         missing=("the engine's queue, prefill and decode times (the request was stopped)",))

@@ -304,11 +304,10 @@ class _Handlers:
 
     async def answer(self, shown: History, session: SessionSummary, system: str,
                      temperature: float, top_p: float, max_tokens: float, seed: float | None,
-                     stopped: StopSignal | None = None) -> AsyncIterator[tuple[Any, Any]]:
+                     stopped: StopSignal) -> AsyncIterator[tuple[Any, Any]]:
         """Streams the answer to the newest user message in `shown`. Each update carries
         only the chat (and, at the end, the session): `gr.skip()` for another component
         would make Gradio rebuild that component on every update."""
-        stopped = stopped or StopSignal()
         if stopped.requested:  # Stop came before the answer began; `finish` says so
             return
         settings = GenerationSettings.checked(system, temperature, top_p, max_tokens, seed,
@@ -355,13 +354,13 @@ class _Handlers:
         return recording.mark(message, recorded.answer_id)
 
     async def finish(self, shown: History | None, session: SessionSummary,
-                     stopped: StopSignal | None = None) -> tuple[History, bool, History, str]:
+                     stopped: StopSignal) -> tuple[History, bool, History, str]:
         """Runs after every answer, finished or stopped."""
         final = chat_history.with_stop_noted(shown or [], self._stopped_stats(stopped))
         return final, False, final, session.text()
 
-    def _stopped_stats(self, stopped: StopSignal | None) -> RequestStats | None:
-        if stopped is None or stopped.request is None or stopped.progress is None:
+    def _stopped_stats(self, stopped: StopSignal) -> RequestStats | None:
+        if stopped.request is None or stopped.progress is None:  # it never began
             return None
         return service.stopped_stats(self.engine, stopped.request, stopped.progress)
 

@@ -232,9 +232,7 @@ class EmbeddedEngine:
             engine="embedded", adapter=request.adapter,
             finish_reason=final.outputs[0].finish_reason or "stop",
             prompt_tokens=timings.prompt_tokens or request.tokens.total,
-            prompt_text_tokens=request.tokens.text, prompt_image_tokens=request.tokens.image,
-            prompt_audio_tokens=request.tokens.audio, timings=timings,
-            snapshot=snapshot,
+            **request.tokens.split(), timings=timings, snapshot=snapshot,
         )
 
     def adapter_steps(self) -> dict[str, int]:

@@ -273,9 +273,7 @@ class RemoteEngine:
             engine="remote", adapter=model if model in ADAPTERS else None,
             finish_reason=progress.finish_reason or "stop",
             prompt_tokens=progress.prompt_tokens or request.tokens.total,
-            prompt_text_tokens=request.tokens.text, prompt_image_tokens=request.tokens.image,
-            prompt_audio_tokens=request.tokens.audio,
-            completion_tokens=progress.completion_tokens or None)
+            **request.tokens.split(), completion_tokens=progress.completion_tokens or None)
         self._check_prompt_count(request, progress.prompt_tokens)
         # The answer's timings are final; the server's view is added without touching them.
         yield Finished(await self._with_server_view(stats, before, progress))
