@@ -1,5 +1,8 @@
 """Text and tables of the evaluation tabs: pure functions of records, results and pairs.
-Markdown from recorded text is escaped here and nowhere else."""
+Markdown from recorded text is escaped here and nowhere else: every value that comes
+from the store, a bundle, a case file or a person is shown as text (`escape`, or
+`code_span` for names and ids), and answers go through `safe_markdown`. Dataframe cells
+are shown as plain text (datatype "str"), so they are not escaped."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 
 from phi4ui.batch import CaseResult, Progress, Summary
 from phi4ui.compare import Side
+from phi4ui.safe_markdown import code_span, escape_markdown, safe_markdown
 from phi4ui.store import AnswerRecord, Rating
 
 REVIEW_COLUMNS = ["id", "time (UTC)", "origin", "model", "adapter", "rating", "tags",
@@ -19,13 +23,13 @@ BATCH_COLUMNS = ["case", "id", "prompt", "answer", "error", "expected found",
 RATING_LABELS = {1: "👍", -1: "👎", 0: "·"}
 RATING_WORDS = {1: "up", -1: "down", 0: "no thumbs"}
 SHORT_ID = 12
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
 _USER_TURN = re.compile(r"<\|user\|>(.*?)<\|end\|>", re.S)
 _PLACEHOLDER = re.compile(r"<\|(image|audio)_\d+\|>")
 
 
 def escape(text: str) -> str:
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """`text` shown as it is in Markdown (no markup, HTML, LaTeX or diagram in it works)."""
+    return escape_markdown(text)
 
 
 def shorten(text: str, limit: int = 80) -> str:
@@ -51,12 +55,14 @@ def review_rows(found: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
 
 def record_details(record: AnswerRecord, ratings: Sequence[Rating]) -> str:
     """A recorded answer in full: conversation, answer, settings, statistics, ratings."""
-    parts = [f"### Answer `{record.id}`", f"{record.created_at} · {record.origin}"]
+    parts = [f"### Answer {code_span(record.id)}",
+             f"{escape(record.created_at)} · {escape(record.origin)}"]
     if record.system:
         parts.append(f"**System:** {escape(record.system)}")
     for turn in record.turns:
-        parts.append(f"**{turn['role']}:** " + " ".join(_part(p) for p in turn["parts"]))
-    parts.append(f"**Answer:**\n\n{escape(record.answer) or '_(empty)_'}")
+        parts.append(f"**{escape(str(turn['role']))}:** "
+                     + " ".join(_part(p) for p in turn["parts"]))
+    parts.append(f"**Answer:**\n\n{safe_markdown(record.answer) or '_(empty)_'}")
     parts.append(_settings_table(record))
     if record.notes:
         parts.append("**Notes:** " + "; ".join(escape(n) for n in record.notes))
@@ -70,7 +76,7 @@ def _part(part: Mapping[str, Any]) -> str:
     if part["type"] == "text":
         return escape(part["text"])
     icon = "🖼️" if part["type"] == "image" else "🔊"
-    return f"{icon} `{part.get('name', '')}` (`{part['sha256'][:12]}`)"
+    return f"{icon} {code_span(str(part.get('name', '')))} ({code_span(str(part['sha256'])[:12])})"
 
 
 def _settings_table(record: AnswerRecord) -> str:
@@ -87,15 +93,16 @@ def _settings_table(record: AnswerRecord) -> str:
                                      f"{stats.get('completion_tokens')} "
                                      f"({stats.get('finish_reason')})"),
     ]
-    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {escape(str(v))} |" for k, v in rows)
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {escape(' '.join(str(v).split()))} |"
+                                           for k, v in rows)
 
 
 def _rating(rating: Rating) -> str:
     label = RATING_LABELS.get(rating.score, "")
     if rating.versus_id:
         label = {1: "better than", -1: "worse than", 0: "tie with"}[rating.score]
-        label += f" `{rating.versus_id[:8]}`"
-    extra = [", ".join(rating.tags)] if rating.tags else []
+        label += f" {code_span(rating.versus_id[:8])}"
+    extra = [", ".join(escape(tag) for tag in rating.tags)] if rating.tags else []
     extra += [f"“{escape(rating.comment)}”"] if rating.comment else []
     return label + (f" ({'; '.join(extra)})" if extra else "")
 
@@ -129,7 +136,9 @@ def batch_summary(summary: Summary, notes: Sequence[str] = ()) -> str:
 def side_answer(side: Side) -> str:
     if side.error:
         return f"⚠️ {escape(side.error)}"
-    return escape(side.text) + ("" if side.done else " ▌")
+    # The cursor goes in before the text is made safe: a fence left open while the
+    # answer streams is closed after it.
+    return safe_markdown(side.text + ("" if side.done else " ▌"))
 
 
 def side_stats(side: Side) -> str:

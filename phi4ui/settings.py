@@ -40,6 +40,12 @@ def _port(value: int) -> str | None:
     return None if 0 < value < 65536 else "must be a TCP port, 1 to 65535"
 
 
+def _csp_sources(value: str) -> str | None:
+    if not value.strip() or any(c in value for c in ";,\n\r"):
+        return "must be CSP sources separated by spaces, e.g. 'self' https://example.org"
+    return None
+
+
 def _url(value: str) -> str | None:
     if value and not value.startswith(("http://", "https://")):
         return "must start with http:// or https://"
@@ -105,6 +111,11 @@ class Settings:
                           "(needs internet access; off by default)")
     root_path: str = _option("", "the public path prefix when served behind a reverse proxy, "
                              "e.g. /phi4ui")
+    frame_ancestors: str = _option(
+        "'self' https://huggingface.co https://*.hf.space",
+        "pages that may show the app in a frame (the Content-Security-Policy's "
+        "frame-ancestors; the default lets a Hugging Face Space embed it)",
+        check=_csp_sources)
     max_active_events: int = _option(512, "page events run at once, streaming answers "
                                      "included (Gradio's own default, 40, would queue the "
                                      "41st person behind the others)", check=_between(8, 8192))
