@@ -72,7 +72,8 @@ class Pair:
 
 async def compare(configurations: tuple[Configuration, Configuration],
                   history: Sequence[Mapping[str, Any]], message: Mapping[str, Any] | str,
-                  system: str, *, store: Store | None = None) -> AsyncIterator[Pair]:
+                  system: str, *, store: Store | None = None, user: str = ""
+                  ) -> AsyncIterator[Pair]:
     """The pair after every update of either side; the last one has both recorded.
     Stopping the iteration aborts both answers."""
     pair_id = uuid.uuid4().hex
@@ -107,7 +108,7 @@ async def compare(configurations: tuple[Configuration, Configuration],
             sides[index] = side
             yield Pair(sides[0], sides[1], pair_id)
         if store is not None:
-            sides = await _record_both(configurations, requests, sides, pair_id, store)
+            sides = await _record_both(configurations, requests, sides, pair_id, store, user)
             yield Pair(sides[0], sides[1], pair_id)
     finally:
         for task in tasks:
@@ -117,7 +118,7 @@ async def compare(configurations: tuple[Configuration, Configuration],
 
 async def _record_both(configurations: Sequence[Configuration],
                        requests: Sequence[ChatRequest | None], sides: list[Side], pair_id: str,
-                       store: Store) -> list[Side]:
+                       store: Store, user: str) -> list[Side]:
     recorded = list(sides)
     for index, (config, request, side) in enumerate(zip(configurations, requests, sides,
                                                         strict=True)):
@@ -125,7 +126,7 @@ async def _record_both(configurations: Sequence[Configuration],
             continue
         try:
             done = await record(store, request, side.text, side.stats, config.engine.info,
-                                origin="side-by-side", pair_id=pair_id)
+                                origin="side-by-side", pair_id=pair_id, user=user)
         except Phi4UIError as error:
             recorded[index] = dataclasses.replace(side, error=str(error))
             continue

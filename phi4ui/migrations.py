@@ -144,6 +144,16 @@ def m003_batches(conn: sqlite3.Connection) -> None:
     """)
 
 
+@migration(4)
+def m004_login_names(conn: sqlite3.Connection) -> None:
+    # The login name of whoever asked ('' without --auth), so that what a person may see
+    # and export can be decided on the server.
+    _run(conn, """
+    ALTER TABLE answers ADD COLUMN user TEXT NOT NULL DEFAULT '';
+    CREATE INDEX answers_by_user ON answers (user, created_at)
+    """)
+
+
 def migrate(conn: sqlite3.Connection, *, upto: int | None = None) -> list[int]:
     """Applies pending migrations (up to number `upto`); returns the numbers applied.
 

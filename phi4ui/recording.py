@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from phi4ui.chat import ChatRequest, Turn, render_phi4_prompt
+from phi4ui.chat import ChatRequest, Turn, prompt_as_sent
 from phi4ui.engines.base import EngineInfo
 from phi4ui.errors import Phi4UIError
 from phi4ui.media import PreparedAudio, PreparedImage
@@ -41,36 +41,38 @@ class RecordingFailed(Phi4UIError):
 
 def build_record(request: ChatRequest, text: str, stats: RequestStats, info: EngineInfo, *,
                  origin: str, parent_id: str | None = None, pair_id: str | None = None,
-                 replay_of: str | None = None) -> AnswerRecord:
+                 replay_of: str | None = None, user: str = "") -> AnswerRecord:
     return AnswerRecord(
         id=uuid.uuid4().hex, created_at=now(), origin=origin, system=request.system,
-        turns=turns_json(request.turns), prompt=render_phi4_prompt(request.system, request.turns),
+        turns=turns_json(request.turns), prompt=prompt_as_sent(request),
         answer=text, notes=request.notes, engine=dataclasses.asdict(info),
         adapter=request.adapter, sampling=dataclasses.asdict(request.sampling),
         stats=stats.as_dict(), versions=versions(), media=media_of(request),
-        parent_id=parent_id, pair_id=pair_id, replay_of=replay_of,
+        parent_id=parent_id, pair_id=pair_id, replay_of=replay_of, user=user,
     )
 
 
 async def record(store: Store, request: ChatRequest, text: str, stats: RequestStats,
                  info: EngineInfo, *, origin: str, parent_id: str | None = None,
-                 pair_id: str | None = None, replay_of: str | None = None) -> Recorded:
+                 pair_id: str | None = None, replay_of: str | None = None,
+                 user: str = "") -> Recorded:
     """Writes the record off the event loop; raises `RecordingFailed` with a plain reason."""
     def write() -> Recorded:
         return add_answer(store, build_record(request, text, stats, info, origin=origin,
                                               parent_id=parent_id, pair_id=pair_id,
-                                              replay_of=replay_of))
+                                              replay_of=replay_of, user=user))
 
     return await asyncio.to_thread(write)
 
 
 async def record_update(store: Store, info: EngineInfo, update: AnswerUpdate, *,
-                        origin: str = "chat", parent_id: str | None = None) -> Recorded:
+                        origin: str = "chat", parent_id: str | None = None,
+                        user: str = "") -> Recorded:
     """Records the final `AnswerUpdate` of `service.answer` (the one with `.stats`)."""
     if update.stats is None or update.request is None:
         raise ValueError("only a finished answer (an update with stats) can be recorded")
     return await record(store, update.request, update.text, update.stats, info, origin=origin,
-                        parent_id=parent_id)
+                        parent_id=parent_id, user=user)
 
 
 def add_answer(store: Store, answer: AnswerRecord) -> Recorded:

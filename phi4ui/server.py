@@ -15,16 +15,22 @@ import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from phi4ui import staging, web_guard
 from phi4ui.engines.base import Engine
+from phi4ui.file_access import FileOwners
+from phi4ui.file_guard import FileGuard
+from phi4ui.page_files import PageFiles, upload_root
 from phi4ui.settings import Settings
 from phi4ui.store import Store
 from phi4ui.ui import CSS_PATH, build_page, theme
 
 log = logging.getLogger(__name__)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def build_server(settings: Settings, engine: Engine) -> FastAPI:
     _lighten_gradio()
+    staging.sweep()  # what earlier runs left in the temp folder
     store = Store.from_settings(settings)
 
     @contextlib.asynccontextmanager
@@ -59,16 +65,33 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
                 body.update(running=snapshot.running, waiting=snapshot.waiting)
         return JSONResponse(body, status_code=200 if status.state == "ready" else 503)
 
-    page = build_page(engine, store)
+    owners = FileOwners(upload_root())
+    # Review shows everyone's recorded answers: to colleagues behind a login, or to whoever
+    # uses this machine, never to the public.
+    everyone_may_review = bool(settings.logins()) or settings.host in LOOPBACK
+    page = build_page(engine, store, PageFiles(owners), everyone_may_review=everyone_may_review)
     # The queue runs at most `max_threads` events at once, whatever their concurrency limits.
     page.max_threads = settings.max_active_events
     page.queue(default_concurrency_limit=None)
     # Gradio's upload route enforces max_file_size, so the cap holds for API clients too.
-    return gr.mount_gradio_app(app, page, path="/", max_file_size=int(settings.upload_max_mb * 1e6),
-                               allowed_paths=[], show_error=False, theme=theme(),
-                               css_paths=[CSS_PATH], auth=settings.logins() or None,
-                               auth_message="phi4ui: sign in to continue.",
-                               root_path=settings.root_path or None)
+    mounted = gr.mount_gradio_app(app, page, path="/",
+                                  max_file_size=int(settings.upload_max_mb * 1e6),
+                                  allowed_paths=[], show_error=False, theme=theme(),
+                                  css_paths=[CSS_PATH], auth=settings.logins() or None,
+                                  auth_message="phi4ui: sign in to continue.",
+                                  root_path=settings.root_path or None)
+    _check_files_like_a_launched_app(page)
+    mounted.add_middleware(FileGuard, owners=owners)
+    web_guard.install(mounted, settings)
+    return mounted
+
+
+def _check_files_like_a_launched_app(page: gr.Blocks) -> None:
+    """Gradio checks that every file an event receives was uploaded, and every file it
+    returns is one the app may serve, only once `launch()` has marked the page launched;
+    `mount_gradio_app` never does. Without these checks an event that echoes a path sent by
+    the browser hands out any file on the server."""
+    page.has_launched = True
 
 
 def _lighten_gradio() -> None:

@@ -55,6 +55,7 @@ class AnswerRecord:
     conversation_id: str = ""  # set by the store: the first answer of the chain
     pair_id: str | None = None
     replay_of: str | None = None
+    user: str = ""  # the login name of whoever asked; '' without a login
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,7 @@ _ANSWER_COLUMNS = (
     "system", "turns", "prompt", "answer", "notes", "engine", "engine_kind", "model",
     "revision", "adapter", "sampling", "temperature", "top_p", "max_tokens", "seed", "stats",
     "ttft_s", "e2e_s", "tokens_per_s", "prompt_tokens", "completion_tokens", "finish_reason",
-    "versions",
+    "versions", "user",
 )
 _INSERT_ANSWER = (f"INSERT INTO answers ({', '.join(_ANSWER_COLUMNS)}) "
                   f"VALUES ({', '.join('?' * len(_ANSWER_COLUMNS))})")
@@ -298,7 +299,7 @@ def _answer_values(record: AnswerRecord, notes: tuple[str, ...], parent: str | N
         json.dumps(stats), stats.get("ttft_s"), stats.get("e2e_s"),
         stats.get("decode_tokens_per_s"), stats.get("prompt_tokens"),
         stats.get("completion_tokens"), stats.get("finish_reason"),
-        json.dumps(record.versions),
+        json.dumps(record.versions), record.user,
     )
 
 
@@ -320,7 +321,7 @@ def _record_of(row: sqlite3.Row, media: Sequence[sqlite3.Row],
         adapter=row["adapter"], sampling=json.loads(row["sampling"]),
         stats=json.loads(row["stats"]), versions=json.loads(row["versions"]), media=items,
         parent_id=row["parent_id"], conversation_id=row["conversation_id"],
-        pair_id=row["pair_id"], replay_of=row["replay_of"],
+        pair_id=row["pair_id"], replay_of=row["replay_of"], user=row["user"],
     )
 
 

@@ -26,14 +26,22 @@ import pandas as pd
 
 from phi4ui import history as chat_history
 from phi4ui import panels, preview, recording, service, ui_eval
-from phi4ui.chat import ChatRequest
+from phi4ui.conversation import (
+    Conversation,
+    StopSignal,
+    checked_files,
+    checked_message,
+    usable_files,
+)
 from phi4ui.engines.base import Engine
 from phi4ui.errors import Phi4UIError
 from phi4ui.examples import ASSETS, EXAMPLES, message_for
 from phi4ui.history import History
+from phi4ui.page_files import PageFiles, login_of
 from phi4ui.preferences import TEMPERATURE_RANGE, TOP_P_RANGE, GenerationSettings
+from phi4ui.safe_markdown import WORD_JOINER, safe_markdown
 from phi4ui.session import SessionSummary
-from phi4ui.stats import EngineSnapshot, RequestStats, StatsRecorder
+from phi4ui.stats import EngineSnapshot, RequestStats
 from phi4ui.store import Store
 from phi4ui.throughput import ThroughputHistory
 
@@ -78,17 +86,20 @@ class _Parts:
     live: gr.Markdown
     plot: gr.LinePlot
     engine_settings: gr.Markdown
-    busy: gr.State
+    conversation: gr.State  # a Conversation: the chat as the server keeps it
     session: gr.State
-    shown: gr.State  # the chat as last completed; edits need the attachments the browser drops
-    stopped: gr.State  # a StopSignal, new for each accepted message
     refusal: gr.State  # a Refusal: why the last step was refused, for the toast
 
 
-def build_page(engine: Engine, store: Store | None = None) -> gr.Blocks:
+def build_page(engine: Engine, store: Store | None, files: PageFiles, *,
+               everyone_may_review: bool = True) -> gr.Blocks:
+    """The page. What the browser sends back of the chat is never trusted: each session's
+    conversation lives on the server, and only files `files` lets its visitor use are read.
+    `everyone_may_review`: whether every visitor may see every recorded answer."""
+    files.make_public(path for example in EXAMPLES for path in example.paths())
     with gr.Blocks(title="phi4ui · Phi-4-multimodal", analytics_enabled=False) as page:
-        parts = _render(engine, store)
-        handlers = _Handlers(engine, store)
+        parts = _render(engine, store, files, everyone_may_review)
+        handlers = _Handlers(engine, store, files)
         _wire_chat(page, parts, handlers)
         _wire_panels(page, parts, handlers)
     return page
@@ -96,7 +107,8 @@ def build_page(engine: Engine, store: Store | None = None) -> gr.Blocks:
 
 # ---------------------------------------------------------------- layout
 
-def _render(engine: Engine, store: Store | None) -> _Parts:
+def _render(engine: Engine, store: Store | None, files: PageFiles,
+            everyone_may_review: bool) -> _Parts:
     info = engine.info
     header = gr.HTML(panels.header_html(info, engine.status), elem_id="header")
     status_line = panels.status_text(engine.status)
@@ -108,15 +120,15 @@ def _render(engine: Engine, store: Store | None) -> _Parts:
         with chat_tab, gr.Row(equal_height=False, elem_id="main"):
             with gr.Column(scale=3, min_width=340, elem_id="chat-column"):
                 chat = _render_chat(engine)
-                ui_eval.build_chat_evaluation(chat["chatbot"], store)
+                conversation = gr.State(Conversation())
+                ui_eval.build_chat_evaluation(chat["chatbot"], conversation, store, files)
             with gr.Column(scale=1, min_width=300, elem_id="side"):
                 side = _render_side(engine)
-        ui_eval.build_side_by_side_tab({info.kind: engine}, store)
-        ui_eval.build_batch_tab(engine, store)
-        ui_eval.build_review_tab(store, engine)
-    return _Parts(header=header, status=status, **chat, **side,
-                  busy=gr.State(False), session=gr.State(SessionSummary()),
-                  shown=gr.State([]), stopped=gr.State(StopSignal()), refusal=gr.State(Refusal()))
+        ui_eval.build_side_by_side_tab({info.kind: engine}, store, files)
+        ui_eval.build_batch_tab(engine, store, files)
+        ui_eval.build_review_tab(store, engine, files, everyone_may_review=everyone_may_review)
+    return _Parts(header=header, status=status, **chat, **side, conversation=conversation,
+                  session=gr.State(SessionSummary()), refusal=gr.State(Refusal()))
 
 
 def _render_chat(engine: Engine) -> dict[str, Any]:
@@ -136,8 +148,9 @@ def _render_chat(engine: Engine) -> dict[str, Any]:
     )
     cost = gr.Markdown(elem_id="cost", elem_classes=["p4-muted"])
     with gr.Accordion("Camera", open=False, elem_id="camera-panel"):
-        camera = gr.Image(sources=["webcam"], type="filepath", show_label=False,
-                          elem_id="camera", height=260)
+        # image_mode=None keeps the visitor's own upload (a conversion would make a new file).
+        camera = gr.Image(sources=["webcam"], type="filepath", image_mode=None,
+                          show_label=False, elem_id="camera", height=260)
         gr.Markdown("Take a photo and it is attached to your message.",
                     elem_classes=["p4-muted"])
     session_line = gr.Markdown(SessionSummary().text(), elem_id="session-summary",
@@ -196,40 +209,36 @@ def _rates_frame(points: list[tuple[float, float]]) -> pd.DataFrame:
 
 def _wire_chat(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
     hidden: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
-    # The steps that start an answer, and undo, check first and may refuse. They are not
-    # queued: a queued event costs a join, an SSE stream and the queue's bookkeeping, and the
-    # time to first token passes through them. Gradio shows no toast for an event that is not
-    # queued, so a refusal leaves its reason in `refusal` and a queued step shows it. (Gradio
-    # also veils a failed step's outputs, the chat and the input, with "Error": style.css
-    # hides that veil.)
-    accepted = [p.chatbot, p.busy, p.stopped]
+    # The chat shown in the browser is an output only: every step reads the server's copy
+    # in `conversation`. The steps that start an answer, and undo, check first and may
+    # refuse. They are not queued: a queued event costs a join, an SSE stream and the
+    # queue's bookkeeping, and the time to first token passes through them. Gradio shows no
+    # toast for an event that is not queued, so a refusal leaves its reason in `refusal` and
+    # a queued step shows it. (Gradio also veils a failed step's outputs, the chat and the
+    # input, with "Error": style.css hides that veil.)
+    c, r = p.conversation, p.refusal
     starts = [
-        p.textbox.submit(h.accept, [p.textbox, p.chatbot, p.busy, p.settings[0], p.refusal],
-                         [*accepted, p.textbox], queue=False, **hidden),
-        p.chatbot.retry(h.accept_retry, [p.chatbot, p.busy, p.refusal], accepted, queue=False,
-                        **hidden),
-        p.chatbot.edit(h.accept_edit, [p.shown, p.busy, p.refusal], accepted, queue=False,
-                       **hidden),
+        p.textbox.submit(h.accept, [p.textbox, c, p.settings[0], r], [p.chatbot, p.textbox],
+                         queue=False, **hidden),
+        p.chatbot.retry(h.accept_retry, [c, r], [p.chatbot], queue=False, **hidden),
+        p.chatbot.edit(h.accept_edit, [c, r], [p.chatbot], queue=False, **hidden),
     ]
-    undo = p.chatbot.undo(h.undo, [p.chatbot, p.busy, p.refusal],
-                          [p.chatbot, p.textbox, p.shown], queue=False, **hidden)
+    undo = p.chatbot.undo(h.undo, [c, r], [p.chatbot, p.textbox], queue=False, **hidden)
     for refusable in [*starts, undo]:
-        refusable.failure(h.tell_refusal, [p.refusal], None, concurrency_limit=None, **hidden)
+        refusable.failure(h.tell_refusal, [r], None, concurrency_limit=None, **hidden)
     answers = []
     for start in starts:
         start.success(None, None, None, js=ANSWERING.format(on="true"), **hidden)
-        answers.append(
-            start.success(h.answer, [p.chatbot, p.session, *p.settings, p.stopped],
-                          [p.chatbot, p.session], concurrency_limit=None, **hidden))
+        answers.append(start.success(h.answer, [c, p.session, *p.settings],
+                                     [p.chatbot, p.session], concurrency_limit=None, **hidden))
     for answer in answers:
-        answer.then(h.finish, [p.chatbot, p.session, p.stopped], [p.chatbot, p.busy, p.shown,
-                                                       p.session_line], queue=False,
+        answer.then(h.finish, [c, p.session], [p.chatbot, p.session_line], queue=False,
                     **hidden).then(None, None, None, js=ANSWERING.format(on="false"), **hidden)
     # Cancelling ends a streaming answer the browser knows of; the signal also stops one that
     # has not begun, or whose start the browser has not heard of yet.
-    p.textbox.stop(h.request_stop, [p.stopped], None, cancels=answers, queue=False, **hidden)
-    p.chatbot.clear(h.clear, [p.stopped], [p.shown], cancels=answers, queue=False, **hidden)
-    preview_args = ([p.textbox, p.chatbot, p.settings[0]], [p.cost])
+    p.textbox.stop(h.request_stop, [c], None, cancels=answers, queue=False, **hidden)
+    p.chatbot.clear(h.clear, [c], None, cancels=answers, queue=False, **hidden)
+    preview_args = ([p.textbox, c, p.settings[0]], [p.cost])
     gr.on([p.textbox.change, p.settings[0].change], h.preview, *preview_args, queue=False,
           trigger_mode="always_last", **hidden)
     p.chatbot.example_select(h.use_example, None, [p.textbox], queue=False, **hidden)
@@ -252,9 +261,10 @@ def _wire_panels(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
 class _Handlers:
     """What each event does; one instance per page, bound to the engine."""
 
-    def __init__(self, engine: Engine, store: Store | None) -> None:
+    def __init__(self, engine: Engine, store: Store | None, files: PageFiles) -> None:
         self.engine = engine
         self.store = store
+        self.files = files
         self.throughput = ThroughputHistory(window_s=PLOT_WINDOW_S)
         self._panels: tuple[float, tuple[Any, ...]] | None = None  # (when, outputs)
         self._panels_lock = asyncio.Lock()
@@ -264,32 +274,38 @@ class _Handlers:
     # The steps are async and return plain values: a sync handler costs a thread hop, and a
     # component returned as an update makes Gradio rebuild it and its JSON schema.
 
-    async def accept(self, message: dict[str, Any] | None, shown: History | None, busy: bool,
-                     system: str, refusal: Refusal) -> tuple[History, bool, StopSignal, None]:
+    async def accept(self, message: Any, conversation: Conversation, system: Any,
+                     refusal: Refusal, request: gr.Request) -> tuple[History, None]:
         """Checks the new message against the engine before anything changes on the page;
-        returns the chat to show while the answer comes."""
-        refusal.unless_busy(busy)
-        history = list(shown or [])
-        await self._check(history, message or {}, system, refusal)
-        return ([*history, *chat_history.user_messages(message or {})], True, StopSignal(),
-                None)  # and an empty input
+        returns the chat to show while the answer comes, and an empty input."""
+        refusal.unless_busy(conversation)
+        checked = refusal.unless_fails(checked_message, message, self.files.checker(request))
+        history = conversation.messages
+        await self._check(history, checked, system if isinstance(system, str) else "", refusal)
+        conversation.begin([*history, *chat_history.user_messages(checked)])
+        return _shown(conversation.messages), None
 
-    async def accept_retry(self, shown: History | None, busy: bool, refusal: Refusal
-                           ) -> tuple[History, bool, StopSignal]:
-        refusal.unless_busy(busy)
-        return refusal.unless_fails(chat_history.for_retry, list(shown or [])), True, StopSignal()
+    async def accept_retry(self, conversation: Conversation, refusal: Refusal) -> History:
+        refusal.unless_busy(conversation)
+        conversation.begin(refusal.unless_fails(chat_history.for_retry, conversation.messages))
+        return _shown(conversation.messages)
 
-    async def accept_edit(self, before: History | None, busy: bool, refusal: Refusal,
-                          edit: gr.EditData) -> tuple[History, bool, StopSignal]:
-        refusal.unless_busy(busy)
+    async def accept_edit(self, conversation: Conversation, refusal: Refusal,
+                          edit: gr.EditData) -> History:
+        refusal.unless_busy(conversation)
         index = edit.index[0] if isinstance(edit.index, list | tuple) else edit.index
-        return refusal.unless_fails(chat_history.for_edit, list(before or []), int(index),
-                                    str(edit.value or "")), True, StopSignal()
+        if not isinstance(index, int) or isinstance(index, bool):
+            refusal.refuse("Only your own messages can be edited.")
+        # The page shows text with invisible word joiners (see `safe_markdown`); not typed.
+        text = edit.value.replace(WORD_JOINER, "") if isinstance(edit.value, str) else ""
+        conversation.begin(refusal.unless_fails(chat_history.for_edit, conversation.messages,
+                                                index, text))
+        return _shown(conversation.messages)
 
     async def _check(self, history: History, message: dict[str, Any], system: str,
                      refusal: Refusal) -> None:
         try:
-            await service.plan(self.engine, history, message, system or "",
+            await service.plan(self.engine, history, message, system,
                                GenerationSettings().sampling())
         except Phi4UIError as error:
             refusal.refuse(str(error))
@@ -302,50 +318,57 @@ class _Handlers:
 
     # ------------------------------------------------------------ streaming it
 
-    async def answer(self, shown: History, session: SessionSummary, system: str,
+    async def answer(self, conversation: Conversation, session: SessionSummary, system: str,
                      temperature: float, top_p: float, max_tokens: float, seed: float | None,
-                     stopped: StopSignal) -> AsyncIterator[tuple[Any, Any]]:
-        """Streams the answer to the newest user message in `shown`. Each update carries
-        only the chat (and, at the end, the session): `gr.skip()` for another component
-        would make Gradio rebuild that component on every update."""
-        if stopped.requested:  # Stop came before the answer began; `finish` says so
+                     request: gr.Request) -> AsyncIterator[tuple[Any, Any]]:
+        """Streams the answer to the newest user message of the conversation. Each update
+        carries only the chat (and, at the end, the session): `gr.skip()` for another
+        component would make Gradio rebuild that component on every update."""
+        stopped = conversation.stop
+        if stopped.requested or not conversation.busy:  # Stop came first; `finish` says so
             return
+        conversation.answering = True
         settings = GenerationSettings.checked(system, temperature, top_p, max_tokens, seed,
                                               _max_new_tokens(self.engine))
-        history = list(shown)
-        latest = history  # what the page shows now, partial answer included
+        history = list(conversation.messages)
         try:
-            request = await service.plan(self.engine, history, None, settings.system,
-                                         settings.sampling())
-            stopped.started(request)
-            updates = service.answer(self.engine, request, progress=stopped.progress)
+            chat_request = await service.plan(self.engine, history, None, settings.system,
+                                          settings.sampling())
+            stopped.started(chat_request)
+            updates = service.answer(self.engine, chat_request, progress=stopped.progress)
             async with contextlib.aclosing(updates):
                 async for update in updates:
                     if stopped.requested:
                         return  # closing the updates aborts the engine request
-                    latest = [*history, {"role": "assistant", "content": update.text}]
+                    conversation.messages = [*history, {"role": "assistant",
+                                                        "content": update.text}]
                     if update.stats is None:
-                        yield latest, gr.skip()  # a state: skipping it costs nothing
+                        yield _shown(conversation.messages), gr.skip()  # skipping a state is free
                         continue
                     session = session.add(update.stats)
-                    answer = await self._record(history, update)
-                    latest = [*history, answer,
-                              *chat_history.answer_annotations(update.stats, update.notes)]
-                    yield latest, session
+                    answer = await self._record(history, update, request)
+                    conversation.messages = [
+                        *history, answer,
+                        *chat_history.answer_annotations(update.stats, update.notes)]
+                    yield _shown(conversation.messages), session
         except Phi4UIError as error:
-            yield _interrupted(latest, str(error)), gr.skip()
+            conversation.messages = _interrupted(conversation.messages, str(error))
+            yield _shown(conversation.messages), gr.skip()
         except Exception:
             log.exception("streaming an answer failed")
-            yield _interrupted(latest, SOMETHING_BROKE), gr.skip()
+            conversation.messages = _interrupted(conversation.messages, SOMETHING_BROKE)
+            yield _shown(conversation.messages), gr.skip()
 
-    async def _record(self, history: History, update: service.AnswerUpdate) -> dict[str, Any]:
+    async def _record(self, history: History, update: service.AnswerUpdate,
+                      request: gr.Request) -> dict[str, Any]:
         """The finished answer's message, marked with its record id when it was recorded."""
         message = {"role": "assistant", "content": update.text}
         if self.store is None:
             return message
         try:
             recorded = await recording.record_update(
-                self.store, self.engine.info, update, parent_id=recording.last_answer_id(history))
+                self.store, self.engine.info, update, parent_id=recording.last_answer_id(history),
+                user=login_of(request))
         except Phi4UIError as error:
             gr.Warning(escape(str(error)))
             return message
@@ -353,11 +376,13 @@ class _Handlers:
             gr.Info(escape(note))
         return recording.mark(message, recorded.answer_id)
 
-    async def finish(self, shown: History | None, session: SessionSummary,
-                     stopped: StopSignal) -> tuple[History, bool, History, str]:
+    async def finish(self, conversation: Conversation, session: SessionSummary
+                     ) -> tuple[History, str]:
         """Runs after every answer, finished or stopped."""
-        final = chat_history.with_stop_noted(shown or [], self._stopped_stats(stopped))
-        return final, False, final, session.text()
+        final = chat_history.with_stop_noted(conversation.messages,
+                                             self._stopped_stats(conversation.stop))
+        conversation.end(final)
+        return _shown(final), session.text()
 
     def _stopped_stats(self, stopped: StopSignal) -> RequestStats | None:
         if stopped.request is None or stopped.progress is None:  # it never began
@@ -366,23 +391,27 @@ class _Handlers:
 
     # ------------------------------------------------------------ other chat actions
 
-    async def undo(self, shown: History | None, busy: bool, refusal: Refusal
-                   ) -> tuple[Any, Any, History]:
-        refusal.unless_busy(busy)
-        history, message = refusal.unless_fails(chat_history.undo, list(shown or []))
-        return history, message, history
+    async def undo(self, conversation: Conversation, refusal: Refusal) -> tuple[Any, Any]:
+        refusal.unless_busy(conversation)
+        history, message = refusal.unless_fails(chat_history.undo, conversation.messages)
+        conversation.end(history)
+        return _shown(history), message
 
-    async def request_stop(self, stopped: StopSignal) -> None:
-        stopped.requested = True
+    async def request_stop(self, conversation: Conversation) -> None:
+        conversation.stop.requested = True
 
-    async def clear(self, stopped: StopSignal) -> History:
-        stopped.requested = True
-        return []
+    async def clear(self, conversation: Conversation) -> None:
+        conversation.stop.requested = True
+        conversation.end([])
 
-    async def preview(self, message: dict[str, Any] | None, shown: History | None,
-                      system: str) -> str:
+    async def preview(self, message: Any, conversation: Conversation, system: Any,
+                      request: gr.Request) -> str:
         try:
-            return await preview.describe(self.engine, list(shown or []), message, system or "")
+            checked = checked_message(message, self.files.checker(request))
+            return await preview.describe(self.engine, conversation.messages, checked,
+                                          system if isinstance(system, str) else "")
+        except Phi4UIError as error:
+            return escape(str(error))
         except Exception:
             log.exception("estimating the prompt size failed")
             return ""
@@ -392,13 +421,19 @@ class _Handlers:
         message = message_for(selected.index)
         return message if message else gr.skip()
 
-    def attach_photo(self, photo: str | None, message: dict[str, Any] | None
-                     ) -> tuple[Any, Any]:
-        if not photo:
+    def attach_photo(self, photo: Any, message: Any, request: gr.Request) -> tuple[Any, Any]:
+        if not photo or not isinstance(photo, str):
             return gr.skip(), gr.skip()
-        message = message or {}
-        files = [*chat_history.files_of(message), photo]
-        return {"text": message.get("text") or "", "files": files}, None
+        may_use = self.files.checker(request)
+        try:
+            checked_files([photo], may_use)
+        except Phi4UIError as error:
+            gr.Warning(escape(str(error)))
+            return gr.skip(), None
+        message = message if isinstance(message, dict) else {}
+        files = [*usable_files(chat_history.files_of(message), may_use), photo]
+        text = message.get("text")
+        return {"text": text if isinstance(text, str) else "", "files": files}, None
 
     # ------------------------------------------------------------ settings
 
@@ -455,8 +490,8 @@ class Refusal:
         self.reason = reason
         raise gr.Error(escape(reason), visible=False, print_exception=False)
 
-    def unless_busy(self, busy: bool) -> None:
-        if busy:
+    def unless_busy(self, conversation: Conversation) -> None:
+        if conversation.is_busy():
             self.refuse(BUSY)
 
     def unless_fails(self, function: Any, *args: Any) -> Any:
@@ -466,19 +501,12 @@ class Refusal:
             self.refuse(str(error))
 
 
-class StopSignal:
-    """Set by Stop, read by the streaming answer between updates. Gradio hands a session's
-    state to handlers as the object itself, so the answer sees a Stop pressed after it began.
-    It also keeps the request being streamed and the app's count of its tokens, from which
-    `finish` tells how far a stopped answer got."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.request: ChatRequest | None = None
-        self.progress: StatsRecorder | None = None
-
-    def started(self, request: ChatRequest) -> None:
-        self.request, self.progress = request, StatsRecorder()
+def _shown(messages: History) -> History:
+    """The chat as the browser gets it: a copy (the server's stays its own) whose text
+    cannot make the browser load anything from another host."""
+    return [{**message, "content": safe_markdown(message["content"])}
+            if isinstance(message.get("content"), str) else dict(message)
+            for message in messages]
 
 
 def _interrupted(history: History, message: str) -> History:

@@ -8,19 +8,21 @@ page calls them inside its own layout (see the README's evaluation section).
 
 import asyncio
 import logging
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from html import escape as escape_html
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from phi4ui import batch, bundle, compare, evalview, recording, replay
+from phi4ui import batch, bundle, compare, evalview, recording, replay, staging
 from phi4ui.cases import PAGE_MAX_CASES, read_cases, stage_upload
 from phi4ui.chat import Sampling
+from phi4ui.conversation import NOT_YOURS, Conversation, checked_files, checked_message
 from phi4ui.engines.base import Engine
 from phi4ui.errors import BadInput, Phi4UIError
+from phi4ui.page_files import PageFiles, login_of
 from phi4ui.review import ReviewFilter
 from phi4ui.store import Store
 
@@ -29,6 +31,8 @@ DEFAULT_SYSTEM = "You are a helpful assistant."
 DEFAULT_TAGS = ["wrong", "unsafe", "slow", "incomplete", "great"]
 RECORDING_OFF = ("Recording is off (`--record false`), so answers cannot be rated, exported "
                  "or reviewed here.")
+REVIEW_NEEDS_LOGIN = ("Review lists every recorded answer of everyone, so on a public address "
+                      "it needs a login: start the app with `PHI4UI_AUTH` or `--auth-file`.")
 TABLE_EVERY_S = 0.5  # how often a running batch refreshes its table
 PRESETS = {
     "Adapter on vs off": {"adapters": ("auto", "none"), "temperatures": (0.0, 0.0)},
@@ -47,24 +51,35 @@ def _bind(handler: Callable[..., Awaitable[Any]], **fixed: Any) -> Callable[...,
 
 
 def _export_folder() -> Path:
-    # Under the system temp folder, which Gradio serves downloads from.
-    return Path(tempfile.mkdtemp(prefix="phi4ui-export-"))
+    # Under the system temp folder, which Gradio serves downloads from. Gradio copies the
+    # file after the handler returns, so the folder is left to `staging.sweep`.
+    return staging.new_folder("export")
 
 
-async def _export_download(store: Store, ids: list[str], kind: str, detail: str) -> Any:
-    """A reproducibility bundle of the answers `ids`, as the download button's new state."""
+async def _export_download(store: Store, ids: list[str], kind: str, detail: str,
+                           files: PageFiles, request: gr.Request) -> Any:
+    """A reproducibility bundle of the answers `ids`, as the download button's new state;
+    only the visitor who asked for it may fetch it."""
     name = time.strftime(f"phi4ui-{kind}-%Y%m%d-%H%M%S.zip")
     try:
         path = await asyncio.to_thread(bundle.export_bundle, store, ids,
                                        _export_folder() / name)
+        await asyncio.to_thread(files.grant, request, [path])
     except Phi4UIError as error:
-        gr.Warning(str(error))
+        gr.Warning(escape_html(str(error)))
         return gr.DownloadButton(visible=False)
     return gr.DownloadButton(f"Download {name}{detail}", value=str(path), visible=True)
 
 
-def _split_tags(chosen: Sequence[str] | None, more: str | None) -> list[str]:
-    return [*(chosen or []), *(more or "").split(",")]
+def _text(value: Any) -> str:
+    """A text field's value as the browser sent it: text, or nothing."""
+    return value if isinstance(value, str) else ""
+
+
+def _split_tags(chosen: Any, more: Any) -> list[str]:
+    picked = [tag for tag in chosen if isinstance(tag, str)] \
+        if isinstance(chosen, list | tuple) else []
+    return [*picked, *_text(more).split(",")]
 
 
 def _tag_fields(tags: Sequence[str]) -> tuple[list[str], str]:
@@ -74,9 +89,12 @@ def _tag_fields(tags: Sequence[str]) -> tuple[list[str], str]:
 
 # ---------------------------------------------------------------- chat: rate and export
 
-def build_chat_evaluation(chatbot: gr.Chatbot, store: Store | None) -> None:
+def build_chat_evaluation(chatbot: gr.Chatbot, conversation: gr.State, store: Store | None,
+                          files: PageFiles) -> None:
     """Ratings (👍/👎 on the chatbot's answers, then a comment and tags) and the export of
-    the conversation as a bundle. Put it under the chatbot."""
+    the conversation as a bundle. Put it under the chatbot. Both read the server's copy of
+    the conversation (`conversation`, a `Conversation`), so a person rates and exports only
+    the answers of their own session."""
     if store is None:
         gr.Markdown(RECORDING_OFF, elem_id="rating-off")
         return
@@ -93,8 +111,9 @@ def build_chat_evaluation(chatbot: gr.Chatbot, store: Store | None) -> None:
             download = gr.DownloadButton("Download bundle", visible=False,
                                          elem_id="export-download")
 
-    async def on_like(history: list[dict[str, Any]], like: gr.LikeData) -> tuple[Any, ...]:
-        answer_id = recording.answer_id_at(history or [], like.index)
+    async def on_like(chat: Conversation, like: gr.LikeData) -> tuple[Any, ...]:
+        answer_id = recording.answer_id_at(chat.messages, like.index) \
+            if isinstance(like.index, int | list | tuple) else None
         if answer_id is None:
             gr.Warning("This answer was not recorded, so it cannot be rated.")
             return SKIP(), SKIP(), SKIP(), SKIP(), SKIP()
@@ -102,42 +121,41 @@ def build_chat_evaluation(chatbot: gr.Chatbot, store: Store | None) -> None:
         try:
             rating = await asyncio.to_thread(store.rate, answer_id, score)
         except Phi4UIError as error:
-            gr.Warning(str(error))
+            gr.Warning(escape_html(str(error)))
             return SKIP(), SKIP(), SKIP(), SKIP(), SKIP()
         chosen, other = _tag_fields(rating.tags)
         return (answer_id, f"Rated answer `{answer_id[:8]}` "
                 f"**{evalview.RATING_WORDS[rating.score]}**. Add a comment or tags and save.",
                 rating.comment, chosen, other)
 
-    async def on_save(answer_id: str | None, text: str, chosen: list[str],
-                      other: str) -> str:
+    async def on_save(answer_id: str | None, text: Any, chosen: Any, other: Any) -> str:
         if answer_id is None:
             gr.Warning("Rate an answer with 👍 or 👎 first.")
             return SKIP()
         try:
-            rating = await asyncio.to_thread(store.rate, answer_id, None, comment=text or "",
+            rating = await asyncio.to_thread(store.rate, answer_id, None, comment=_text(text),
                                              tags=_split_tags(chosen, other))
         except Phi4UIError as error:
-            gr.Warning(str(error))
+            gr.Warning(escape_html(str(error)))
             return SKIP()
+        tags_note = ": " + evalview.escape(", ".join(rating.tags)) if rating.tags else ""
         return (f"Saved for answer `{answer_id[:8]}` (rated "
-                f"**{evalview.RATING_WORDS[rating.score]}**)"
-                f"{': ' + ', '.join(rating.tags) if rating.tags else ''}.")
+                f"**{evalview.RATING_WORDS[rating.score]}**){tags_note}.")
 
-    async def on_export(history: list[dict[str, Any]]) -> Any:
-        ids = recording.answer_ids(history or [])
-        return await _export_download(store, ids, "conversation", "")
+    async def on_export(chat: Conversation, request: gr.Request) -> Any:
+        return await _export_download(store, chat.answer_ids(), "conversation", "", files,
+                                      request)
 
-    chatbot.like(on_like, [chatbot], [rated, status, comment, tags, more],
+    chatbot.like(on_like, [conversation], [rated, status, comment, tags, more],
                  show_progress="hidden")
     save.click(on_save, [rated, comment, tags, more], [status], show_progress="hidden")
-    export.click(on_export, [chatbot], [download])
+    export.click(on_export, [conversation], [download])
 
 
 # ---------------------------------------------------------------- side by side
 
-def build_side_by_side_tab(engines: Mapping[str, Engine], store: Store | None, *,
-                           system: str = DEFAULT_SYSTEM) -> None:
+def build_side_by_side_tab(engines: Mapping[str, Engine], store: Store | None,
+                           files: PageFiles, *, system: str = DEFAULT_SYSTEM) -> None:
     """One input, two configurations (engine, adapter, temperature), both answers streaming
     with their statistics, and a vote. `engines`: name -> engine, e.g. {"embedded": e}."""
     names = list(engines)
@@ -178,8 +196,8 @@ def build_side_by_side_tab(engines: Mapping[str, Engine], store: Store | None, *
         return [value for i in range(2) for value in (engines_now[i], chosen["adapters"][i],
                                                       chosen["temperatures"][i])]
 
-    async def on_submit(message: dict[str, Any], system_text: str, tokens: float,
-                        *choices: Any) -> AsyncIterator[tuple[Any, ...]]:
+    async def on_submit(message: Any, system_text: Any, tokens: float, *choices: Any,
+                        request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
         def configuration(engine_name: str, adapter: compare.AdapterChoice,
                           temperature: float) -> compare.Configuration:
             return compare.Configuration(
@@ -187,8 +205,14 @@ def build_side_by_side_tab(engines: Mapping[str, Engine], store: Store | None, *
                 engines[engine_name], Sampling(temperature=float(temperature), top_p=1.0,
                                                max_tokens=int(tokens)), adapter)
 
+        try:
+            checked = checked_message(message, files.checker(request))
+        except Phi4UIError as error:
+            gr.Warning(escape_html(str(error)))
+            return
         both = (configuration(*choices[:3]), configuration(*choices[3:6]))
-        async for shown in compare.compare(both, [], message, system_text or "", store=store):
+        async for shown in compare.compare(both, [], checked, _text(system_text), store=store,
+                                           user=login_of(request)):
             yield (*_pair_view(shown), shown, "")
 
     async def on_vote(current: compare.Pair | None, comment: str, *, winner: str) -> str:
@@ -199,7 +223,7 @@ def build_side_by_side_tab(engines: Mapping[str, Engine], store: Store | None, *
         try:
             await compare.vote(store, current, winner, comment or "")  # type: ignore[arg-type]
         except Phi4UIError as error:
-            gr.Warning(str(error))
+            gr.Warning(escape_html(str(error)))
             return SKIP()
         return {"left": "Stored: left is better.", "right": "Stored: right is better.",
                 "tie": "Stored: a tie."}[winner]
@@ -235,7 +259,7 @@ def _pair_view(pair: compare.Pair) -> tuple[str, str, str, str]:
 
 # ---------------------------------------------------------------- batch
 
-def build_batch_tab(engine: Engine, store: Store | None, *,
+def build_batch_tab(engine: Engine, store: Store | None, files: PageFiles, *,
                     max_cases: int = PAGE_MAX_CASES) -> None:
     """Upload cases, run them with a progress bar, see the table and summary, download."""
     with gr.Tab("Batch", id="batch", elem_id="tab-batch"):
@@ -267,57 +291,72 @@ def build_batch_tab(engine: Engine, store: Store | None, *,
                                               elem_id="batch-json")
 
     async def on_run(uploads: list[str] | None, workers: float, tokens: float, heat: float,
-                     system_text: str, progress: gr.Progress = gr.Progress()  # noqa: B008
+                     system_text: str, request: gr.Request,
+                     progress: gr.Progress = gr.Progress()  # noqa: B008
                      ) -> AsyncIterator[tuple[Any, ...]]:
         hidden = gr.DownloadButton(visible=False)
-        try:
-            case_file = await asyncio.to_thread(_load_cases, uploads, max_cases)
-        except Phi4UIError as error:
-            gr.Warning(str(error))
-            yield f"⚠️ {evalview.escape(str(error))}", [], hidden, hidden
-            return
-        options = batch.BatchOptions(system_text or "", Sampling(
-            temperature=float(heat), top_p=1.0, max_tokens=int(tokens)), int(workers))
-        results: list[batch.CaseResult] = []
-        shown_at = 0.0
-        async for step in batch.iter_batch(engine, case_file, options, store=store):
-            if step.run is not None:
-                csv_path, json_path = await asyncio.to_thread(batch.write_results, step.run,
-                                                              _export_folder())
-                yield (evalview.batch_summary(step.run.summary, step.run.notes),
-                       evalview.batch_rows(step.run.results),
-                       gr.DownloadButton(value=str(csv_path), visible=True),
-                       gr.DownloadButton(value=str(json_path), visible=True))
+        # The staged uploads go when the run ends, fails or is stopped.
+        with staging.job_folder("batch") as folder:
+            try:
+                uploads = checked_files(uploads or [], files.checker(request))
+                case_file = await asyncio.to_thread(_load_cases, uploads, max_cases,
+                                                    folder)
+            except Phi4UIError as error:
+                gr.Warning(escape_html(str(error)))
+                yield f"⚠️ {evalview.escape(str(error))}", [], hidden, hidden
                 return
-            assert step.result is not None
-            results.append(step.result)
-            progress((step.done, step.total), desc="cases", unit="cases")
-            if time.monotonic() - shown_at >= TABLE_EVERY_S or step.done == step.total:
-                shown_at = time.monotonic()
-                errors = sum(r.error is not None for r in results)
-                yield (evalview.batch_progress(step, errors), evalview.batch_rows(results),
-                       hidden, hidden)
+            options = batch.BatchOptions(system_text or "", Sampling(
+                temperature=float(heat), top_p=1.0, max_tokens=int(tokens)), int(workers),
+                user=login_of(request))
+            results: list[batch.CaseResult] = []
+            shown_at = 0.0
+            async for step in batch.iter_batch(engine, case_file, options, store=store):
+                if step.run is not None:
+                    csv_path, json_path = await asyncio.to_thread(batch.write_results, step.run,
+                                                                  _export_folder())
+                    await asyncio.to_thread(files.grant, request, [csv_path, json_path])
+                    yield (evalview.batch_summary(step.run.summary, step.run.notes),
+                           evalview.batch_rows(step.run.results),
+                           gr.DownloadButton(value=str(csv_path), visible=True),
+                           gr.DownloadButton(value=str(json_path), visible=True))
+                    return
+                assert step.result is not None
+                results.append(step.result)
+                progress((step.done, step.total), desc="cases", unit="cases")
+                if time.monotonic() - shown_at >= TABLE_EVERY_S or step.done == step.total:
+                    shown_at = time.monotonic()
+                    errors = sum(r.error is not None for r in results)
+                    yield (evalview.batch_progress(step, errors), evalview.batch_rows(results),
+                           hidden, hidden)
 
     run = run_button.click(on_run, [files, concurrency, max_tokens, temperature, system_box],
                            [status, table, csv_download, json_download], concurrency_limit=1)
     stop_button.click(None, None, None, cancels=[run])
 
 
-def _load_cases(uploads: list[str] | None, max_cases: int) -> Any:
+def _load_cases(uploads: list[str] | None, max_cases: int, folder: Path) -> Any:
+    """The uploaded cases, staged in `folder`; their media may only be files uploaded with
+    them, never other files of the server."""
     if not uploads:
         raise BadInput("Upload a .jsonl or .csv case file first.")
-    folder = Path(tempfile.mkdtemp(prefix="phi4ui-batch-"))
-    return read_cases(stage_upload(uploads, folder), max_cases=max_cases, loose_media=True)
+    return read_cases(stage_upload(uploads, folder), max_cases=max_cases, loose_media=True,
+                      confine_to=folder)
 
 
 # ---------------------------------------------------------------- review
 
-def build_review_tab(store: Store | None, engine: Engine | None = None) -> None:
+def build_review_tab(store: Store | None, engine: Engine | None, files: PageFiles, *,
+                     everyone_may_review: bool = True) -> None:
     """Recorded answers with filters, their details, rating, export of the filtered set,
-    and (given an engine) the replay of a bundle."""
+    and (given an engine) the replay of a bundle. Review shows every recorded answer, so
+    it is built only where everyone who reaches the page may see them all
+    (`everyone_may_review`: a login is required, or only this machine can connect)."""
     with gr.Tab("Review", id="review", elem_id="tab-review") as tab:
         if store is None:
             gr.Markdown(RECORDING_OFF)
+            return
+        if not everyone_may_review:
+            gr.Markdown(REVIEW_NEEDS_LOGIN, elem_id="review-needs-login")
             return
         with gr.Row():
             rating = gr.Dropdown(["any", "up", "down", "unrated", "voted"], value="any",
@@ -346,7 +385,7 @@ def build_review_tab(store: Store | None, engine: Engine | None = None) -> None:
             export = gr.Button("Export the filtered set", elem_id="review-export")
             download = gr.DownloadButton("Download", visible=False, elem_id="review-download")
         if engine is not None:
-            _replay_section(engine, store)
+            _replay_section(engine, store, files)
 
     filters = [rating, tag, origin, since, until, text]
 
@@ -360,7 +399,7 @@ def build_review_tab(store: Store | None, engine: Engine | None = None) -> None:
             rows = await asyncio.to_thread(store.search, query)
             known = await asyncio.to_thread(store.tags_in_use)
         except Phi4UIError as error:
-            gr.Warning(str(error))
+            gr.Warning(escape_html(str(error)))
             return SKIP(), SKIP(), SKIP()
         return (evalview.review_rows(rows), [r["id"] for r in rows],
                 gr.Dropdown(choices=["", *known]))
@@ -389,8 +428,9 @@ def build_review_tab(store: Store | None, engine: Engine | None = None) -> None:
                                 tags=_split_tags(chosen, other))
         return await asyncio.to_thread(_details, store, answer_id)
 
-    async def on_export(ids: list[str]) -> Any:
-        return await _export_download(store, ids, "review", f" ({len(ids)} answers)")
+    async def on_export(ids: list[str], request: gr.Request) -> Any:
+        return await _export_download(store, ids, "review", f" ({len(ids)} answers)", files,
+                                      request)
 
     for trigger in (search.click, tab.select):
         trigger(on_search, filters, [table, found, tag], show_progress="hidden")
@@ -411,34 +451,44 @@ def _details(store: Store, answer_id: str) -> tuple[str, str, list[str], str]:
             chosen, other)
 
 
-def _replay_section(engine: Engine, store: Store) -> None:
+def _replay_section(engine: Engine, store: Store, files: PageFiles) -> None:
     with gr.Accordion("Replay a bundle", open=False, elem_id="replay-panel"):
         upload = gr.File(file_types=[".zip"], label="Bundle (.zip)", elem_id="replay-file")
         start = gr.Button("Replay through the current engine", elem_id="replay-run")
         report = gr.Markdown(elem_id="replay-report")
 
-    async def on_replay(path: str | None) -> AsyncIterator[str]:
+    async def on_replay(path: Any, request: gr.Request) -> AsyncIterator[str]:
         if not path:
             yield "Upload a bundle first."
             return
-        lines: list[str] = []
-        try:
-            opened = await asyncio.to_thread(bundle.read_bundle, Path(path),
-                                             Path(tempfile.mkdtemp(prefix="phi4ui-replay-")))
-        except Phi4UIError as error:
-            yield f"⚠️ {evalview.escape(str(error))}"
+        if not isinstance(path, str) or not files.checker(request)(path):
+            yield NOT_YOURS
             return
-        yield f"Replaying {len(opened.records)} record(s)…"
-        for original in opened.records:
-            try:
-                result: Any = await bundle.replay(engine, original, store=store)
-            except bundle.ReplayMismatch as mismatch:
-                result = mismatch
-            except Phi4UIError as error:
-                result = error
-            lines.append(f"- {evalview.escape(replay.describe(result))}"
-                         if isinstance(result, bundle.ReplayResult | bundle.ReplayMismatch)
-                         else f"- ⚠️ {evalview.escape(str(result))}")
-            yield "\n".join(lines)
+        with staging.job_folder("replay") as folder:  # its media go when the replay ends
+            async for shown in _replay_report(engine, store, Path(path), folder):
+                yield shown
 
     start.click(on_replay, [upload], [report])
+
+
+async def _replay_report(engine: Engine, store: Store, path: Path,
+                         folder: Path) -> AsyncIterator[str]:
+    """Replays the bundle at `path` (media extracted in `folder`), one line per record."""
+    lines: list[str] = []
+    try:
+        opened = await asyncio.to_thread(bundle.read_bundle, path, folder)
+    except Phi4UIError as error:
+        yield f"⚠️ {evalview.escape(str(error))}"
+        return
+    yield f"Replaying {len(opened.records)} record(s)…"
+    for original in opened.records:
+        try:
+            result: Any = await bundle.replay(engine, original, store=store)
+        except bundle.ReplayMismatch as mismatch:
+            result = mismatch
+        except Phi4UIError as error:
+            result = error
+        lines.append(f"- {evalview.escape(replay.describe(result))}"
+                     if isinstance(result, bundle.ReplayResult | bundle.ReplayMismatch)
+                     else f"- ⚠️ {evalview.escape(str(result))}")
+        yield "\n".join(lines)

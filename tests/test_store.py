@@ -26,7 +26,7 @@ SCHEMA = {
                 "prompt", "answer", "notes", "engine", "engine_kind", "model", "revision",
                 "adapter", "sampling", "temperature", "top_p", "max_tokens", "seed", "stats",
                 "ttft_s", "e2e_s", "tokens_per_s", "prompt_tokens", "completion_tokens",
-                "finish_reason", "versions", "pair_id", "replay_of"],
+                "finish_reason", "versions", "pair_id", "replay_of", "user"],
     "media": ["sha256", "kind", "name", "path", "size", "created_at"],
     "answer_media": ["answer_id", "position", "sha256"],
     "ratings": ["answer_id", "versus_id", "score", "comment", "tags", "created_at",
@@ -86,6 +86,7 @@ def test_an_older_schema_is_brought_up_to_date_keeping_its_rows(tmp_path):
     store = Store(path)
     old = store.answer(record.id)
     assert old.answer == "old answer" and old.pair_id is None and old.replay_of is None
+    assert old.user == ""
     store.rate(record.id, 1, comment="still rateable")
     assert store.rating(record.id).comment == "still rateable"
     store.close()
