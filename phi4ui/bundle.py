@@ -18,8 +18,16 @@ from pathlib import Path
 from typing import Any, cast
 
 from phi4ui import service
-from phi4ui.chat import Adapter, ChatRequest, MediaRef, Part, Sampling, Turn, plan_request
-from phi4ui.chat import render_phi4_prompt as render
+from phi4ui.chat import (
+    Adapter,
+    ChatRequest,
+    MediaRef,
+    Part,
+    Sampling,
+    Turn,
+    plan_request,
+    prompt_as_sent,
+)
 from phi4ui.engines.base import Engine
 from phi4ui.errors import BadInput
 from phi4ui.mediastore import MediaRecord
@@ -174,20 +182,28 @@ async def rebuild_request(engine: Engine, original: AnswerRecord) -> ChatRequest
 
 
 def check_same(original: AnswerRecord, request: ChatRequest) -> None:
-    prompt = render(request.system, request.turns)
+    prompt = prompt_as_sent(request)
     if prompt != original.prompt:
         at = next((i for i, (a, b) in enumerate(zip(prompt, original.prompt, strict=False))
                    if a != b), min(len(prompt), len(original.prompt)))
         raise ReplayMismatch(
             f"Record {original.id}: the prompt differs from the recorded one at character {at} "
-            f"(recorded {original.prompt[at:at + 40]!r}, now {prompt[at:at + 40]!r}). Start the "
-            "engine with the recorded limits (context length, images and audio per prompt).")
+            f"(recorded {original.prompt[at:at + 40]!r}, now {prompt[at:at + 40]!r}). "
+            + _mismatch_advice(original, request, prompt))
     hashes = [m.sha256 for m in request.images] + [m.sha256 for m in request.audios]
     recorded = [m.sha256 for m in original.media if m.kind == "image"] + \
                [m.sha256 for m in original.media if m.kind == "audio"]
     if hashes != recorded:
         raise ReplayMismatch(f"Record {original.id}: the media differ from the recorded ones "
                              f"(recorded {_short(recorded)}, now {_short(hashes)}).")
+
+
+def _mismatch_advice(original: AnswerRecord, request: ChatRequest, prompt: str) -> str:
+    if request.text_guard.restore(prompt) == original.prompt:
+        return ("It was recorded by an older version that let typed control tokens act as "
+                "such; they are now sent as plain text, so it cannot be replayed exactly.")
+    return ("Start the engine with the recorded limits (context length, images and audio per "
+            "prompt).")
 
 
 async def replay(engine: Engine, original: AnswerRecord, *,

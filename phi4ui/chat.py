@@ -5,17 +5,21 @@ A conversation is a list of turns; a turn is a role and parts (text, media).
 per-prompt media limits and the context length, leaving the oldest media (then
 the oldest turns) out with a note the person sees, chooses the LoRA adapter,
 and counts tokens the way the model will. Engines render a request with
-`render_phi4_prompt` (embedded) or `render_openai_messages` (remote).
+`render_phi4_prompt` (embedded) or `render_openai_messages` (remote); both pass
+every piece of free text through the engine's `TextGuard`, so that typed text
+never becomes a control token (see `phi4ui.textguard`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 from typing import Any, Literal
 
 from phi4ui.errors import BadInput, PromptTooLong
 from phi4ui.media import PreparedAudio, PreparedImage, kind_of
+from phi4ui.textguard import GENERIC, TextGuard
 
 Role = Literal["user", "assistant"]
 Adapter = Literal["vision", "speech"]
@@ -77,9 +81,13 @@ class TokenCount:
 
 @dataclass(frozen=True)
 class PromptLimits:
+    """What a prompt for an engine must respect: media counts, context length, and the
+    control tokens of its tokenizer, which typed text must not form."""
+
     max_images: int
     max_audios: int
     max_model_len: int
+    text_guard: TextGuard = GENERIC
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,8 @@ class ChatRequest:
     notes: tuple[str, ...] = ()
     # (sha256, path) of the file each medium was read from, so a record can keep it.
     media_files: tuple[tuple[str, str], ...] = ()
+    # The turns keep the text as typed; this neutralises it on the way into the prompt.
+    text_guard: TextGuard = GENERIC
 
     @property
     def images(self) -> list[PreparedImage]:
@@ -202,17 +212,18 @@ def plan_request(system: str, turns: Sequence[Turn], sampling: Sampling, limits:
     draft = _Draft(list(turns))
     _drop_oldest_media(draft, PreparedImage, limits.max_images, "image")
     _drop_oldest_media(draft, PreparedAudio, limits.max_audios, "audio clip")
-    tokens = _count(system, draft.turns, count_text_tokens)
+    guard = limits.text_guard
+    tokens = _count(system, draft.turns, count_text_tokens, guard)
     room = limits.max_model_len - MIN_ANSWER_TOKENS
     while tokens.total > room and _drop_one_old_item(draft):
-        tokens = _count(system, draft.turns, count_text_tokens)
+        tokens = _count(system, draft.turns, count_text_tokens, guard)
     if tokens.total > room:
         raise PromptTooLong(_too_long_message(tokens, limits.max_model_len))
     max_tokens = min(sampling.max_tokens, limits.max_model_len - tokens.total)
     return ChatRequest(system=system, turns=tuple(draft.turns),
                        sampling=replace(sampling, max_tokens=max_tokens),
                        adapter=choose_adapter(draft.turns), tokens=tokens,
-                       notes=tuple(draft.notes))
+                       notes=tuple(draft.notes), text_guard=guard)
 
 
 def _check_newest_turn(turn: Turn, limits: PromptLimits) -> None:
@@ -263,9 +274,11 @@ def _note(draft: _Draft, note: str) -> None:
         draft.notes.append(note)
 
 
-def _count(system: str, turns: Sequence[Turn], count_text_tokens: Callable[[str], int]
-           ) -> TokenCount:
-    text = count_text_tokens(render_phi4_prompt(system, turns, with_placeholders=False))
+def _count(system: str, turns: Sequence[Turn], count_text_tokens: Callable[[str], int],
+           guard: TextGuard) -> TokenCount:
+    """Tokens of the text as sent (neutralised), plus the media's placeholder tokens."""
+    text = count_text_tokens(render_phi4_prompt(system, turns, with_placeholders=False,
+                                                guard=guard))
     image = sum(m.tokens for t in turns for m in t.media if isinstance(m, PreparedImage))
     audio = sum(m.tokens for t in turns for m in t.media if isinstance(m, PreparedAudio))
     return TokenCount(text=text, image=image, audio=audio)
@@ -280,46 +293,68 @@ def _too_long_message(tokens: TokenCount, max_model_len: int) -> str:
 
 # ---------------------------------------------------------------- rendering
 
-def render_phi4_prompt(system: str, turns: Sequence[Turn], *,
-                       with_placeholders: bool = True) -> str:
-    """Phi-4's chat format; media placeholders numbered across the whole prompt."""
+def render_phi4_prompt(system: str, turns: Sequence[Turn], *, with_placeholders: bool = True,
+                       guard: TextGuard = GENERIC) -> str:
+    """Phi-4's chat format; media placeholders numbered across the whole prompt, free text
+    neutralised by `guard`."""
     counters = {"image": 0, "audio": 0}
-    pieces = [f"<|system|>{system}<|end|>"] if system.strip() else []
+    pieces = [f"<|system|>{guard.neutralise(system)}<|end|>"] if system.strip() else []
     for turn in turns:
-        body = []
-        for part in turn.parts:
-            if isinstance(part, str):
-                body.append(part)
-            elif isinstance(part, PreparedImage | PreparedAudio):
-                kind = "image" if isinstance(part, PreparedImage) else "audio"
-                counters[kind] += 1
-                if with_placeholders:
-                    body.append(f"<|{kind}_{counters[kind]}|>")
-        pieces.append(f"<|{turn.role}|>{_join(body)}<|end|>")
+        body = _join(_segments(turn, counters, guard, with_placeholders))
+        pieces.append(f"<|{turn.role}|>{body}<|end|>")
     pieces.append("<|assistant|>")
     return "".join(pieces)
 
 
-def _join(body: list[str]) -> str:
+def prompt_as_sent(request: ChatRequest) -> str:
+    """The Phi-4 prompt the engine is given for `request`."""
+    return render_phi4_prompt(request.system, request.turns, guard=request.text_guard)
+
+
+def _segments(turn: Turn, counters: dict[str, int], guard: TextGuard,
+              with_placeholders: bool) -> list[tuple[str, bool]]:
+    """A turn's body as (segment, is_text): each run of text parts between two media,
+    neutralised as one piece, and the media's placeholders."""
+    segments: list[tuple[str, bool]] = []
+    for is_text, group in groupby(turn.parts, key=lambda part: isinstance(part, str)):
+        if is_text:
+            text = "\n".join(part for part in group if isinstance(part, str))
+            segments.append((guard.neutralise(text), True))
+            continue
+        for part in group:
+            if isinstance(part, PreparedImage | PreparedAudio):
+                kind = "image" if isinstance(part, PreparedImage) else "audio"
+                counters[kind] += 1
+                if with_placeholders:
+                    segments.append((f"<|{kind}_{counters[kind]}|>", False))
+    return segments
+
+
+def _join(segments: list[tuple[str, bool]]) -> str:
     # Placeholders sit directly before the text, as in the model card's examples.
     out = ""
-    for piece in body:
-        if out and not out.endswith("|>") and not piece.startswith("<|"):
+    after_text = False
+    for segment, is_text in segments:
+        if is_text and after_text:
             out += "\n"
-        out += piece
+        out += segment
+        after_text = is_text
     return out
 
 
 def render_openai_messages(system: str, turns: Sequence[Turn],
                            encode_image: Callable[[PreparedImage], str],
-                           encode_audio: Callable[[PreparedAudio], str]) -> list[dict[str, Any]]:
-    """OpenAI chat messages: images as data URLs, audio as base64 WAV `input_audio`."""
+                           encode_audio: Callable[[PreparedAudio], str], *,
+                           guard: TextGuard = GENERIC) -> list[dict[str, Any]]:
+    """OpenAI chat messages: images as data URLs, audio as base64 WAV `input_audio`, free
+    text neutralised by `guard` (the server applies the chat template and tokenizes the
+    result with special tokens recognised)."""
     messages: list[dict[str, Any]] = []
     if system.strip():
-        messages.append({"role": "system", "content": system})
+        messages.append({"role": "system", "content": guard.neutralise(system)})
     for turn in turns:
         if turn.role == "assistant":
-            messages.append({"role": "assistant", "content": turn.text})
+            messages.append({"role": "assistant", "content": guard.neutralise(turn.text)})
             continue
         content: list[dict[str, Any]] = []
         for part in turn.parts:
@@ -329,6 +364,6 @@ def render_openai_messages(system: str, turns: Sequence[Turn],
                 content.append({"type": "input_audio",
                                 "input_audio": {"data": encode_audio(part), "format": "wav"}})
         if turn.text:
-            content.append({"type": "text", "text": turn.text})
+            content.append({"type": "text", "text": guard.neutralise(turn.text)})
         messages.append({"role": "user", "content": content})
     return messages

@@ -40,6 +40,9 @@ class TextDelta:
 @dataclass(frozen=True)
 class Finished:
     stats: RequestStats
+    # The token ids the model was given, when the engine reports them (the embedded engine
+    # always does; a remote one when asked to): what reached the model, for checks.
+    prompt_token_ids: tuple[int, ...] | None = None
 
 
 Event = TextDelta | Finished
@@ -67,7 +70,8 @@ class Engine(Protocol):
     def media_limits(self) -> MediaLimits: ...
 
     @property
-    def prompt_limits(self) -> PromptLimits: ...
+    def prompt_limits(self) -> PromptLimits:
+        """Media and context limits, and the `TextGuard` made from the engine's tokenizer."""
 
     async def start(self) -> None:
         """Loads or connects; sets `status`. Never raises: a failure lands in `status`."""

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-from phi4ui.chat import ChatRequest, PromptLimits, render_phi4_prompt
+from phi4ui.chat import ChatRequest, PromptLimits, prompt_as_sent
 from phi4ui.engines import vllm_compat
 from phi4ui.engines.base import EngineInfo, Event, Finished, Status, TextDelta
 from phi4ui.engines.model_source import ModelSource, resolve
@@ -25,6 +25,7 @@ from phi4ui.stats import (
     gpu_memory,
     process_memory,
 )
+from phi4ui.textguard import GENERIC, TextGuard, checked_guard
 
 log = logging.getLogger(__name__)
 ADAPTER_IDS = {"vision": 1, "speech": 2}
@@ -32,7 +33,7 @@ ADAPTER_IDS = {"vision": 1, "speech": 2}
 
 def vllm_prompt(request: ChatRequest) -> dict[str, Any]:
     """The request as vLLM's prompt: Phi-4's chat format and the media in placeholder order."""
-    prompt: dict[str, Any] = {"prompt": render_phi4_prompt(request.system, request.turns)}
+    prompt: dict[str, Any] = {"prompt": prompt_as_sent(request)}
     media: dict[str, list[Any]] = {}
     if request.images:
         media["image"] = [item.image for item in request.images]
@@ -72,6 +73,7 @@ class EmbeddedEngine:
         self._source = source
         self._llm: Any = None
         self._tokenizer: Any = None
+        self._text_guard: TextGuard = GENERIC
         self._sink = vllm_compat.SchedulerSnapshotSink()
         self._has_gpu = False
         self.load_seconds: float | None = None
@@ -108,7 +110,8 @@ class EmbeddedEngine:
     def prompt_limits(self) -> PromptLimits:
         return PromptLimits(max_images=self.settings.max_images,
                             max_audios=self.settings.max_audios,
-                            max_model_len=self.settings.max_model_len)
+                            max_model_len=self.settings.max_model_len,
+                            text_guard=self._text_guard)
 
     def _device_name(self) -> str:
         if self._has_gpu:
@@ -133,6 +136,8 @@ class EmbeddedEngine:
             # The engine's output handler starts on this loop at the first request.
             self._llm = await asyncio.to_thread(self._create_llm)
             self._tokenizer = vllm_compat.tokenizer_of(self._llm)
+            self._text_guard = checked_guard(vllm_compat.added_tokens(self._tokenizer),
+                                             self._encode)
         except Exception as error:
             log.exception("The engine failed to load")
             self.status.set("failed", f"the engine failed to load: {error}")
@@ -157,7 +162,10 @@ class EmbeddedEngine:
 
     def count_text_tokens(self, text: str) -> int:
         self._require_ready()
-        return len(self._tokenizer.encode(text, add_special_tokens=False))
+        return len(self._encode(text))
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
 
     def _require_ready(self) -> None:
         if self.status.state == "loading":
@@ -192,7 +200,8 @@ class EmbeddedEngine:
         finally:
             if final is None:
                 await self._abort(request_id)
-        yield Finished(await self._finish_stats(request, recorder, final, live))
+        yield Finished(await self._finish_stats(request, recorder, final, live),
+                       prompt_token_ids=tuple(final.prompt_token_ids or ()))
 
     def _generate(self, request: ChatRequest, request_id: str) -> AsyncIterator[Any]:
         return self._llm.generate(vllm_prompt(request), vllm_sampling(request), request_id,

@@ -20,34 +20,41 @@ import openai
 from phi4ui.chat import Sampling, Turn, render_phi4_prompt
 from phi4ui.engines.base import TextDelta
 from phi4ui.errors import BadInput, EngineUnavailable, Phi4UIError, PromptTooLong
+from phi4ui.textguard import TextGuard
 
 FAILED_FINISH_REASONS = ("abort", "error")
 
 
 # ---------------------------------------------------------------- requests
 
-def extra_body(sampling: Sampling) -> dict[str, Any]:
-    """Request fields beyond OpenAI's own, which vLLM understands."""
+def extra_body(sampling: Sampling, *, prompt_token_ids: bool = False) -> dict[str, Any]:
+    """Request fields beyond OpenAI's own, which vLLM understands. `prompt_token_ids` asks
+    for the prompt's token ids in the first chunk."""
     body: dict[str, Any] = {
         # Every chunk then carries the running token counts, not only the last one.
         "stream_options": {"include_usage": True, "continuous_usage_stats": True},
     }
     if sampling.ignore_eos:
         body["ignore_eos"] = True
+    if prompt_token_ids:
+        body["return_token_ids"] = True
     return body
 
 
-def inline_placeholders(messages: list[dict[str, Any]], turns: Sequence[Turn]) -> None:
+def inline_placeholders(messages: list[dict[str, Any]], turns: Sequence[Turn],
+                        guard: TextGuard) -> None:
     """Puts `<|image_N|>` / `<|audio_N|>` into each user message's text, where the
     embedded engine's prompt has them.
 
     Left to itself, vLLM puts each placeholder on a line of its own before the
     text; with them written in, it keeps the text as it is. The model then sees
     the prompt the embedded engine gives it, laid out as in the model card, and
-    the server's prompt-token count is the planner's.
+    the server's prompt-token count is the planner's. The text is neutralised by
+    `guard`, as `render_phi4_prompt` neutralises it.
     """
     offset = len(messages) - len(turns)  # a system message comes first
-    for message, turn, body in zip(messages[offset:], turns, _turn_bodies(turns), strict=True):
+    bodies = _turn_bodies(turns, guard)
+    for message, turn, body in zip(messages[offset:], turns, bodies, strict=True):
         if turn.role == "assistant":
             message["content"] = body
             continue
@@ -57,13 +64,14 @@ def inline_placeholders(messages: list[dict[str, Any]], turns: Sequence[Turn]) -
         message["content"] = parts
 
 
-def _turn_bodies(turns: Sequence[Turn]) -> list[str]:
+def _turn_bodies(turns: Sequence[Turn], guard: TextGuard) -> list[str]:
     """Each turn's text as `render_phi4_prompt` writes it, placeholders numbered
     across the whole conversation."""
     bodies: list[str] = []
     done = 0
     for index, turn in enumerate(turns):
-        rendered = render_phi4_prompt("", turns[:index + 1]).removesuffix("<|assistant|>")
+        rendered = render_phi4_prompt("", turns[:index + 1], guard=guard
+                                      ).removesuffix("<|assistant|>")
         segment, done = rendered[done:], len(rendered)
         bodies.append(segment.removeprefix(f"<|{turn.role}|>").removesuffix("<|end|>"))
     return bodies
@@ -78,6 +86,7 @@ class StreamProgress:
         self.streamed_tokens = 0
         self.completion_tokens = 0
         self.prompt_tokens: int | None = None
+        self.prompt_token_ids: tuple[int, ...] | None = None  # when asked for
         self.finish_reason: str | None = None
         self.finished_at: float | None = None  # monotonic, when the finish reason arrived
 
@@ -88,6 +97,9 @@ class StreamProgress:
     def update(self, chunk: Any) -> TextDelta | None:
         """Takes one chunk; returns the text and tokens it adds, if any."""
         usage = chunk.usage
+        ids = getattr(chunk, "prompt_token_ids", None)  # vLLM's field, in the first chunk
+        if ids is not None:
+            self.prompt_token_ids = tuple(ids)
         if usage is not None:
             self.prompt_tokens = usage.prompt_tokens
             self.completion_tokens = usage.completion_tokens

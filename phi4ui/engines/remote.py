@@ -33,6 +33,7 @@ from phi4ui.errors import EngineUnavailable, Phi4UIError
 from phi4ui.media import MediaLimits, audio_wav_base64, image_data_url
 from phi4ui.settings import Settings
 from phi4ui.stats import EngineSnapshot, RequestStats, StatsRecorder, process_memory
+from phi4ui.textguard import GENERIC, TextGuard, checked_guard
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,11 @@ class _Server:
 
 
 class RemoteEngine:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, report_prompt_token_ids: bool = False) -> None:
+        """`report_prompt_token_ids` asks a vLLM server for the token ids of each prompt
+        (its `return_token_ids`), reported in `Finished`; it makes the first chunk larger."""
         self.settings = settings
+        self._report_prompt_token_ids = report_prompt_token_ids
         self.status = Status()
         self._url = settings.base_url.rstrip("/")
         self._shown_url = wire.display_url(self._url)
@@ -82,6 +86,7 @@ class RemoteEngine:
             timeout=httpx.Timeout(METRICS_TIMEOUT_S, connect=settings.connect_timeout))
         self._server: _Server | None = None
         self._tokens = TokenCounter()
+        self._text_guard: TextGuard = GENERIC
         self._warnings: tuple[str, ...] = ()
         self._lock = asyncio.Lock()
         self._count_mismatch_logged = False
@@ -113,7 +118,8 @@ class RemoteEngine:
     def prompt_limits(self) -> PromptLimits:
         return PromptLimits(max_images=self.settings.max_images,
                             max_audios=self.settings.max_audios,
-                            max_model_len=self._max_model_len)
+                            max_model_len=self._max_model_len,
+                            text_guard=self._text_guard)
 
     @property
     def _max_model_len(self) -> int:
@@ -144,6 +150,7 @@ class RemoteEngine:
         try:
             server = await self._check_server()
             self._tokens, token_note = await self._token_counter(server)
+            self._text_guard = _text_guard(self._tokens)
         except _StartFailed as failure:
             log.warning("Remote engine: %s", failure)
             self.status.set("failed", str(failure))
@@ -262,7 +269,7 @@ class RemoteEngine:
         progress = wire.StreamProgress()
         try:
             async with contextlib.aclosing(self._deltas(model, messages, request.sampling,
-                                                        progress)) as deltas:
+                                                        progress, server.is_vllm)) as deltas:
                 async for delta in deltas:
                     recorder.tokens(delta.tokens)
                     yield delta
@@ -276,7 +283,8 @@ class RemoteEngine:
             **request.tokens.split(), completion_tokens=progress.completion_tokens or None)
         self._check_prompt_count(request, progress.prompt_tokens)
         # The answer's timings are final; the server's view is added without touching them.
-        yield Finished(await self._with_server_view(stats, before, progress))
+        yield Finished(await self._with_server_view(stats, before, progress),
+                       prompt_token_ids=progress.prompt_token_ids)
 
     def _model_for(self, adapter: str | None) -> str:
         server = self._server
@@ -285,18 +293,21 @@ class RemoteEngine:
 
     def _messages(self, request: ChatRequest, inline_placeholders: bool) -> list[dict[str, Any]]:
         messages = render_openai_messages(request.system, request.turns, image_data_url,
-                                          audio_wav_base64)
+                                          audio_wav_base64, guard=request.text_guard)
         if inline_placeholders:
-            wire.inline_placeholders(messages, request.turns)
+            wire.inline_placeholders(messages, request.turns, request.text_guard)
         return messages
 
     async def _deltas(self, model: str, messages: list[dict[str, Any]], sampling: Sampling,
-                      progress: wire.StreamProgress) -> AsyncGenerator[TextDelta, None]:
+                      progress: wire.StreamProgress, is_vllm: bool
+                      ) -> AsyncGenerator[TextDelta, None]:
+        body = wire.extra_body(sampling,
+                               prompt_token_ids=self._report_prompt_token_ids and is_vllm)
         try:
             chunks = await self._client.chat.completions.create(
                 model=model, messages=cast(Any, messages), stream=True,
                 max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                top_p=sampling.top_p, seed=sampling.seed, extra_body=wire.extra_body(sampling))
+                top_p=sampling.top_p, seed=sampling.seed, extra_body=body)
         except openai.OpenAIError as error:
             raise self._failure(error, model) from error
         try:
@@ -399,6 +410,17 @@ class _Before:
         if fresh is not None and fresh.taken_at < finished_at:
             return fresh
         return self.latest
+
+
+def _text_guard(tokens: TokenCounter) -> TextGuard:
+    """The guard for the served model's tokenizer when it is at hand, else `GENERIC`, which
+    covers every token shaped `<|...|>` (all of Phi-4's) and the media placeholders."""
+    if not tokens.exact:
+        return GENERIC
+    try:
+        return checked_guard(tokens.added_tokens(), tokens.ids)
+    except ValueError as error:
+        raise _StartFailed(f"the served model's tokenizer is not supported: {error}") from error
 
 
 def _is_random_weight_folder(root: str) -> bool:

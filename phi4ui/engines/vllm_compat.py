@@ -174,3 +174,9 @@ def engine_dead_error() -> type[BaseException]:
 def tokenizer_of(llm: Any) -> Any:
     tokenizer = llm.tokenizer
     return getattr(tokenizer, "tokenizer", tokenizer)
+
+
+def added_tokens(tokenizer: Any) -> dict[int, str]:
+    """The tokenizer's added tokens (control tokens among them), id -> text."""
+    return {int(token_id): str(getattr(token, "content", token))
+            for token_id, token in tokenizer.added_tokens_decoder.items()}
