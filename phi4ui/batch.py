@@ -11,7 +11,6 @@ own, so a run killed half-way keeps the cases it finished.
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import logging
 import sys
@@ -22,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phi4ui import cli, service
+from phi4ui import cli, csvsafe, service
 from phi4ui.cases import Case, CaseFile, read_cases
 from phi4ui.chat import ChatRequest, Sampling
 from phi4ui.engines.base import Engine
@@ -256,14 +255,11 @@ def summarize(results: Sequence[CaseResult], wall_s: float) -> Summary:
 # ---------------------------------------------------------------- output
 
 def write_results(run: BatchRun, folder: Path) -> tuple[Path, Path]:
-    """results.csv (one row per case) and results.json (the summary, options and rows
-    with every statistic)."""
+    """results.csv (one row per case, safe to open in a spreadsheet) and results.json (the
+    summary, options and rows with every statistic)."""
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = folder / "results.csv", folder / "results.json"
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(r.row() for r in run.results)
+    csvsafe.write_rows(csv_path, COLUMNS, (r.row() for r in run.results))
     document = {
         "batch_id": run.batch_id, "source": run.source, "options": run.options.as_dict(),
         "summary": asdict(run.summary), "notes": list(run.notes),

@@ -6,6 +6,11 @@ file as a whole (unreadable, no `prompt` column, too many cases for the page)
 raises `CaseFileError`; a problem with one case (a malformed line, a missing
 file) becomes that case's `error`, shown in the results, and the others run.
 
+Cases uploaded in the page name only files uploaded with them: `read_cases(...,
+confine_to=staging_folder)` refuses absolute paths and paths that lead out of that
+folder, with the same message whether such a file exists or not. The command line
+passes no `confine_to`, so its cases may name any file its user can read.
+
 JSONL, one object per line:
     {"id": "cat-1", "prompt": "What animal is this?", "image": "img/cat.png",
      "expected": "cat", "tags": ["vision"]}
@@ -23,9 +28,10 @@ import shutil
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from phi4ui.archives import CheckedZip, Limits
 from phi4ui.errors import BadInput
 from phi4ui.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, kind_of
 
@@ -68,14 +74,16 @@ class CaseFile:
 
 
 def read_cases(path: str | Path, *, max_cases: int | None = None,
-               loose_media: bool = False) -> CaseFile:
+               loose_media: bool = False, confine_to: Path | None = None) -> CaseFile:
     """Reads and checks every case. `loose_media`: a relative path that does not exist is
-    also looked for by its file name beside the case file (uploads arrive flattened)."""
+    also looked for by its file name beside the case file (uploads arrive flattened).
+    `confine_to`: media must be files inside this folder (the page's uploads)."""
     path = Path(path)
     text = _text_of(path)
     reader = _jsonl if path.suffix.lower() in JSONL_SUFFIXES else _csv
     raw, notes = reader(text, path.name, max_cases)
-    cases = [_checked(case, path.parent, loose_media) for case in raw]
+    finder = _MediaFinder(path.parent, loose_media, confine_to)
+    cases = [_checked(case, finder) for case in raw]
     if not cases:
         raise CaseFileError(f"{path.name}: no cases in the file.")
     return CaseFile(path, cases, tuple(notes))
@@ -207,16 +215,14 @@ def _csv_case(position: int, number: int, header: list[str], row: list[str]) -> 
 
 # ---------------------------------------------------------------- checks
 
-def _checked(case: Case, base: Path, loose_media: bool) -> Case:
+def _checked(case: Case, finder: _MediaFinder) -> Case:
     if case.error:
         return case
     if not case.prompt.strip() and not case.files:
         return _failed(case, "no prompt and no image or audio")
     try:
-        images = tuple(_resolve(p, base, "image", IMAGE_SUFFIXES, loose_media)
-                       for p in case.images)
-        audios = tuple(_resolve(p, base, "audio", AUDIO_SUFFIXES, loose_media)
-                       for p in case.audios)
+        images = tuple(finder.find(p, "image", IMAGE_SUFFIXES) for p in case.images)
+        audios = tuple(finder.find(p, "audio", AUDIO_SUFFIXES) for p in case.audios)
     except ValueError as error:
         return _failed(case, str(error))
     return Case(case.position, case.where, case.id, case.prompt, images, audios, case.expected,
@@ -228,32 +234,72 @@ def _failed(case: Case, reason: str) -> Case:
                 case.expected, case.tags, error=f"{case.where}: {reason}")
 
 
-def _resolve(given: str, base: Path, kind: str, suffixes: Iterable[str],
-             loose_media: bool) -> str:
-    path = Path(given).expanduser()
-    candidates = [path] if path.is_absolute() else [base / path]
-    if loose_media and not path.is_absolute():
-        candidates.append(base / path.name)
-    found = next((c for c in candidates if c.is_file()), None)
-    if found is None:
-        raise ValueError(f"{kind} file '{given}' not found (looked at {candidates[0]})")
-    if kind_of(found) != kind:
-        raise ValueError(f"'{given}' is not an {kind} file (expected one of "
-                         f"{', '.join(sorted(suffixes))})")
-    return str(found.resolve())
+@dataclass(frozen=True)
+class _MediaFinder:
+    base: Path  # the case file's folder
+    loose_media: bool
+    confine_to: Path | None
+
+    def find(self, given: str, kind: str, suffixes: Iterable[str]) -> str:
+        found = self._confined(given, kind) if self.confine_to else self._local(given, kind)
+        if kind_of(found) != kind:
+            raise ValueError(f"'{_shown(given)}' is not an {kind} file (expected one of "
+                             f"{', '.join(sorted(suffixes))})")
+        return str(found)
+
+    def _local(self, given: str, kind: str) -> Path:
+        path = Path(given).expanduser()
+        candidates = [path] if path.is_absolute() else [self.base / path]
+        if self.loose_media and not path.is_absolute():
+            candidates.append(self.base / path.name)
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise ValueError(f"{kind} file '{given}' not found (looked at {candidates[0]})")
+        return found.resolve()
+
+    def _confined(self, given: str, kind: str) -> Path:
+        """Only files inside `confine_to`; whether anything exists outside it is never
+        looked at, so the message cannot tell."""
+        assert self.confine_to is not None
+        folder = self.confine_to.resolve()
+        path = Path(given)
+        candidates = [] if path.is_absolute() else [self.base / path]
+        if self.loose_media and candidates:
+            candidates.append(self.base / path.name)
+        for candidate in candidates:
+            resolved = _resolved(candidate)
+            if resolved is None or not resolved.is_relative_to(folder):
+                break  # a path that leads out is refused, not looked up by its name
+            if resolved.is_file():
+                return resolved
+        raise ValueError(f"{kind} '{_shown(given)}' is not among the uploaded files; name "
+                         "files relative to the case file and upload them with it")
+
+
+def _resolved(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL in the name, a link loop
+        return None
+
+
+def _shown(given: str) -> str:
+    return given if len(given) <= 80 else given[:79] + "…"
 
 
 # ---------------------------------------------------------------- uploads
 
-def stage_upload(paths: Sequence[str | Path], folder: Path) -> Path:
-    """Puts uploaded files (a case file with its media, or one zip of them) in `folder`
-    and returns the case file."""
+def stage_upload(paths: Sequence[str | Path], folder: Path, *,
+                 limits: Limits | None = None) -> Path:
+    """Puts uploaded files (a case file with its media, or one zip of them) in `folder`,
+    which must be empty, and returns the case file. A zip is checked and unpacked under
+    `limits` (see `phi4ui.archives`)."""
     uploads = [Path(p) for p in paths]
     if len(uploads) == 1 and uploads[0].suffix.lower() == ".zip":
-        _unzip(uploads[0], folder)
+        _unzip(uploads[0], folder, limits)
     else:
         for upload in uploads:
-            shutil.copyfile(upload, folder / upload.name)
+            shutil.copyfile(upload, folder / _plain_name(str(upload)))
     found = sorted(p for p in folder.rglob("*")
                    if p.suffix.lower() in (*JSONL_SUFFIXES, ".csv") and p.is_file())
     if len(found) != 1:
@@ -263,15 +309,17 @@ def stage_upload(paths: Sequence[str | Path], folder: Path) -> Path:
     return found[0]
 
 
-def _unzip(archive_path: Path, folder: Path) -> None:
+def _unzip(archive_path: Path, folder: Path, limits: Limits | None) -> None:
     try:
-        with zipfile.ZipFile(archive_path) as archive:
-            for member in archive.infolist():
-                parts = PurePosixPath(member.filename).parts
-                if member.is_dir() or ".." in parts or member.filename.startswith("/"):
-                    continue
-                target = folder.joinpath(*parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.read(member))
+        with CheckedZip(archive_path, limits) as archive:
+            archive.extract_all(folder)
     except zipfile.BadZipFile:
         raise CaseFileError(f"{archive_path.name}: not a valid zip file.") from None
+
+
+def _plain_name(path: str) -> str:
+    """An uploaded file's own name, never a path."""
+    plain = Path(path.replace("\\", "/")).name
+    if plain in ("", ".", ".."):
+        raise CaseFileError(f"'{_shown(path)}' is not a usable file name; rename the file.")
+    return plain

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from phi4ui import cli
+from phi4ui import cli, staging
 from phi4ui.bundle import Bundle, ReplayMismatch, ReplayResult, read_bundle, replay_bundle
 from phi4ui.errors import BadInput, EngineUnavailable, SettingsError
 from phi4ui.settings import Settings
@@ -32,8 +31,8 @@ def describe(result: ReplayResult | ReplayMismatch) -> str:
 
 
 async def run(bundle_path: Path, settings: Settings, only: str | None) -> int:
-    with tempfile.TemporaryDirectory(prefix="phi4ui-replay-") as folder:
-        bundle = read_bundle(bundle_path, Path(folder))
+    with staging.job_folder("replay") as folder:
+        bundle = read_bundle(bundle_path, folder)
         if only:
             bundle = Bundle([r for r in bundle.records if r.id.startswith(only)], bundle.folder)
             if not bundle.records:

@@ -133,7 +133,7 @@ def test_the_batch_tab_runs_good_and_bad_cases(chat: ChatPage, tmp_path: Path) -
     expect(status).to_contain_text("cases 4: 2 answered, 2 errors")
     rows = table_rows(chat.page, "batch-table")
     expect(rows).to_have_count(4)
-    expect(rows.nth(2)).to_contain_text("image file 'gone.png' not found")
+    expect(rows.nth(2)).to_contain_text("image 'gone.png' is not among the uploaded files")
     expect(rows.nth(3)).to_contain_text("not valid JSON")
     chat.shot("eval-04-batch")
 
