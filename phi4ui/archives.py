@@ -97,10 +97,14 @@ class CheckedZip:
         returns the SHA-256 of its bytes. `KeyError` if there is no such entry."""
         info = self.entries[name]
         _check_inside(target, folder)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _check_inside(target, folder)
-        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                             0o600)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _check_inside(target, folder)
+            descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 0o600)
+        except OSError as error:  # e.g. a file and a folder of the same name
+            raise ArchiveRefused(f"{self.name}: the entry '{name}' cannot be unpacked "
+                                 f"({error.strerror}); make the zip again.") from None
         try:
             with os.fdopen(descriptor, "wb") as out:
                 return self._copy(info, out, self.limits.unpacked_bytes)

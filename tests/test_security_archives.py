@@ -149,6 +149,12 @@ def test_encrypted_duplicate_and_bzip2_entries_are_refused(tmp_path):
         staged_or_refused(bzip, tmp_path)
 
 
+def test_a_file_and_a_folder_of_one_name_are_refused(tmp_path):
+    archive = cases_zip(tmp_path / "clash.zip", {"img/cat.png": b"x", "img": b"y"})
+    assert staged_or_refused(archive, tmp_path) == (
+        "clash.zip: the entry 'img' cannot be unpacked (File exists); make the zip again.")
+
+
 def test_a_zip_with_too_many_entries_is_refused_before_unpacking(tmp_path):
     entries = {f"img/{n}.txt": b"" for n in range(MAX_ENTRIES)}
     message = staged_or_refused(cases_zip(tmp_path / "many.zip", entries), tmp_path)
@@ -320,12 +326,15 @@ def _rewrite(path: Path, change_document=None, change_media=None) -> Path:
 
 
 def _read_refused(path: Path, tmp_path: Path, **kwargs) -> str:
-    folder = tmp_path / "extracted"
+    """Reads the bundle into a folder three levels down, expecting a refusal; checks that
+    nothing stayed there and nothing was written anywhere else under `tmp_path`."""
+    folder = tmp_path / "deep" / "er" / "extracted"
     before = files_under(tmp_path)
     with pytest.raises(BundleError) as refused:
         bundle.read_bundle(path, folder, **kwargs)
     assert not folder.exists() or files_under(folder) == set()
-    assert files_under(tmp_path) - before <= {"extracted"}, "nothing written elsewhere"
+    made = {"deep", "deep/er", "deep/er/extracted"}
+    assert files_under(tmp_path) - before <= made, "nothing written elsewhere"
     return str(refused.value)
 
 
@@ -335,15 +344,18 @@ def _set_media(**values):
     return change
 
 
-@pytest.mark.parametrize("sha256", ["../../x", "/tmp/abs", "../../../usr/lib/evil.pth",
-                                    "A" * 64, "g" * 64])
+@pytest.mark.parametrize("sha256", ["../../x", "{tmp}/abs", "../../../usr/lib/evil.pth",
+                                    "A" * 64, "g" * 64, 64])
 def test_a_bundle_whose_sha256_is_a_path_is_refused(tmp_path, sha256):
+    """The media file itself is a real entry: only the hash names a place to write."""
     path, _ = _bundle(tmp_path)
-    changed = _rewrite(path, _set_media(sha256=sha256, file=f"media/{sha256}.png"))
+    if isinstance(sha256, str):
+        sha256 = sha256.replace("{tmp}", str(tmp_path))
+    changed = _rewrite(path, _set_media(sha256=sha256))
     message = _read_refused(changed, tmp_path)
     assert message == ("changed.zip: record 1 in bundle.json: a medium needs a sha256 (64 "
                        "lowercase hex digits), a kind (image or audio) and a name.")
-    assert not Path("/tmp/abs").exists() or Path("/tmp/abs").stat().st_mtime < time.time() - 60
+    assert not (tmp_path / "abs").exists() and not (tmp_path / "usr").exists()
 
 
 @pytest.mark.parametrize("file", ["media/../../evil.png", "evil.pth", "media/{sha}.pth",
