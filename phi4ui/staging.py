@@ -128,13 +128,20 @@ def _is_legacy_leftover(folder: Path, now: float, export_keep_s: float) -> bool:
 def _running(pid: int, started: int) -> bool:
     try:
         return _started(pid) == started
-    except psutil.Error:  # no such process, a zombie, or not ours to see
+    except (OSError, ValueError, IndexError, psutil.Error):  # no such process
         return False
 
 
 def _started(pid: int) -> int:
-    """When the process started, in hundredths of a second (a pid alone may be reused)."""
-    return round(psutil.Process(pid).create_time() * 100)
+    """When the process started (a pid alone may be reused): in clock ticks after boot,
+    which setting the wall clock does not change; without /proc, in seconds."""
+    try:
+        line = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            raise
+        return round(psutil.Process(pid).create_time())
+    return int(line[line.rindex(")") + 2:].split()[19])  # field 22, after the name
 
 
 def _mtime(folder: Path) -> float:

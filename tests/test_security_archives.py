@@ -22,7 +22,6 @@ import tracemalloc
 import zipfile
 from pathlib import Path
 
-import psutil
 import pytest
 
 from phi4ui import batch, bundle, replay, staging
@@ -511,7 +510,7 @@ def test_the_staging_root_is_refused_when_it_is_a_link(private_temp, tmp_path):
 
 def _ended_process() -> tuple[int, int]:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    started = round(psutil.Process(child.pid).create_time() * 100)
+    started = staging._started(child.pid)
     child.kill()
     child.wait()
     return child.pid, started
