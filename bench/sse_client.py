@@ -67,8 +67,11 @@ class GradioApp:
             on_load = any(target[1] == "load" for target in dependency["targets"])
             if on_load and not dependency["inputs"]:
                 self.fn.setdefault("load", fn)
-        if "accept" not in self.fn or "load" not in self.fn:
-            raise RuntimeError("the app has no accept event or no page load event")
+            if dependency.get("backend_fn") and any(target[1] == "clear"
+                                                    for target in dependency["targets"]):
+                self.fn.setdefault("clear", fn)
+        if not {"accept", "load", "clear"} <= set(self.fn):
+            raise RuntimeError("the app has no accept, clear or page load event")
         self.fn["answer"] = after[self.fn["accept"]]
         self.fn["finish"] = after[self.fn["answer"]]
         self.inputs = {step: len(dependencies[fn]["inputs"]) for step, fn in self.fn.items()}
@@ -94,17 +97,19 @@ class GradioApp:
     async def chat(self, session: str, text: str, files: list[dict[str, Any]], max_tokens: int,
                    system: str = "You are a helpful assistant.") -> Reply:
         """One message in a new conversation, timed from pressing Enter."""
+        # The server keeps the conversation (the states are sent as None, as a browser does);
+        # clearing it first makes each message a new conversation.
+        await self._run(session, "clear", [None])
         reply = Reply(started=time.perf_counter())
         accepted = Reply(started=reply.started)
-        # The chat and busy inputs are the page's own copies; the server keeps the states.
-        await self._step(session, "accept", [{"text": text, "files": files}, [], False, system],
+        await self._step(session, "accept", [{"text": text, "files": files}, None, system, None],
                          accepted)
         if accepted.error:
             reply.error, reply.ended = accepted.error, time.perf_counter()
             return reply
         await self._event(session, "answer",
-                          [accepted.chat, None, system, 0.0, 1.0, max_tokens, None], reply)
-        await self._run(session, "finish", [reply.chat])
+                          [None, None, system, 0.0, 1.0, max_tokens, None], reply)
+        await self._run(session, "finish", [None, None])
         reply.ended = time.perf_counter()
         return reply
 

@@ -43,6 +43,7 @@ class BatchOptions:
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0,
                                                                 max_tokens=512))
     concurrency: int = 4
+    user: str = ""  # the login name of whoever ran it, kept on each record
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,14 +141,15 @@ async def run_case(engine: Engine, case: Case, options: BatchOptions) -> CaseRes
     return CaseResult(case, answer=final.text, stats=final.stats, request=request)
 
 
-def _record(store: Store, batch_id: str, engine: Engine, result: CaseResult) -> CaseResult:
+def _record(store: Store, batch_id: str, engine: Engine, result: CaseResult,
+            user: str) -> CaseResult:
     case = result.case
     row = BatchCaseRow(case.position, case.id, case.prompt, case.expected, case.tags,
                        result.error)
     answer = None
     if result.request is not None and result.stats is not None:
         answer = build_record(result.request, result.answer, result.stats, engine.info,
-                              origin="batch")
+                              origin="batch", user=user)
     try:
         recorded = store.add_batch_case(batch_id, row, answer)
     except Exception as error:
@@ -172,7 +174,8 @@ async def stream_batch(engine: Engine, cases: Sequence[Case], options: BatchOpti
         for case in pending:
             result = await run_case(engine, case, options)
             if store is not None:
-                result = await asyncio.to_thread(_record, store, batch_id, engine, result)
+                result = await asyncio.to_thread(_record, store, batch_id, engine, result,
+                                                 options.user)
             finished.put_nowait(result)
 
     async def all_workers() -> None:

@@ -9,6 +9,7 @@ stop signal live here too, so that one answer at a time runs per session.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from phi4ui.stats import StatsRecorder
 # An accepted message whose answer step has not begun after this long (the connection
 # dropped between the two) no longer holds the session.
 START_GRACE_S = 30.0
+MAX_MESSAGE_CHARS = 100_000  # as the page's text box allows
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 NOT_YOURS = ("An attached file is not one you uploaded on this page, so it was not used. "
              "Attach it again.")
 
@@ -72,9 +75,19 @@ def checked_message(message: Any, may_use: Callable[[str], bool]) -> dict[str, A
     may use; raises `BadInput` for anything else."""
     if not isinstance(message, Mapping):
         return {"text": "", "files": []}
-    text = message.get("text")
     files = checked_files(files_of(message), may_use)
-    return {"text": text if isinstance(text, str) else "", "files": files}
+    return {"text": checked_text(message.get("text")), "files": files}
+
+
+def checked_text(text: Any, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Typed text as the server takes it: a string of at most `limit` characters, with any
+    lone surrogate (which no encoding can carry) shown as the replacement character."""
+    if not isinstance(text, str):
+        return ""
+    if len(text) > limit:
+        raise BadInput(f"The message is {len(text):,} characters long; at most {limit:,} fit "
+                       "in one message. Shorten it, or attach the text in parts.")
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def checked_files(paths: Iterable[str], may_use: Callable[[str], bool]) -> list[str]:

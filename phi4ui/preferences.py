@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from phi4ui.chat import Sampling
+from phi4ui.conversation import checked_text
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -40,7 +41,8 @@ class GenerationSettings:
         default = cls()
         limit = max(MIN_NEW_TOKENS, max_tokens_limit)
         return cls(
-            system=str(system)[:SYSTEM_MAX_CHARS] if isinstance(system, str) else default.system,
+            system=checked_text(system[:SYSTEM_MAX_CHARS]) if isinstance(system, str)
+            else default.system,
             temperature=_clamp(_number(temperature, default.temperature), *TEMPERATURE_RANGE),
             top_p=_clamp(_number(top_p, default.top_p), *TOP_P_RANGE),
             max_tokens=int(_clamp(_number(max_tokens, min(default.max_tokens, limit)),

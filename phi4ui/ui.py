@@ -31,6 +31,7 @@ from phi4ui.conversation import (
     StopSignal,
     checked_files,
     checked_message,
+    checked_text,
     usable_files,
 )
 from phi4ui.engines.base import Engine
@@ -281,7 +282,8 @@ class _Handlers:
         refusal.unless_busy(conversation)
         checked = refusal.unless_fails(checked_message, message, self.files.checker(request))
         history = conversation.messages
-        await self._check(history, checked, system if isinstance(system, str) else "", refusal)
+        system = GenerationSettings.checked(system, None, None, None, None, 0).system
+        await self._check(history, checked, system, refusal)
         conversation.begin([*history, *chat_history.user_messages(checked)])
         return _shown(conversation.messages), None
 
@@ -297,7 +299,7 @@ class _Handlers:
         if not isinstance(index, int) or isinstance(index, bool):
             refusal.refuse("Only your own messages can be edited.")
         # The page shows text with invisible word joiners (see `safe_markdown`); not typed.
-        text = edit.value.replace(WORD_JOINER, "") if isinstance(edit.value, str) else ""
+        text = refusal.unless_fails(checked_text, edit.value).replace(WORD_JOINER, "")
         conversation.begin(refusal.unless_fails(chat_history.for_edit, conversation.messages,
                                                 index, text))
         return _shown(conversation.messages)
@@ -408,8 +410,8 @@ class _Handlers:
                       request: gr.Request) -> str:
         try:
             checked = checked_message(message, self.files.checker(request))
-            return await preview.describe(self.engine, conversation.messages, checked,
-                                          system if isinstance(system, str) else "")
+            system = GenerationSettings.checked(system, None, None, None, None, 0).system
+            return await preview.describe(self.engine, conversation.messages, checked, system)
         except Phi4UIError as error:
             return escape(str(error))
         except Exception:

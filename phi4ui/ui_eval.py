@@ -269,7 +269,8 @@ def build_batch_tab(engine: Engine, store: Store | None, files: PageFiles, *,
             f"holding them. The page runs up to {max_cases:,} cases; for more, use "
             "`python -m phi4ui.batch cases.jsonl --out results/`."
             + ("" if store else " Recording is off: results are not kept in the database."))
-        files = gr.File(file_count="multiple", label="Cases and media", elem_id="batch-files")
+        case_files = gr.File(file_count="multiple", label="Cases and media",
+                             elem_id="batch-files")
         with gr.Row():
             concurrency = gr.Slider(1, 64, value=8, step=1, label="Cases at once",
                                     elem_id="batch-concurrency")
@@ -329,7 +330,8 @@ def build_batch_tab(engine: Engine, store: Store | None, files: PageFiles, *,
                     yield (evalview.batch_progress(step, errors), evalview.batch_rows(results),
                            hidden, hidden)
 
-    run = run_button.click(on_run, [files, concurrency, max_tokens, temperature, system_box],
+    run = run_button.click(on_run, [case_files, concurrency, max_tokens, temperature,
+                                    system_box],
                            [status, table, csv_download, json_download], concurrency_limit=1)
     stop_button.click(None, None, None, cancels=[run])
 

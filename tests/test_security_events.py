@@ -143,7 +143,7 @@ def test_no_event_hands_out_a_file_it_was_sent_the_path_of(app, alice):
 
 def test_the_textbox_refuses_a_server_path_and_keeps_the_conversation(app, alice):
     for path in foreign_paths(app):
-        accepted, refusal = send(alice, {"text": "what is this?", "files": [file_data(path)]})
+        accepted, _ = send(alice, {"text": "what is this?", "files": [file_data(path)]})
         assert not accepted.success
         assert_nothing_leaked(alice, accepted, app)
     undo = alice.call(alice.dependency("chatbot", "undo"), [None, None])
