@@ -604,3 +604,64 @@ def test_batch_results_csv_is_safe_to_open(tmp_path):
             rows[0]["answer"]) == ("'=cmd", "'=1+1", "'@SUM(A1)", "'-x", "'+x")
     assert rows[1]["error"] == "'-oops" and rows[1]["case"] == "2"
     assert rows[0]["case"] == "1" and rows[0]["ttft_s"] == ""
+
+
+# ---------------------------------------------------------------- the page, end to end
+
+@pytest.fixture(scope="module")
+def page_app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The real app in its own process, with a system temp folder of its own to watch."""
+    from tests.apprun import start_app
+
+    scratch = tmp_path_factory.mktemp("staging-app")
+    (scratch / "temp").mkdir()
+    (scratch / "temp" / "secret.png").write_bytes(image_bytes((64, 48)))
+    app = start_app(checkpoint, scratch, env={"TMPDIR": str(scratch / "temp")})
+    yield app
+    app.stop()
+
+
+def _page_staging(app) -> list[str]:
+    root = app.scratch / "temp" / f"phi4ui-staging-{os.getuid()}"
+    return sorted(p.name.split("-")[0] for p in root.iterdir())
+
+
+@pytest.mark.engine
+def test_a_page_batch_refuses_server_files_and_leaves_only_its_downloads(page_app):
+    from tests.pageclient import PageClient
+
+    client = PageClient(page_app.url)
+    lines = [{"id": "ok", "prompt": "Say hi."},
+             {"id": "etc", "prompt": "What is this?", "image": "/etc/hostname"},
+             {"id": "up", "prompt": "What is this?", "image": "../../secret.png"}]
+    cases = client.upload("cases.jsonl", "\n".join(map(json.dumps, lines)).encode())
+    run = client.dependency("batch-run", "click")
+
+    result = client.call(run, [[cases], 1, 16, 0.0, "Be brief."])
+
+    assert result.success, result.messages
+    shown = json.dumps(result.data).replace("\\\\", "")  # Markdown escapes
+    assert "cases 3: 1 answered, 2 errors" in shown
+    assert f"line 2: image '/etc/hostname' {NOT_UPLOADED}" in shown
+    assert f"line 3: image '../../secret.png' {NOT_UPLOADED}" in shown
+    assert _page_staging(page_app) == ["export"], "the staged upload went with the run"
+    client.close()
+
+
+@pytest.mark.engine
+def test_a_page_replay_of_a_hostile_bundle_is_refused_and_leaves_nothing(page_app, tmp_path):
+    from tests.pageclient import PageClient
+
+    path, _ = _bundle(tmp_path)
+    hostile = _rewrite(path, _set_media(sha256="../../../../x"))
+    client = PageClient(page_app.url)
+    before = _page_staging(page_app)
+    bundle_file = client.upload("hostile.zip", hostile.read_bytes())
+
+    result = client.call(client.dependency("replay-run", "click"), [bundle_file])
+
+    assert result.success, result.messages
+    assert "a medium needs a sha256" in json.dumps(result.data).replace("\\\\", "")
+    assert _page_staging(page_app) == before
+    assert not (page_app.scratch / "temp" / "x").exists()
+    client.close()
