@@ -10,6 +10,10 @@ tokens the server reports. Without a tokenizer it estimates one token per
 three UTF-8 bytes, above what a 200k-entry BPE needs for English (about four
 bytes a token); a prompt that still turns out too long comes back as the
 server's 400, shown as `PromptTooLong`.
+
+The same tokenizer lists the model's added tokens, from which the remote engine makes
+its `TextGuard` (typed text must not form them); without it the engine falls back to
+`textguard.GENERIC`, the `<|...|>` shape every Phi-4 control token and placeholder has.
 """
 
 from __future__ import annotations
