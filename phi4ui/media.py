@@ -1,10 +1,13 @@
 """Uploads and recordings turned into what the model takes, and what they will cost.
 
-Images: Pillow, EXIF orientation applied, RGB, downscaled past a pixel limit,
-with a guard against decompression bombs. Audio: soundfile (WAV, FLAC, OGG,
-MP3) with librosa as a fallback decoder, mixed to mono and resampled to 16 kHz
-float32. Token costs follow Phi-4-multimodal's processor exactly, so a prompt
-that will not fit is refused before it reaches the engine.
+Images: Pillow, EXIF orientation applied, RGB (16-bit greys scaled to 8 bits),
+downscaled past a pixel limit, with a guard against decompression bombs. Audio:
+soundfile for WAV, FLAC and OGG/Vorbis, PyAV (FFmpeg) for everything else that
+browsers and phones record (WebM/Opus, OGG/Opus, MP4/M4A/AAC, MP3), decoded
+only up to the length limit, mixed to mono and resampled to 16 kHz float32.
+Token costs follow Phi-4-multimodal's processor exactly, so a prompt that will
+not fit is refused before it reaches the engine. Every refusal names the file,
+says what is wrong with figures that show it, and what would work.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from phi4ui.errors import BadInput
 
 if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
+    from av.container import InputContainer
+
     from phi4ui.settings import Settings
 
 SAMPLE_RATE = 16_000
@@ -36,6 +42,7 @@ AUDIO_COMPRESSION = 8
 WINDOW_SAMPLES = 400  # 25 ms at 16 kHz
 HOP_SAMPLES = 160  # 10 ms at 16 kHz
 
+IMAGES_THAT_WORK = "PNG, JPEG, WebP, GIF, BMP and TIFF work"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".webm", ".aac"}
 
@@ -106,12 +113,14 @@ def prepare(path: str | Path, limits: MediaLimits) -> Prepared:
     try:
         stat = path.stat()
     except OSError:
-        raise BadInput(f"{path.name}: the upload is gone; please attach it again.") from None
+        raise BadInput(f"{path.name} is no longer on the server (uploads are removed after a "
+                       "while); attach it again.") from None
     _check_size(path.name, stat.st_size, limits)
     kind = kind_of(path)
     if kind == "other":
-        raise BadInput(f"{path.name}: only images and audio can be attached "
-                       f"({', '.join(sorted(IMAGE_SUFFIXES | AUDIO_SUFFIXES))}).")
+        raise BadInput(f"{path.name} is neither an image nor audio, going by its name; "
+                       "only these can be attached: "
+                       f"{', '.join(sorted(IMAGE_SUFFIXES | AUDIO_SUFFIXES))}.")
     # Chat history hands the same files back every turn: decode each once.
     return _prepare_cached(str(path), stat.st_mtime_ns, stat.st_size, kind, limits)
 
@@ -128,10 +137,29 @@ def _prepare_cached(path: str, _mtime_ns: int, _size: int, kind: str,
 
 def _check_size(name: str, size: int, limits: MediaLimits) -> None:
     if size == 0:
-        raise BadInput(f"{name}: the file is empty.")
+        raise BadInput(f"{name} is empty (0 bytes); the upload may have failed. Attach it again.")
     if size > limits.upload_max_bytes:
-        raise BadInput(f"{name}: {size / 1e6:.1f} MB is over the upload limit of "
-                       f"{limits.upload_max_bytes / 1e6:.0f} MB.")
+        how_large, largest = _upload_sizes(size, limits.upload_max_bytes)
+        raise BadInput(f"{name} is {how_large}; the largest upload accepted is {largest}. "
+                       "Send a smaller file: a JPEG instead of a large PNG or TIFF, MP3 or M4A "
+                       "instead of WAV, or a shorter clip.")
+
+
+def _upload_sizes(size: int, limit: int) -> tuple[str, str]:
+    """Size and limit in MB, or in bytes where the MB figures would read the same."""
+    megabytes = _number(size / 1e6, beside=limit / 1e6, fewest_decimals=1)
+    if megabytes == f"{limit / 1e6:.3f}":
+        return f"{size:,} bytes", f"{limit:,} bytes"
+    return f"{megabytes} MB", f"{limit / 1e6:g} MB"
+
+
+def _number(value: float, beside: float, fewest_decimals: int = 0) -> str:
+    """`value` with the fewest decimals (up to 3) that tell it apart from `beside`, a limit."""
+    for decimals in range(fewest_decimals, 4):
+        text = f"{value:.{decimals}f}"
+        if text != f"{beside:.{decimals}f}":
+            break
+    return text
 
 
 # ---------------------------------------------------------------- images
@@ -140,6 +168,8 @@ def prepare_image_bytes(data: bytes, name: str, limits: MediaLimits) -> Prepared
     image = _open_image(data, name)
     original_size = image.size
     notes: list[str] = []
+    if (frames := getattr(image, "n_frames", 1)) > 1:
+        notes.append(f"{name}: animated; only its first frame of {frames} is used")
     image = _decode_image(image, name, limits.image_max_pixels)
     if image.width * image.height < original_size[0] * original_size[1]:
         notes.append(f"{name}: downscaled from {original_size[0]}x{original_size[1]} "
@@ -154,19 +184,35 @@ def _open_image(data: bytes, name: str) -> Image.Image:
 
     try:
         image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:
-        raise BadInput(f"{name}: the image is too large to open safely "
-                       f"(over {BOMB_PIXELS // 1_000_000} megapixels).") from None
+    except Image.DecompressionBombError as error:
+        raise BadInput(_too_many_pixels_message(name, _pixels_in(str(error)))) from None
     except (UnidentifiedImageError, OSError, ValueError):
-        raise BadInput(f"{name}: this is not an image Pillow can read "
-                       "(corrupt, or an unsupported format).") from None
+        raise BadInput(f"{name} is not an image that can be read: it is damaged, cut short or "
+                       f"in an unsupported format. {IMAGES_THAT_WORK}.") from None
     width, height = image.size
     if width * height > BOMB_PIXELS:
-        raise BadInput(f"{name}: {width}x{height} is {width * height // 1_000_000} megapixels, "
-                       f"over the {BOMB_PIXELS // 1_000_000} MP that can be opened safely.")
+        raise BadInput(_too_many_pixels_message(name, width * height, f"{width}x{height} pixels, "))
     if width < 1 or height < 1:
-        raise BadInput(f"{name}: the image has no pixels.")
+        raise BadInput(f"{name} has no pixels ({width}x{height}); attach a picture with content.")
     return image
+
+
+def _pixels_in(bomb_message: str) -> int | None:
+    """The pixel count in Pillow's 'Image size (N pixels) exceeds limit ...'."""
+    import re
+
+    found = re.search(r"\((\d+) pixels\)", bomb_message)
+    return int(found.group(1)) if found else None
+
+
+def _too_many_pixels_message(name: str, pixels: int | None, size: str = "") -> str:
+    limit = BOMB_PIXELS / 1e6
+    if pixels is None:
+        how_large = f"over {2 * limit:g} megapixels"
+    else:
+        how_large = f"{size}{_number(pixels / 1e6, beside=limit)} megapixels"
+    return (f"{name} is {how_large}; the largest image that can be opened safely is "
+            f"{limit:g} megapixels. Scale it down below that and attach it again.")
 
 
 def _decode_image(image: Image.Image, name: str, max_pixels: int) -> Image.Image:
@@ -179,7 +225,8 @@ def _decode_image(image: Image.Image, name: str, max_pixels: int) -> Image.Image
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image)
     except (OSError, ValueError, SyntaxError):
-        raise BadInput(f"{name}: the image is damaged and cannot be decoded.") from None
+        raise BadInput(f"{name} is damaged: its picture data cannot be decoded (the file may be "
+                       "cut short). Save or export it again, e.g. as PNG or JPEG.") from None
     if image.width * image.height > max_pixels:
         scale = math.sqrt(max_pixels / (image.width * image.height))
         size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
@@ -203,12 +250,22 @@ def _jpeg_reduction(size: tuple[int, int], max_pixels: int) -> int:
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _deep_to_8_bit(image)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image.convert("RGB")
+
+
+def _deep_to_8_bit(image: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) greys to 8 bits by scale, not by clipping, which turns
+    all but the darkest 1/256 of the range white; floats are taken to span 0 to 1."""
+    values = np.asarray(image, dtype=np.float64)
+    scale = 255.0 if image.mode == "F" else 1 / 257
+    return Image.fromarray(np.clip(values * scale, 0, 255).round().astype(np.uint8), mode="L")
 
 
 def image_token_count(width: int, height: int, *, dynamic_hd: int) -> int:
@@ -264,81 +321,216 @@ def _padding(width: int, height: int, target_w: int, target_h: int) -> tuple[int
 
 # ---------------------------------------------------------------- audio
 
+AUDIO_THAT_WORKS = ("WAV, FLAC, MP3, OGG (Vorbis or Opus), WebM (Opus, as Chrome and Firefox "
+                    "record) and M4A/MP4 (AAC, as phones and Safari record) work")
+# libsndfile reads these at least as fast as FFmpeg and knows their exact length from the
+# header; the rest (Opus, MP3, AAC, WebM, MP4, anything libsndfile cannot open) goes to PyAV.
+SOUNDFILE_FORMATS = {("WAV", None), ("WAVEX", None), ("FLAC", None), ("OGG", "VORBIS")}
+# Lengths are compared to the limits to the millisecond, the precision a refusal shows.
+LENGTH_TOLERANCE = 0.001
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    samples: np.ndarray  # mono float32 at `rate`
+    rate: int
+    channels: int
+    notes: tuple[str, ...] = ()
+
+
+class _TooLong(Exception):
+    """Decoding passed the duration limit; `declared` is what the container claims, if anything."""
+
+    def __init__(self, declared: float | None) -> None:
+        super().__init__(declared)
+        self.declared = declared
+
+
 def prepare_audio_bytes(data: bytes, name: str, limits: MediaLimits) -> PreparedAudio:
-    samples, rate, channels = _decode_audio(data, name, limits)
-    seconds = len(samples) / rate
-    if seconds < limits.audio_min_seconds:
-        raise BadInput(f"{name}: {seconds:.2f} s is too short; record at least "
-                       f"{limits.audio_min_seconds:g} s.")
-    if rate < LOWEST_SAMPLE_RATE:
-        raise BadInput(f"{name}: recorded at {rate} Hz; the speech model needs at least "
-                       f"{LOWEST_SAMPLE_RATE} Hz.")
-    notes = []
-    if channels > 1:
-        notes.append(f"{name}: {channels} channels mixed to mono")
+    try:
+        decoded = _decode_audio(data, name, limits)
+    except _TooLong as too_long:
+        raise BadInput(_too_long_message(name, too_long.declared, limits)) from None
+    samples, rate = decoded.samples, decoded.rate
+    _check_rate(name, rate)
+    _check_short(name, len(samples) / rate, limits)
+    if not np.isfinite(samples).all():
+        raise BadInput(f"{name} contains invalid samples (not-a-number or infinite values), "
+                       "so it cannot be played; export it again, e.g. as 16-bit WAV.")
+    notes = list(decoded.notes)
+    if decoded.channels > 1:
+        notes.append(f"{name}: {decoded.channels} channels mixed to mono")
     if rate != SAMPLE_RATE:
         samples = _resample(samples, rate)
         notes.append(f"{name}: resampled from {rate} Hz to {SAMPLE_RATE} Hz")
-    if not np.isfinite(samples).all():
-        raise BadInput(f"{name}: the audio contains invalid samples.")
     return PreparedAudio(samples=samples, name=name, sha256=hashlib.sha256(data).hexdigest(),
                          tokens=audio_token_count(len(samples)), original_rate=rate,
-                         original_channels=channels, notes=tuple(notes))
+                         original_channels=decoded.channels, notes=tuple(notes))
 
 
-def _decode_audio(data: bytes, name: str, limits: MediaLimits) -> tuple[np.ndarray, int, int]:
+def _decode_audio(data: bytes, name: str, limits: MediaLimits) -> DecodedAudio:
+    decoded = _decode_with_soundfile(data, limits)
+    return decoded if decoded is not None else _decode_with_pyav(data, name, limits)
+
+
+def _decode_with_soundfile(data: bytes, limits: MediaLimits) -> DecodedAudio | None:
+    """WAV, FLAC and OGG/Vorbis, whose headers give the exact length before any decoding;
+    None for anything else, or anything libsndfile fails on, for PyAV to try."""
     import io
 
     import soundfile
 
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as sound:
-            rate, channels = sound.samplerate, sound.channels
-            _check_duration(name, sound.frames / rate, limits)
-            samples = sound.read(dtype="float32", always_2d=True)
-    except soundfile.LibsndfileError:
-        samples, rate, channels = _decode_with_librosa(data, name, limits)
-    return _mix_to_mono(samples), rate, channels
+            if not _soundfile_is_fast(sound.format, sound.subtype):
+                return None
+            most = int(_most_samples(limits, sound.samplerate))
+            if sound.frames > most:
+                raise _TooLong(sound.frames / sound.samplerate)
+            # A header can lie (or say nothing, as a streamed FLAC's does): read no further.
+            samples = sound.read(most + 1, dtype="float32", always_2d=True)
+            if len(samples) > most:
+                raise _TooLong(None)
+            return DecodedAudio(_mix_to_mono(samples), sound.samplerate, sound.channels)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError):
+        return None
 
 
-def _decode_with_librosa(data: bytes, name: str,
-                         limits: MediaLimits) -> tuple[np.ndarray, int, int]:
-    """Formats libsndfile lacks (m4a, webm) go through audioread/ffmpeg when present."""
-    import tempfile
-
-    import librosa
-
-    with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as handle:
-        handle.write(data)
-        handle.flush()
-        try:
-            rate = int(librosa.get_samplerate(handle.name))
-            _check_duration(name, librosa.get_duration(path=handle.name), limits)
-            samples, _ = librosa.load(handle.name, sr=None, mono=False, dtype=np.float32)
-        except BadInput:
-            raise
-        except Exception:  # noqa: BLE001 - the decoders raise anything on garbage
-            raise BadInput(f"{name}: this is not audio that can be decoded "
-                           "(WAV, FLAC, OGG and MP3 work).") from None
-    samples = np.atleast_2d(samples).T
-    return samples, rate, samples.shape[1]
+def _soundfile_is_fast(container: str, codec: str) -> bool:
+    return (container, None) in SOUNDFILE_FORMATS or (container, codec) in SOUNDFILE_FORMATS
 
 
-def _check_duration(name: str, seconds: float, limits: MediaLimits) -> None:
-    if seconds > limits.audio_max_seconds:
-        raise BadInput(f"{name}: {_minutes(seconds)} is longer than the "
-                       f"{_minutes(limits.audio_max_seconds)} limit; trim it and try again.")
+def _decode_with_pyav(data: bytes, name: str, limits: MediaLimits) -> DecodedAudio:
+    import io
+
+    import av
+
+    try:
+        with av.open(io.BytesIO(data), metadata_errors="ignore") as container:
+            stream = _first_audio_stream(container, name)
+            return _decode_stream(container, stream, name, limits)
+    except (av.error.FFmpegError, ValueError):  # ValueError: the format changes midway
+        raise BadInput(f"{name} is not audio that can be read: it is damaged, cut short or not "
+                       f"a sound file. {AUDIO_THAT_WORKS}.") from None
 
 
-def _minutes(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min"
+def _first_audio_stream(container: InputContainer, name: str) -> AudioStream:
+    audio = container.streams.audio
+    if not audio:
+        holds = "video but no sound" if container.streams.video else "no sound"
+        raise BadInput(f"{name} holds {holds}: it has no audio track. Attach a recording "
+                       f"with sound; {AUDIO_THAT_WORKS}.")
+    if audio[0].codec_context is None:  # an unknown codec, or a header too damaged to say
+        raise BadInput(f"{name} holds sound that cannot be decoded: the file is damaged or its "
+                       f"audio encoding is not supported. Convert it, e.g. to WAV or MP3; "
+                       f"{AUDIO_THAT_WORKS}.")
+    return audio[0]
+
+
+def _decode_stream(container: InputContainer, stream: AudioStream, name: str,
+                   limits: MediaLimits) -> DecodedAudio:
+    """Decodes frame by frame and stops as soon as the limit is passed, so a long recording
+    costs no more time or memory than one of the longest accepted length."""
+    import av
+
+    resampler = av.AudioResampler(format="fltp")  # any sample format to float, same rate
+    chunks: list[np.ndarray] = []
+    decoded = 0
+    rate = channels = 0
+    for frame in container.decode(stream):
+        rate, channels = rate or frame.sample_rate, channels or frame.layout.nb_channels
+        for converted in resampler.resample(frame):
+            chunks.append(_mix_to_mono(converted.to_ndarray().T))
+            decoded += converted.samples
+        if decoded > _most_samples(limits, rate):
+            raise _TooLong(_declared_seconds(container, stream))
+    for converted in resampler.resample(None):
+        chunks.append(_mix_to_mono(converted.to_ndarray().T))
+    if not rate:
+        rate = stream.codec_context.sample_rate or SAMPLE_RATE
+        channels = stream.codec_context.channels or 1
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    notes = ()
+    if len(container.streams.audio) > 1:
+        notes = (f"{name}: used the first of its {len(container.streams.audio)} audio tracks",)
+    return DecodedAudio(samples, rate, channels, notes)
+
+
+def _most_samples(limits: MediaLimits, rate: int) -> float:
+    return (limits.audio_max_seconds + LENGTH_TOLERANCE) * rate
+
+
+def _declared_seconds(container: InputContainer, stream: AudioStream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        import av
+
+        return container.duration / av.time_base
+    return None
+
+
+def _check_rate(name: str, rate: int) -> None:
+    if rate < LOWEST_SAMPLE_RATE:
+        raise BadInput(f"{name} is recorded at {rate} Hz; the speech model needs at least "
+                       f"{LOWEST_SAMPLE_RATE} Hz. Record or export it again at 16000 Hz "
+                       "or more.")
+
+
+def _check_short(name: str, seconds: float, limits: MediaLimits) -> None:
+    if seconds >= limits.audio_min_seconds - LENGTH_TOLERANCE:
+        return
+    shortest = _duration(limits.audio_min_seconds)
+    if seconds == 0:
+        raise BadInput(f"{name} holds no sound (0 s of audio); the shortest accepted is "
+                       f"{shortest}. Record again.")
+    raise BadInput(f"{name} is {_duration(seconds, beside=limits.audio_min_seconds)} long; "
+                   f"the shortest accepted is {shortest}. Record a little longer.")
+
+
+def _too_long_message(name: str, declared: float | None, limits: MediaLimits) -> str:
+    limit = limits.audio_max_seconds
+    longest = _duration(limit)
+    if limit >= 60:
+        longest += f" ({limit:g} s)"
+    if declared is not None and declared > limit:
+        length = f"is {_duration(declared, beside=limit)} long"
+    else:  # decoding stopped at the limit and the file does not say how long it is
+        length = f"is longer than {_duration(limit)}"
+    return (f"{name} {length}; the longest accepted is {longest}. "
+            "Trim it or record a shorter clip.")
+
+
+def _duration(seconds: float, beside: float | None = None) -> str:
+    """'3 min 20 s', '2 h 0 min', '0.25 s': exact to the millisecond at most, and with as many
+    decimals as it takes to differ from `beside` (a limit), so that a refusal never reads
+    '3 min is longer than 3 min'."""
+    for decimals in range(4):
+        text = _duration_text(seconds, decimals)
+        if beside is None and math.isclose(round(seconds, decimals), seconds, abs_tol=1e-9):
+            break
+        if beside is not None and text != _duration_text(beside, decimals):
+            break
+    return text
+
+
+def _duration_text(seconds: float, decimals: int) -> str:
+    if seconds >= 3600:
+        hours, rest = divmod(round(seconds), 3600)
+        return f"{hours} h {rest // 60} min"
+    minutes, rest = divmod(round(seconds, decimals), 60)
+    rest_text = f"{rest:.{decimals}f} s"
+    if not minutes:
+        return rest_text
+    return f"{minutes:.0f} min" + (f" {rest_text}" if round(rest, decimals) else "")
 
 
 def _mix_to_mono(samples: np.ndarray) -> np.ndarray:
+    """(frames, channels) to (frames,) float32, averaging the channels."""
     if samples.ndim == 2 and samples.shape[1] > 1:
-        return samples.mean(axis=1, dtype=np.float32)
+        # A matrix-vector product: several times faster than `mean(axis=1)` on interleaved rows.
+        weights = np.full(samples.shape[1], 1 / samples.shape[1], dtype=np.float32)
+        return samples.astype(np.float32, copy=False) @ weights
     return np.ascontiguousarray(samples.reshape(-1), dtype=np.float32)
 
 
