@@ -168,7 +168,7 @@ def prepare_image_bytes(data: bytes, name: str, limits: MediaLimits) -> Prepared
     image = _open_image(data, name)
     original_size = image.size
     notes: list[str] = []
-    if (frames := getattr(image, "n_frames", 1)) > 1:
+    if (frames := _frame_count(image)) > 1:
         notes.append(f"{name}: animated; only its first frame of {frames} is used")
     image = _decode_image(image, name, limits.image_max_pixels)
     if image.width * image.height < original_size[0] * original_size[1]:
@@ -191,10 +191,17 @@ def _open_image(data: bytes, name: str) -> Image.Image:
                        f"in an unsupported format. {IMAGES_THAT_WORK}.") from None
     width, height = image.size
     if width * height > BOMB_PIXELS:
-        raise BadInput(_too_many_pixels_message(name, width * height, f"{width}x{height} pixels, "))
+        raise BadInput(_too_many_pixels_message(name, width * height, (width, height)))
     if width < 1 or height < 1:
         raise BadInput(f"{name} has no pixels ({width}x{height}); attach a picture with content.")
     return image
+
+
+def _frame_count(image: Image.Image) -> int:
+    try:
+        return getattr(image, "n_frames", 1)
+    except (OSError, ValueError, EOFError):  # counting reads every frame; a damaged one stops it
+        return 1
 
 
 def _pixels_in(bomb_message: str) -> int | None:
@@ -205,12 +212,15 @@ def _pixels_in(bomb_message: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _too_many_pixels_message(name: str, pixels: int | None, size: str = "") -> str:
+def _too_many_pixels_message(name: str, pixels: int | None,
+                             dimensions: tuple[int, int] | None = None) -> str:
     limit = BOMB_PIXELS / 1e6
     if pixels is None:
         how_large = f"over {2 * limit:g} megapixels"
     else:
-        how_large = f"{size}{_number(pixels / 1e6, beside=limit)} megapixels"
+        how_large = f"{_number(pixels / 1e6, beside=limit)} megapixels"
+    if dimensions:
+        how_large = f"{dimensions[0]}x{dimensions[1]} pixels, {how_large}"
     return (f"{name} is {how_large}; the largest image that can be opened safely is "
             f"{limit:g} megapixels. Scale it down below that and attach it again.")
 
@@ -224,7 +234,7 @@ def _decode_image(image: Image.Image, name: str, max_pixels: int) -> Image.Image
         image.load()
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image)
-    except (OSError, ValueError, SyntaxError):
+    except (OSError, ValueError, SyntaxError, EOFError):
         raise BadInput(f"{name} is damaged: its picture data cannot be decoded (the file may be "
                        "cut short). Save or export it again, e.g. as PNG or JPEG.") from None
     if image.width * image.height > max_pixels:
