@@ -241,8 +241,9 @@ def test_a_mixed_batch_gives_the_right_table_summary_and_record(tmp_path, embedd
     assert [bool(r["error"]) for r in rows] == [False, False, True, True, True, False]
     assert rows[2]["error"].startswith("line 3: not valid JSON")
     assert rows[3]["error"].startswith("line 4: image file 'gone.png' not found")
-    assert rows[4]["error"] == ("line 5: broken.png: this is not an image Pillow can read "
-                                "(corrupt, or an unsupported format).")
+    assert rows[4]["error"] == ("line 5: broken.png is not an image that can be read: it is "
+                                "damaged, cut short or in an unsupported format. PNG, JPEG, "
+                                "WebP, GIF, BMP and TIFF work.")
     for row in (rows[0], rows[1], rows[5]):
         assert row["answer"] and row["completion_tokens"] == 8 and row["ttft_s"] > 0
         assert row["answer_id"]
