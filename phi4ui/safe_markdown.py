@@ -27,7 +27,8 @@ WORD_JOINER = "\u2060"
 IMAGE_NOTE = "🖼️ image not loaded:"
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~$])")
+# ":" too: with it escaped, no address in the text becomes a link of its own (GFM).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~$:])")
 _TAG_OPENER = re.compile(r"<(?=[A-Za-z/!?])")
 _IMAGE_OPENER = re.compile(r"!(?=\[)")
 # Gradio's Markdown renders a fence whose info string is exactly "mermaid" as a diagram.

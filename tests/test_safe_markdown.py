@@ -172,6 +172,7 @@ def test_escape_markdown_shows_text_exactly() -> None:
     assert "<img" not in html and "<em>" not in html and "<a " not in html
     assert "$$" not in escaped  # Gradio renders $$...$$ into the page as it is
     assert "&lt;img src=x&gt;" in html and "&amp;amp;" in html
+    assert escape_markdown(f"http://{HOST}/x") == "http\\://198\\.51\\.100\\.7/x"  # not a link
 
 
 # ---------------------------------------------------------------- evaluation views
