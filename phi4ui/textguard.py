@@ -9,10 +9,11 @@ The rule: a zero-width joiner (U+200D) goes after the `<` of every span shaped l
 token, `<|` + 1 to 40 characters other than `|`, `<`, `>` + `|>`. That shape covers every
 Phi-4 special token and the `<|image_N|>` / `<|audio_N|>` placeholders, which the model's
 processor finds by a regular expression rather than in its vocabulary, and it needs no
-tokenizer, so it is also the default (`GENERIC`). A tokenizer's added tokens extend it with
-any token of another shape (`TextGuard.for_tokens`), and `leaks` checks the result against
-the tokenizer itself. Shape-matching spans cannot overlap (their insides hold no `<` or
-`|`), so breaking each one leaves no control token to find.
+tokenizer, so it is also the default (`GENERIC`). A tokenizer's control tokens (its special
+tokens, `control_tokens`) of any other shape extend it as literals (`TextGuard.for_tokens`),
+and `checked_guard` checks the result with the tokenizer itself. Shape-matching spans cannot
+overlap (their insides hold no `<` or `|`), so breaking each one leaves no control token to
+find.
 
 The text reads the same to a person and, as plain characters, to the model; the record keeps
 the words as typed. The change can be undone exactly (`restore`): a joiner someone already
@@ -95,10 +96,18 @@ def _remove_joiner(match: re.Match[str]) -> str:
     return found[0] + found[2:]
 
 
+def control_tokens(added: Iterable[tuple[int, str, bool]]) -> dict[int, str]:
+    """Of a tokenizer's added tokens (id, text, special), those typed text must not form:
+    the special ones and any of the control shape (such as media tags). Other added tokens
+    (a run of spaces, say) are ordinary pieces of text."""
+    return {token_id: text for token_id, text, special in added
+            if special or CONTROL_SHAPE.fullmatch(text)}
+
+
 def leaks(guard: TextGuard, encode: Callable[[str], Sequence[int]],
           tokens: Mapping[int, str]) -> list[str]:
-    """The added tokens whose neutralised form still encodes to an added token's id, alone
-    or between words; empty when the guard holds for this tokenizer."""
+    """The tokens whose neutralised form still encodes to one of their ids, alone or
+    between words; empty when the guard holds for this tokenizer."""
     ids = set(tokens)
     return [token for token in tokens.values()
             if any(ids.intersection(encode(guard.neutralise(text)))
@@ -107,8 +116,8 @@ def leaks(guard: TextGuard, encode: Callable[[str], Sequence[int]],
 
 def checked_guard(tokens: Mapping[int, str], encode: Callable[[str], Sequence[int]]
                   ) -> TextGuard:
-    """The guard for a tokenizer's added tokens (id -> text), checked with its `encode`;
-    raises `ValueError` when typed text could still form one of them."""
+    """The guard for a tokenizer's control tokens (id -> text, see `control_tokens`),
+    checked with its `encode`; raises `ValueError` when typed text could still form one."""
     guard = TextGuard.for_tokens(tokens.values())
     leaked = leaks(guard, encode, tokens)
     if leaked:

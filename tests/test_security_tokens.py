@@ -41,7 +41,7 @@ from phi4ui.media import MediaLimits, prepare
 from phi4ui.recording import build_record
 from phi4ui.settings import load_settings
 from phi4ui.stats import StatsRecorder
-from phi4ui.textguard import GENERIC, JOINER, TextGuard, checked_guard, leaks
+from phi4ui.textguard import GENERIC, JOINER, TextGuard, checked_guard, control_tokens, leaks
 from phi4ui.tinymodel.vocab import (
     ASSISTANT_ID,
     AUDIO_PLACEHOLDER_ID,
@@ -94,10 +94,22 @@ def random_texts(count: int, seed: int = 7) -> Iterator[str]:
 
 
 def test_every_added_token_of_the_tokenizer_is_covered(added, tokenizer):
-    guard = checked_guard(added, lambda text: encode(tokenizer, text))
-    assert guard == GENERIC, "every token of the tiny tokenizer has the generic shape"
-    assert {"<|end|>", "<|assistant|>", "<|endoftext10|>", "<|image_1|>"} <= set(added.values())
+    listed = [(token_id, token.content, token.special)
+              for token_id, token in tokenizer.get_added_tokens_decoder().items()]
+    control = control_tokens(listed)
+    assert control == added, "every added token of the tiny tokenizer is a control token"
+    assert {"<|end|>", "<|assistant|>", "<|endoftext10|>", "<|image_1|>"} <= set(control.values())
+    guard = checked_guard(control, lambda text: encode(tokenizer, text))
+    assert guard == GENERIC, "all of them have the generic shape"
     assert leaks(guard, lambda text: encode(tokenizer, text), added) == []
+
+
+def test_control_tokens_are_the_special_ones_and_the_shaped_ones():
+    listed = [(1, "<|end|>", True), (2, "</s>", True), (3, "<|image_1|>", False),
+              (4, "    ", False), (5, "<br>", False)]
+    control = control_tokens(listed)
+    assert control == {1: "<|end|>", 2: "</s>", 3: "<|image_1|>"}
+    assert TextGuard.for_tokens(control.values()).literals == ("</s>",)
 
 
 def test_fuzz_neutralised_text_encodes_to_no_added_token_and_restores(added, tokenizer):

@@ -25,7 +25,7 @@ from phi4ui.stats import (
     gpu_memory,
     process_memory,
 )
-from phi4ui.textguard import GENERIC, TextGuard, checked_guard
+from phi4ui.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 
 log = logging.getLogger(__name__)
 ADAPTER_IDS = {"vision": 1, "speech": 2}
@@ -136,8 +136,8 @@ class EmbeddedEngine:
             # The engine's output handler starts on this loop at the first request.
             self._llm = await asyncio.to_thread(self._create_llm)
             self._tokenizer = vllm_compat.tokenizer_of(self._llm)
-            self._text_guard = checked_guard(vllm_compat.added_tokens(self._tokenizer),
-                                             self._encode)
+            control = control_tokens(vllm_compat.added_tokens(self._tokenizer))
+            self._text_guard = checked_guard(control, self._encode)
         except Exception as error:
             log.exception("The engine failed to load")
             self.status.set("failed", f"the engine failed to load: {error}")

@@ -33,7 +33,7 @@ from phi4ui.errors import EngineUnavailable, Phi4UIError
 from phi4ui.media import MediaLimits, audio_wav_base64, image_data_url
 from phi4ui.settings import Settings
 from phi4ui.stats import EngineSnapshot, RequestStats, StatsRecorder, process_memory
-from phi4ui.textguard import GENERIC, TextGuard, checked_guard
+from phi4ui.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 
 log = logging.getLogger(__name__)
 
@@ -418,7 +418,7 @@ def _text_guard(tokens: TokenCounter) -> TextGuard:
     if not tokens.exact:
         return GENERIC
     try:
-        return checked_guard(tokens.added_tokens(), tokens.ids)
+        return checked_guard(control_tokens(tokens.added_tokens()), tokens.ids)
     except ValueError as error:
         raise _StartFailed(f"the served model's tokenizer is not supported: {error}") from error
 

@@ -47,10 +47,10 @@ class TokenCounter:
     def ids(self, text: str) -> list[int]:
         return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def added_tokens(self) -> dict[int, str]:
-        """The tokenizer's added tokens (control tokens among them), id -> text."""
-        return {int(token_id): token.content
-                for token_id, token in self._tokenizer.get_added_tokens_decoder().items()}
+    def added_tokens(self) -> list[tuple[int, str, bool]]:
+        """The tokenizer's added tokens (control tokens among them): id, text, special."""
+        return [(int(token_id), str(token.content), bool(token.special))
+                for token_id, token in self._tokenizer.get_added_tokens_decoder().items()]
 
 
 def load_tokenizer(root: str, revision: str | None) -> TokenCounter | None:

@@ -176,7 +176,7 @@ def tokenizer_of(llm: Any) -> Any:
     return getattr(tokenizer, "tokenizer", tokenizer)
 
 
-def added_tokens(tokenizer: Any) -> dict[int, str]:
-    """The tokenizer's added tokens (control tokens among them), id -> text."""
-    return {int(token_id): str(getattr(token, "content", token))
-            for token_id, token in tokenizer.added_tokens_decoder.items()}
+def added_tokens(tokenizer: Any) -> list[tuple[int, str, bool]]:
+    """The tokenizer's added tokens (control tokens among them): id, text, special."""
+    return [(int(token_id), str(token.content), bool(token.special))
+            for token_id, token in tokenizer.added_tokens_decoder.items()]
