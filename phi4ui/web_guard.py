@@ -134,6 +134,8 @@ class LoginPace:
             for key in keys:
                 await stack.enter_async_context(self._key(key).turn)
             yield
+        # Every attempt makes keys, also one Gradio refuses as malformed (no failure).
+        self._prune(self.clock())
 
     def wait_s(self, keys: list[tuple[str, str]]) -> float:
         """Seconds until an attempt for all `keys` may be checked; 0 when it may now."""

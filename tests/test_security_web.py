@@ -217,3 +217,16 @@ def test_quiet_keys_are_forgotten_so_made_up_names_cannot_fill_memory() -> None:
         now[0] += 1.0
     assert len(pace) <= 51
 
+
+def test_attempts_that_are_neither_right_nor_wrong_leave_nothing_behind() -> None:
+    now = [0.0]
+    pace = LoginPace(LoginPolicy(max_keys=50, forget_after_s=10.0), clock=lambda: now[0])
+
+    async def malformed_attempts() -> None:
+        for n in range(200):
+            async with pace.turn([("user", f"made-up-{n}"), ("address", f"10.0.1.{n}")]):
+                pass  # Gradio answered 422: no failure is counted
+
+    asyncio.run(malformed_attempts())
+    assert len(pace) <= 52
+
