@@ -144,6 +144,11 @@ def test_a_recorded_answer_with_remote_images_shows_as_text_in_review(
     rows = page.locator("#review-table [role=row].virtual-row")
     expect(rows).to_have_count(1, timeout=15_000)
     expect(rows.first).to_contain_text(f"<img src=http://{HOST}/tag.png>")
+    # The tag filter lists the tags in use: as text too.
+    page.locator("#review-tag input").click()
+    expect(page.get_by_role("option", name=f"<img src=http://{HOST}/tag.png>")).to_be_visible()
+    assert remote_elements(page) == 0
+    page.keyboard.press("Escape")
     page.locator("#review-table [data-testid=cell-0-2]").click()
     details = page.locator("#review-details")
     expect(details).to_contain_text(f"image not loaded: http://{HOST}/beacon.png?leak=secret")
