@@ -19,8 +19,10 @@ Applying `safe_markdown` twice gives the same text as applying it once.
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 
 WORD_JOINER = "\u2060"
@@ -34,11 +36,16 @@ _IMAGE_OPENER = re.compile(r"!(?=\[)")
 # Gradio's Markdown renders a fence whose info string is exactly "mermaid" as a diagram.
 _MERMAID_FENCE = re.compile(r"```mermaid(?!-source)")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
+_BACKTICKS = re.compile(r"`+")
+_BRACKET_OR_BREAK = re.compile(r"\\.|[\[\]()]|\n[ \t]*\n", re.S)
 _DEFINITION = re.compile(r"^ {0,3}\[((?:\\.|[^\\\[\]]){1,999})\]:[ \t]*\n?[ \t]*(<[^>\n]*>|\S+)",
                          re.M)
-# What follows `](` or `]:`: a link's or a definition's destination, with or without <>.
-_LINK_TARGET = re.compile(r"\](\(|:)[ \t]*\n?[ \t]*(<[^>\n]*|[^\s)]*)")
+# A `]` before `(` or `:` (a link or a definition), and the start of its destination as
+# far as it can spell a scheme: letters, digits, + - . \ controls, spaces and character
+# references, then a colon. Only the `]` is matched, so no destination hides the next one,
+# and each run is read once.
+_LINK_TARGET = re.compile(r"\](?=[(:][ \t]*\n?[ \t]*<?"
+                          r"((?:[A-Za-z0-9+.\-\\\x00-\x20]|&#?[0-9A-Za-z]+;?)*:?))")
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 _ESCAPED_PUNCTUATION = re.compile(r"\\([!-/:-@\[-`{-~])")
 
@@ -127,12 +134,27 @@ def _open_fence(text: str) -> str:
 
 
 def _spans(prose: str) -> Iterator[tuple[str, bool]]:
-    start = 0
-    for match in _CODE_SPAN.finditer(prose):
-        yield prose[start:match.start()], False
-        yield match.group(0), True
-        start = match.end()
-    yield prose[start:], False
+    """`prose` cut at its code spans: a run of backticks up to the next run as long.
+    Each run is looked at once, so that no text costs more than linear time."""
+    runs = [(match.start(), match.end()) for match in _BACKTICKS.finditer(prose)]
+    same_length: dict[int, list[int]] = defaultdict(list)
+    for number, (start, end) in enumerate(runs):
+        same_length[end - start].append(number)
+    shown = 0
+    number = 0
+    while number < len(runs):
+        start, end = runs[number]
+        later = same_length[end - start]
+        closing = bisect.bisect_right(later, number)
+        if closing == len(later):
+            number += 1
+            continue
+        close_end = runs[later[closing]][1]
+        yield prose[shown:start], False
+        yield prose[start:close_end], True
+        shown = close_end
+        number = later[closing] + 1
+    yield prose[shown:], False
 
 
 # ---------------------------------------------------------------- images
@@ -150,6 +172,7 @@ def _label_key(label: str) -> str:
 
 
 def _images_as_text(prose: str, definitions: Mapping[str, str]) -> str:
+    pairs = _bracket_pairs(prose)
     out: list[str] = []
     index = 0
     while (start := prose.find("![", index)) != -1:
@@ -157,7 +180,7 @@ def _images_as_text(prose: str, definitions: Mapping[str, str]) -> str:
             out.append(prose[index:start + 2])
             index = start + 2
             continue
-        found = _image_at(prose, start, definitions)
+        found = _image_at(prose, start, pairs, definitions)
         if found is None:
             out.append(prose[index:start + 2])
             index = start + 2
@@ -174,16 +197,16 @@ def _escaped(text: str, position: int) -> bool:
     return backslashes % 2 == 1
 
 
-def _image_at(prose: str, start: int, definitions: Mapping[str, str]
-              ) -> tuple[int, str, str] | None:
+def _image_at(prose: str, start: int, pairs: Mapping[int, int],
+              definitions: Mapping[str, str]) -> tuple[int, str, str] | None:
     """(end, address, alt text) of the image whose `![` is at `start`, if it is one."""
-    alt_end = _matching(prose, start + 1, "[", "]")
+    alt_end = pairs.get(start + 1)
     if alt_end is None:
         return None
     alt = prose[start + 2:alt_end]
     after = alt_end + 1
     if prose.startswith("(", after):
-        close = _matching(prose, after, "(", ")")
+        close = pairs.get(after)
         if close is None:
             return None
         destination = prose[after + 1:close].strip()
@@ -191,7 +214,7 @@ def _image_at(prose: str, start: int, definitions: Mapping[str, str]
                    else (destination.split() or [""])[0])
         return close + 1, address, alt
     if prose.startswith("[", after):
-        label_end = _matching(prose, after, "[", "]")
+        label_end = pairs.get(after)
         if label_end is None:
             return None
         label = prose[after + 1:label_end] or alt
@@ -201,25 +224,21 @@ def _image_at(prose: str, start: int, definitions: Mapping[str, str]
     return None
 
 
-def _matching(text: str, opening: int, left: str, right: str) -> int | None:
-    """The index of the bracket closing the one at `opening`, within one paragraph."""
-    depth = 0
-    index = opening
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == left:
-            depth += 1
-        elif char == right:
-            depth -= 1
-            if depth == 0:
-                return index
-        elif text.startswith("\n\n", index):
-            return None
-        index += 1
-    return None
+def _bracket_pairs(text: str) -> dict[int, int]:
+    """Where each [ and ( closes (index -> index), within its paragraph, in one pass;
+    escaped brackets do not count."""
+    pairs: dict[int, int] = {}
+    open_at: dict[str, list[int]] = {"]": [], ")": []}
+    for match in _BRACKET_OR_BREAK.finditer(text):
+        char = match.group(0)
+        if char in "[(":
+            open_at["]" if char == "[" else ")"].append(match.start())
+        elif char in "])":
+            if open_at[char]:
+                pairs[open_at[char].pop()] = match.start()
+        elif not char.startswith("\\"):  # a blank line ends the paragraph
+            open_at = {"]": [], ")": []}
+    return pairs
 
 
 def _image_note(address: str, alt: str) -> str:
@@ -231,9 +250,9 @@ def _image_note(address: str, alt: str) -> str:
 
 def _unsafe_link_broken(match: re.Match[str]) -> str:
     """A link or definition to a scheme other than http, https and mailto, made text."""
-    target = _ESCAPED_PUNCTUATION.sub(r"\1", html.unescape(match.group(2).lstrip("<")))
+    target = _ESCAPED_PUNCTUATION.sub(r"\1", html.unescape(match.group(1)))
     target = re.sub(r"[\x00-\x20\x7f" + WORD_JOINER + "]", "", target).lower()
     scheme = _SCHEME.match(target)
     if scheme is None or scheme.group(1) in SAFE_SCHEMES:
-        return match.group(0)
-    return "]" + WORD_JOINER + match.group(0)[1:]
+        return "]"
+    return "]" + WORD_JOINER
