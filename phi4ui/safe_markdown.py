@@ -13,8 +13,12 @@ rule here is simple and holds whatever the Markdown parser makes of the text:
 - links stay links (the page opens them in a new tab with noopener and noreferrer),
   except those to a scheme other than http, https and mailto.
 
-Telling code from prose only decides how an image looks, never whether it loads.
-Applying `safe_markdown` twice gives the same text as applying it once.
+Code is no shelter: in "see http://x.y/`<img src=...>`" Gradio's renderer (GFM) ends
+the bare address at the backtick and reads the tag after it as HTML, though it looks
+like a code span. So telling code from prose here only decides how an image looks,
+never whether it loads.
+Applying `safe_markdown` twice gives the same text as applying it once, and it takes
+time linear in the text (the chat shows every message again on each update).
 """
 
 from __future__ import annotations
@@ -57,8 +61,8 @@ def safe_markdown(text: str) -> str:
     pieces = [piece if is_code else _images_as_text(piece, definitions)
               for piece, is_code in _pieces(text)]
     text = "".join(pieces)
-    if _open_fence(text):
-        text += "\n" + _open_fence(text)
+    if left_open := _open_fence(text):
+        text += "\n" + left_open
     text = _LINK_TARGET.sub(_unsafe_link_broken, text)
     text = _TAG_OPENER.sub("<" + WORD_JOINER, text)
     text = _IMAGE_OPENER.sub("!" + WORD_JOINER, text)

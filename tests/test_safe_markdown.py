@@ -71,6 +71,8 @@ HOSTILE = {
     "mermaid diagram": f'```mermaid\ngraph TD\nA@{{ img: "http://{HOST}/m.png" }}\n```',
     "unclosed fence": f"```\n<img src=http://{HOST}/open.png>",
     "tag inside a code span": f"`<img src=http://{HOST}/span.png>` and <b>bold</b>",
+    # Gradio (GFM) ends the address at the backtick and loads this image.
+    "code span after a bare address": f"see http://x.y/`<img src=http://{HOST}/gap.png>`",
     "carriage returns": f"a\r<img src=http://{HOST}/cr.png>\r\n![x](http://{HOST}/crlf.png)",
 }
 
