@@ -82,10 +82,6 @@ class CheckedZip:
                  trace: TracebackType | None) -> None:
         self._zip.close()
 
-    def files(self) -> list[str]:
-        """The names of the file entries (folders left out), in archive order."""
-        return [name for name, info in self.entries.items() if not info.is_dir()]
-
     def read(self, name: str, max_bytes: int) -> bytes:
         """The entry's bytes; `KeyError` if there is none; refused past `max_bytes`."""
         buffer = io.BytesIO()
@@ -96,15 +92,12 @@ class CheckedZip:
         """Writes the entry to `target`, which must lie inside `folder` and not exist yet;
         returns the SHA-256 of its bytes. `KeyError` if there is no such entry."""
         info = self.entries[name]
-        _check_inside(target, folder)
+        self._make_folder(target.parent, folder, name)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _check_inside(target, folder)
             descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                                  0o600)
         except OSError as error:  # e.g. a file and a folder of the same name
-            raise ArchiveRefused(f"{self.name}: the entry '{name}' cannot be unpacked "
-                                 f"({error.strerror}); make the zip again.") from None
+            raise self._cannot_unpack(name, error) from None
         try:
             with os.fdopen(descriptor, "wb") as out:
                 return self._copy(info, out, self.limits.unpacked_bytes)
@@ -121,13 +114,24 @@ class CheckedZip:
             for name, info in self.entries.items():
                 target = folder.joinpath(*PurePosixPath(name).parts)
                 if info.is_dir():
-                    _check_inside(target, folder)
-                    target.mkdir(parents=True, exist_ok=True)
+                    self._make_folder(target, folder, name)
                 else:
                     self.extract(name, target, folder)
         except BaseException:
             _empty(folder)
             raise
+
+    def _make_folder(self, target: Path, folder: Path, name: str) -> None:
+        _check_inside(target, folder)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise self._cannot_unpack(name, error) from None
+        _check_inside(target, folder)  # as made, links resolved
+
+    def _cannot_unpack(self, name: str, error: OSError) -> ArchiveRefused:
+        return ArchiveRefused(f"{self.name}: the entry '{name}' cannot be unpacked "
+                              f"({error.strerror}); make the zip again.")
 
     def _copy(self, info: zipfile.ZipInfo, out: BinaryIO, max_bytes: int) -> str:
         by_ratio = max(info.compress_size * self.limits.ratio, RATIO_FREE_BYTES)
@@ -272,8 +276,7 @@ def _type_problem(info: zipfile.ZipInfo) -> str | None:
 # ---------------------------------------------------------------- helpers
 
 def _check_inside(target: Path, folder: Path) -> None:
-    resolved, inside = target.resolve(), folder.resolve()
-    if resolved == inside or not resolved.is_relative_to(inside):
+    if not target.resolve().is_relative_to(folder.resolve()):
         raise ArchiveRefused(f"'{target.name}' would be written outside its folder; the "
                              "archive was not used.")
 

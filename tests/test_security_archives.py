@@ -153,6 +153,10 @@ def test_a_file_and_a_folder_of_one_name_are_refused(tmp_path):
     assert staged_or_refused(archive, tmp_path) == (
         "clash.zip: the entry 'img' cannot be unpacked (File exists); make the zip again.")
 
+    archive = cases_zip(tmp_path / "clash2.zip", {"img": b"y", "img/sub/": b""})
+    (tmp_path / "staging").rmdir()
+    assert "the entry 'img/sub' cannot be unpacked" in staged_or_refused(archive, tmp_path)
+
 
 def test_a_zip_with_too_many_entries_is_refused_before_unpacking(tmp_path):
     entries = {f"img/{n}.txt": b"" for n in range(MAX_ENTRIES)}
