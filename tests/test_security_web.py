@@ -21,6 +21,7 @@ import uvicorn
 
 from bench.procs import free_port
 from phi4ui.engines import build_engine
+from phi4ui.errors import SettingsError
 from phi4ui.server import build_server
 from phi4ui.settings import load_settings
 from phi4ui.web_guard import LoginPace, LoginPolicy
@@ -230,3 +231,11 @@ def test_attempts_that_are_neither_right_nor_wrong_leave_nothing_behind() -> Non
     asyncio.run(malformed_attempts())
     assert len(pace) <= 52
 
+
+
+def test_frame_ancestors_takes_sources_only() -> None:
+    assert load_settings(["--frame-ancestors", "'none'"], environ={}).frame_ancestors == "'none'"
+    with pytest.raises(SettingsError, match=r"^--frame-ancestors: must be CSP sources separated "
+                                            r"by spaces, e\.g\. 'self' https://example\.org, "
+                                            r"got \"'self'; script-src \*\"$"):
+        load_settings(["--frame-ancestors", "'self'; script-src *"], environ={})
