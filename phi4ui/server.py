@@ -19,6 +19,7 @@ from phi4ui import staging, web_guard
 from phi4ui.engines.base import Engine
 from phi4ui.file_access import FileOwners
 from phi4ui.file_guard import FileGuard
+from phi4ui.loopwatch import LoopWatch
 from phi4ui.page_files import PageFiles, upload_root
 from phi4ui.settings import Settings
 from phi4ui.store import Store
@@ -32,16 +33,19 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
     _lighten_gradio()
     staging.sweep()  # what earlier runs left in the temp folder
     store = Store.from_settings(settings)
+    loop_watch = LoopWatch()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(engine.start())
+        watching = asyncio.create_task(loop_watch.run())
         sharing = asyncio.create_task(asyncio.to_thread(_share, settings.port)) \
             if settings.share else None
         try:
             yield
         finally:
             loading.cancel()
+            watching.cancel()
             if sharing is not None:
                 sharing.cancel()
             await engine.close()
@@ -54,7 +58,7 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
     async def healthz() -> JSONResponse:
         status = engine.status
         body: dict[str, object] = {"state": status.state, "message": status.message,
-                                   "engine": engine.info.kind}
+                                   "engine": engine.info.kind, **loop_watch.figures()}
         if status.state == "ready":
             # Monitoring and the browser tests read these to see that a stop freed the engine.
             try:

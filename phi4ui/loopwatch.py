@@ -1,0 +1,55 @@
+"""How late the event loop runs a timer: a stall of the loop that serves every page.
+
+A task sleeps a fixed short interval and records how much later than asked it woke.
+Anything that holds the loop (a blocking call, a long stretch of CPU work between two
+awaits, a flood of ready callbacks) delays that wake-up by about as long as it held it;
+a stall of L ms reads as between L - interval and L ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+INTERVAL_S = 0.02
+BUCKET_S = 10.0
+# "Recent" is the worst of the current and the previous BUCKET_S (the last 10 to 20 s), so
+# that a monitor reading /healthz every 10 s sees every stall and when it happened.
+RECENT_BUCKETS = 2
+
+
+class LoopWatch:
+    def __init__(self, interval_s: float = INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self.worst_s = 0.0
+        self.wakeups = 0
+        # The worst lateness of each BUCKET_S, newest last: a fixed cost per wake-up.
+        self._buckets: deque[tuple[int, float]] = deque(maxlen=RECENT_BUCKETS)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time() + self.interval_s
+            await asyncio.sleep(self.interval_s)
+            self.observe(loop.time() - asked)
+
+    def observe(self, late_s: float) -> None:
+        late_s = max(0.0, late_s)
+        self.wakeups += 1
+        self.worst_s = max(self.worst_s, late_s)
+        bucket = int(time.monotonic() // BUCKET_S)
+        if self._buckets and self._buckets[-1][0] == bucket:
+            if late_s > self._buckets[-1][1]:
+                self._buckets[-1] = (bucket, late_s)
+        else:
+            self._buckets.append((bucket, late_s))
+
+    def recent_s(self) -> float:
+        oldest = int(time.monotonic() // BUCKET_S) - RECENT_BUCKETS + 1
+        return max((late for bucket, late in self._buckets if bucket >= oldest), default=0.0)
+
+    def figures(self) -> dict[str, float]:
+        """For /healthz: the worst stall since start and of late, in ms."""
+        return {"loop_stall_max_ms": round(self.worst_s * 1000, 1),
+                "loop_stall_recent_ms": round(self.recent_s() * 1000, 1)}
