@@ -95,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _tiny_checkpoint(work: Path) -> str:
+    """Built in `work`, or kept in PHI4UI_TEST_CACHE between runs, as the tests keep it."""
     from phi4ui.tinymodel import TINY, ensure_checkpoint
 
-    return str(ensure_checkpoint(work / "checkpoints", TINY, dynamic_hd=4))
+    cache = Path(os.environ.get("PHI4UI_TEST_CACHE") or work / "checkpoints")
+    return str(ensure_checkpoint(cache, TINY, dynamic_hd=4))
 
 
 def _raw(job: dict[str, Any], work: Path) -> dict[str, Any]:

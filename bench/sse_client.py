@@ -53,6 +53,7 @@ class GradioApp:
         self.fn: dict[str, int] = {}
         self.inputs: dict[str, int] = {}
         self.queued: dict[str, bool] = {}
+        self.tick_s = 0.0  # how often an open page's timer ticks (0: it has none)
 
     async def connect(self) -> None:
         config = (await self.client.get(f"{self.base_url}/config")).json()
@@ -74,6 +75,7 @@ class GradioApp:
             raise RuntimeError("the app has no accept, clear or page load event")
         self.fn["answer"] = after[self.fn["accept"]]
         self.fn["finish"] = after[self.fn["answer"]]
+        self._find_page_steps(dependencies, config)
         self.inputs = {step: len(dependencies[fn]["inputs"]) for step, fn in self.fn.items()}
         self.queued = {step: dependencies[fn].get("queue") is not False
                        for step, fn in self.fn.items()}
@@ -101,17 +103,86 @@ class GradioApp:
         # clearing it first makes each message a new conversation.
         await self._run(session, "clear", [None])
         reply = Reply(started=time.perf_counter())
-        accepted = Reply(started=reply.started)
-        await self._step(session, "accept", [{"text": text, "files": files}, None, system, None],
-                         accepted)
-        if accepted.error:
-            reply.error, reply.ended = accepted.error, time.perf_counter()
+        refusal = await self.accept(session, text, files, system)
+        if refusal:
+            reply.error, reply.ended = refusal, time.perf_counter()
             return reply
         await self._event(session, "answer",
                           [None, None, system, 0.0, 1.0, max_tokens, None], reply)
         await self._run(session, "finish", [None, None])
         reply.ended = time.perf_counter()
         return reply
+
+    async def accept(self, session: str, text: str, files: list[dict[str, Any]],
+                     system: str) -> str:
+        """Sends a message as pressing Enter does; returns why it was refused, or ""."""
+        accepted = Reply(started=time.perf_counter())
+        await self._step(session, "accept", [{"text": text, "files": files}, None, system, None],
+                         accepted)
+        return accepted.error
+
+    async def run(self, session: str, step: str, data: list[Any]) -> list[Any]:
+        """A step that is not queued (clear, finish, stop, preview, the timer's tick)."""
+        return await self._run(session, step, data)
+
+    async def join(self, session: str, step: str, data: list[Any]) -> str:
+        """Puts a queued step in the queue; returns its event id."""
+        data = data + [None] * (self.inputs[step] - len(data))
+        joined = await self.client.post(f"{self.base_url}{API}/queue/join", json={
+            "data": data, "fn_index": self.fn[step], "session_hash": session,
+            "event_data": None, "trigger_id": None})
+        joined.raise_for_status()
+        return str(joined.json()["event_id"])
+
+    async def read_events(self, session: str, reply: Reply, event_id: str = "",
+                          reopen: int = 3) -> None:
+        """Reads the session's SSE stream into `reply` until the event is over. Given the
+        event's id, it skips messages of other events (one cancelled earlier may still
+        report) and opens the stream again if it closes first, as the browser does."""
+        for _ in range(reopen + 1):
+            async with self.client.stream("GET", f"{self.base_url}{API}/queue/data",
+                                          params={"session_hash": session}) as stream:
+                async for line in stream.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    message = json.loads(line[5:])
+                    if event_id and message.get("event_id") not in (None, event_id):
+                        continue
+                    if message.get("msg") == "close_stream" and event_id:
+                        break
+                    if _handle(message, reply):
+                        return
+            if not event_id:
+                return
+        reply.error = reply.error or "the stream closed before the answer ended"
+
+    async def cancel(self, session: str, step: str, event_id: str) -> None:
+        """What the browser sends for a running event that another event cancels."""
+        for route, body in (("cancel", {"event_id": event_id, "session_hash": session,
+                                        "fn_index": self.fn[step]}),
+                            ("reset", {"event_id": event_id})):
+            response = await self.client.post(f"{self.base_url}{API}/{route}", json=body)
+            response.raise_for_status()
+
+    def _find_page_steps(self, dependencies: dict[int, dict[str, Any]],
+                         config: dict[str, Any]) -> None:
+        """The other backend steps a page sends on its own: Stop, the input's change (the
+        cost preview) and the timer's tick, where the page has them."""
+        textbox = self._dependency_target(dependencies, "accept")
+        for fn, dependency in dependencies.items():
+            if not dependency.get("backend_fn"):
+                continue
+            targets = [tuple(target) for target in dependency["targets"]]
+            if (textbox, "stop") in targets:
+                self.fn.setdefault("stop", fn)
+            if (textbox, "change") in targets:
+                self.fn.setdefault("preview", fn)
+            if any(trigger == "tick" for _, trigger in targets):
+                self.fn.setdefault("tick", fn)
+                self.tick_s = _timer_interval(config, targets[0][0])
+
+    def _dependency_target(self, dependencies: dict[int, dict[str, Any]], step: str) -> int:
+        return dependencies[self.fn[step]]["targets"][0][0]
 
     async def _step(self, session: str, step: str, data: list[Any], reply: Reply) -> None:
         """A step whose refusal is an answer, not a failure of the benchmark."""
@@ -139,16 +210,7 @@ class GradioApp:
 
     async def _event(self, session: str, step: str, data: list[Any], reply: Reply) -> None:
         """A queued event: join, then read its messages from the session's SSE stream."""
-        data = data + [None] * (self.inputs[step] - len(data))
-        joined = await self.client.post(f"{self.base_url}{API}/queue/join", json={
-            "data": data, "fn_index": self.fn[step], "session_hash": session,
-            "event_data": None, "trigger_id": None})
-        joined.raise_for_status()
-        async with self.client.stream("GET", f"{self.base_url}{API}/queue/data",
-                                      params={"session_hash": session}) as stream:
-            async for line in stream.aiter_lines():
-                if line.startswith("data:") and _handle(json.loads(line[5:]), reply):
-                    break
+        await self.read_events(session, reply, await self.join(session, step, data))
 
 
 def _handle(message: dict[str, Any], reply: Reply) -> bool:
@@ -164,7 +226,17 @@ def _handle(message: dict[str, Any], reply: Reply) -> bool:
         return True
     elif kind == "close_stream":
         return True
+    elif kind == "unexpected_error":
+        reply.error = str(message.get("message") or "unexpected error")
+        return True
     return False
+
+
+def _timer_interval(config: dict[str, Any], component_id: int) -> float:
+    for component in config.get("components", []):
+        if component.get("id") == component_id:
+            return float(component.get("props", {}).get("value") or 0.0)
+    return 0.0
 
 
 def _on_output(data: list[Any], reply: Reply) -> None:
