@@ -1,0 +1,61 @@
+"""The soak's figures and report, from a made-up run (the soak itself takes minutes)."""
+
+from bench.soak import markdown, summary
+
+
+def _sample(t_s: float, app_mib: int, engine_mib: int, stall_ms: float,
+            running: int = 0) -> dict:
+    return {"t_s": t_s, "app_rss": app_mib << 20, "engine_rss": engine_mib << 20,
+            "engine_processes": [], "load1": 1.0, "loop_stall_recent_ms": stall_ms,
+            "loop_stall_max_ms": 900.0, "running": running, "waiting": 0, "people_cpu_pct": 20.0}
+
+
+def _message(kind: str, outcome: str, ttft_s: float | None, error: str = "") -> dict:
+    return {"person": 0, "kind": kind, "plan": "read", "sent_at": 1.0, "cleared_first": False,
+            "outcome": outcome, "error": error, "ttft_s": ttft_s, "tokens": 32}
+
+
+def _run() -> dict:
+    return {
+        "command": "python -m bench.soak --quick", "started": "2026-01-01 00:00:00",
+        "machine": {"cores": 2, "cpu": "x86_64", "memory_gib": 24, "gpu": None,
+                    "python": "3.11"},
+        "versions": {"vllm": "0"}, "app_args": ["--model", "tiny"],
+        "settings": {"people": 2, "minutes": 1.0, "warmup_s": 15.0, "think_mean_s": 4.0,
+                     "mix": "text=1", "max_tokens": "32", "stop_share": 0.1,
+                     "close_share": 0.05, "clear_share": 0.1, "quiet_s": 5.0,
+                     "sample_every_s": 5.0, "model": ""},
+        "load_before": [1.0, 1.0, 1.0], "load_after": [2.0, 1.0, 1.0],
+        "first_use": [_message("image", "completed", 30.0)],
+        # Before warm-up's end the stall and memory do not count.
+        "samples": [_sample(5, 900, 4000, 5000.0), _sample(20, 1000, 5000, 20.0),
+                    _sample(40, 1010, 5000, 150.0), _sample(60, 1100, 5100, 30.0)],
+        "after_quiet": _sample(66, 1100, 5100, 10.0, running=1),
+        "people": {"messages": [_message("text", "completed", 0.2),
+                                _message("text", "stopped", 0.4),
+                                _message("image", "error", None, "refused: busy")],
+                   "pages_opened": 3, "people_failed": [], "cpu_s": 6.0, "wall_s": 60.0,
+                   "cpu_pct_of_one_core": 10.0},
+    }
+
+
+def test_the_summary_takes_memory_and_stalls_after_warm_up_only():
+    s = summary(_run())
+    assert (s["completed"], s["stopped"], s["errors"]) == (1, 1, 1)
+    assert s["errors_by_kind"] == {"refused: busy": 1}
+    assert s["memory"]["app_rss"]["growth_pct"] == 10.0
+    assert s["memory"]["engine_rss"]["start"] == 5000 << 20
+    assert s["loop_stall_worst_ms"] == 150.0
+    assert s["leaked_running"] == 1
+    assert s["ttft_by_kind_ms"] == {"text": [200.0, 400.0]}
+
+
+def test_the_report_marks_each_missed_goal():
+    run = _run()
+    run["summary"] = summary(run)
+    table = markdown(run)
+    assert "| errors | 0 | 1 of 3 messages | **no** |" in table
+    assert "+10.00% | **no** |" in table and "+2.00% | yes |" in table
+    assert "| worst event-loop stall after warm-up | < 100 ms | 150.0 ms | **no** |" in table
+    assert "image 30.00 s to first token" in table
+    assert "python -m bench.soak --quick" in table and "[2.0, 1.0, 1.0]" in table
