@@ -24,6 +24,9 @@ from phi4ui.textguard import GENERIC, TextGuard
 Role = Literal["user", "assistant"]
 Adapter = Literal["vision", "speech"]
 MIN_ANSWER_TOKENS = 16
+# A special token of Phi-4's vocabulary (the image placeholder id), which tokenizers keep
+# apart from the text around it; it stands for a medium when the text is counted.
+MEDIA_MARKER = "<|endoftext10|>"
 
 
 @dataclass(frozen=True)
@@ -213,10 +216,13 @@ def plan_request(system: str, turns: Sequence[Turn], sampling: Sampling, limits:
     _drop_oldest_media(draft, PreparedImage, limits.max_images, "image")
     _drop_oldest_media(draft, PreparedAudio, limits.max_audios, "audio clip")
     guard = limits.text_guard
-    tokens = _count(system, draft.turns, count_text_tokens, guard)
     room = limits.max_model_len - MIN_ANSWER_TOKENS
+    # Each turn is counted once, however many are left out; and no single call to the
+    # tokenizer (which holds the interpreter while it runs) gets more than one turn.
+    counts = _TurnCounts(system, count_text_tokens, guard)
+    tokens = counts.of(draft.turns)
     while tokens.total > room and _drop_one_old_item(draft):
-        tokens = _count(system, draft.turns, count_text_tokens, guard)
+        tokens = counts.of(draft.turns)
     if tokens.total > room:
         raise PromptTooLong(_too_long_message(tokens, limits.max_model_len))
     max_tokens = min(sampling.max_tokens, limits.max_model_len - tokens.total)
@@ -274,14 +280,34 @@ def _note(draft: _Draft, note: str) -> None:
         draft.notes.append(note)
 
 
-def _count(system: str, turns: Sequence[Turn], count_text_tokens: Callable[[str], int],
-           guard: TextGuard) -> TokenCount:
-    """Tokens of the text as sent (neutralised), plus the media's placeholder tokens."""
-    text = count_text_tokens(render_phi4_prompt(system, turns, with_placeholders=False,
-                                                guard=guard))
-    image = sum(m.tokens for t in turns for m in t.media if isinstance(m, PreparedImage))
-    audio = sum(m.tokens for t in turns for m in t.media if isinstance(m, PreparedAudio))
-    return TokenCount(text=text, image=image, audio=audio)
+class _TurnCounts:
+    """Tokens of the text as sent (neutralised), plus the media's placeholder tokens, by
+    adding up each turn's, each turn counted once. A turn's text sits between special
+    tokens (`<|user|>` ... `<|end|>`), which tokenizers never merge across, so its count
+    does not depend on its neighbours. Each medium is counted as one special token and
+    taken off again: the model's processor replaces a placeholder by special tokens before
+    tokenizing, so the text on either side of it is tokenized apart, with nothing between."""
+
+    def __init__(self, system: str, count_text_tokens: Callable[[str], int],
+                 guard: TextGuard) -> None:
+        self.count, self.guard = count_text_tokens, guard
+        self.fixed = count_text_tokens(render_phi4_prompt(system, [], guard=guard))
+        self._known: dict[int, tuple[Turn, int]] = {}  # by id; the turn keeps the id unique
+
+    def of(self, turns: Sequence[Turn]) -> TokenCount:
+        media = [m for t in turns for m in t.media]
+        return TokenCount(
+            text=self.fixed + sum(self._turn(turn) for turn in turns),
+            image=sum(m.tokens for m in media if isinstance(m, PreparedImage)),
+            audio=sum(m.tokens for m in media if isinstance(m, PreparedAudio)))
+
+    def _turn(self, turn: Turn) -> int:
+        known = self._known.get(id(turn))
+        if known is None or known[0] is not turn:
+            body = _join(_segments(turn, {"image": 0, "audio": 0}, self.guard, MEDIA_MARKER))
+            known = (turn, self.count(f"<|{turn.role}|>{body}<|end|>") - len(turn.media))
+            self._known[id(turn)] = known
+        return known[1]
 
 
 def _too_long_message(tokens: TokenCount, max_model_len: int) -> str:
@@ -294,13 +320,15 @@ def _too_long_message(tokens: TokenCount, max_model_len: int) -> str:
 # ---------------------------------------------------------------- rendering
 
 def render_phi4_prompt(system: str, turns: Sequence[Turn], *, with_placeholders: bool = True,
-                       guard: TextGuard = GENERIC) -> str:
+                       guard: TextGuard = GENERIC, media_marker: str | None = None) -> str:
     """Phi-4's chat format; media placeholders numbered across the whole prompt, free text
-    neutralised by `guard`."""
+    neutralised by `guard`. `media_marker` stands in for every medium instead (for
+    counting); `with_placeholders=False` leaves media out."""
     counters = {"image": 0, "audio": 0}
     pieces = [f"<|system|>{guard.neutralise(system)}<|end|>"] if system.strip() else []
+    marker = media_marker if media_marker is not None else with_placeholders
     for turn in turns:
-        body = _join(_segments(turn, counters, guard, with_placeholders))
+        body = _join(_segments(turn, counters, guard, marker))
         pieces.append(f"<|{turn.role}|>{body}<|end|>")
     pieces.append("<|assistant|>")
     return "".join(pieces)
@@ -312,9 +340,10 @@ def prompt_as_sent(request: ChatRequest) -> str:
 
 
 def _segments(turn: Turn, counters: dict[str, int], guard: TextGuard,
-              with_placeholders: bool) -> list[tuple[str, bool]]:
+              placeholders: bool | str) -> list[tuple[str, bool]]:
     """A turn's body as (segment, is_text): each run of text parts between two media,
-    neutralised as one piece, and the media's placeholders."""
+    neutralised as one piece, and the media's placeholders (`placeholders` True), a
+    marker for each (a string), or nothing (False)."""
     segments: list[tuple[str, bool]] = []
     for is_text, group in groupby(turn.parts, key=lambda part: isinstance(part, str)):
         if is_text:
@@ -325,7 +354,9 @@ def _segments(turn: Turn, counters: dict[str, int], guard: TextGuard,
             if isinstance(part, PreparedImage | PreparedAudio):
                 kind = "image" if isinstance(part, PreparedImage) else "audio"
                 counters[kind] += 1
-                if with_placeholders:
+                if isinstance(placeholders, str):
+                    segments.append((placeholders, False))
+                elif placeholders:
                     segments.append((f"<|{kind}_{counters[kind]}|>", False))
     return segments
 

@@ -83,8 +83,9 @@ async def plan(engine: Engine, history: Sequence[Mapping[str, Any]],
         turns.append(turn_from_message(message))
     sources: dict[str, str] = {}
     prepared, notes = await prepare_turns(turns, engine.media_limits, sources)
-    request = plan_request(system, prepared, sampling, engine.prompt_limits,
-                           engine.count_text_tokens)
+    # Counting tokens takes time in proportion to the text: off the event loop.
+    request = await asyncio.to_thread(plan_request, system, prepared, sampling,
+                                      engine.prompt_limits, engine.count_text_tokens)
     if notes:
         request = ChatRequest(**{**request.__dict__, "notes": tuple(notes) + request.notes})
     used = {m.sha256 for m in (*request.images, *request.audios)}

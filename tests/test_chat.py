@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from phi4ui.chat import (
@@ -16,11 +18,14 @@ from phi4ui.errors import BadInput, PromptTooLong
 from phi4ui.media import MediaLimits, prepare
 from tests.mediafiles import write_audio, write_image
 
+SPECIAL = re.compile(r"<\|[^|<>]+\|>")
 LIMITS = PromptLimits(max_images=2, max_audios=1, max_model_len=4096)
 
 
 def count_words(text: str) -> int:
-    return len(text.split())
+    """A stand-in tokenizer: a word is a token, and so is each special token, which (as in
+    a real tokenizer) never merges with the text beside it."""
+    return len(SPECIAL.sub(r" \g<0> ", text).split())
 
 
 @pytest.fixture()
@@ -147,3 +152,37 @@ def test_openai_messages(image, clip):
     assert messages[1]["content"][1]["input_audio"] == {"data": "UklGRg==", "format": "wav"}
     assert messages[2] == {"role": "assistant", "content": "this"}
     assert messages[3]["content"] == [{"type": "text", "text": "thanks"}]
+
+
+def test_planning_a_long_conversation_counts_each_turn_once(clip):
+    """300 messages that do not all fit: the planner counts each turn once and the whole
+    prompt once, not the whole prompt again after each turn it leaves out."""
+    calls = []
+
+    def counting(text: str) -> int:
+        calls.append(len(text))
+        return count_words(text)
+
+    turns = [Turn("user" if i % 2 == 0 else "assistant", (" ".join(["word"] * 40),))
+             for i in range(300)] + [Turn("user", (clip, "and now?"))]
+    limits = PromptLimits(max_images=2, max_audios=1, max_model_len=2048)
+    request = plan_request("sys", turns, Sampling(max_tokens=64), limits, counting)
+    assert request.tokens.total <= 2048 - 16
+    assert len(request.turns) < len(turns) and "oldest messages left out" in request.notes[-1]
+    assert request.tokens.text == count_words(
+        render_phi4_prompt("sys", request.turns, with_placeholders=False))
+    assert len(calls) <= len(turns) + 3
+    assert sum(calls) < 3 * len(render_phi4_prompt("sys", turns))
+
+
+def test_text_before_and_after_a_medium_is_counted_apart_without_a_newline(image):
+    """The processor replaces a placeholder by special tokens before tokenizing, so
+    "Look at this." and "What is it?" are tokenized apart with nothing between them."""
+    def count_characters(text: str) -> int:  # every character a token, a newline too
+        return len(SPECIAL.sub("", text)) + len(SPECIAL.findall(text))
+
+    turn = Turn("user", ("Look at this.", image, "What is it?"))
+    request = plan_request("", [turn], Sampling(), LIMITS, count_characters)
+    assert "Look at this.<|image_1|>What is it?" in render_phi4_prompt("", request.turns)
+    # the text's characters and <|user|>, <|end|>, <|assistant|>; no newline, no placeholder
+    assert request.tokens.text == len("Look at this.") + len("What is it?") + 3

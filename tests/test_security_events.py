@@ -199,3 +199,36 @@ def test_an_answer_step_called_without_an_accepted_message_does_nothing(app, bob
     before = len(records(app))
     result = bob.call(answer, [None, None, "Be brief.", 0.0, 1.0, 16, 1])
     assert result.success and len(records(app)) == before
+
+
+# ---------------------------------------------------------------- sizes and odd text
+
+def test_an_oversized_event_body_is_refused_before_it_is_read(alice):
+    accept = alice.dependency("mm", "submit")
+    body = {"data": [{"text": "x" * 5_000_000, "files": []}, None, "", None],
+            "fn_index": accept["id"], "session_hash": alice.session_hash}
+    response = alice.http.post("/gradio_api/run/predict", json=body)
+    assert response.status_code == 413 and "larger than the 4 MB" in response.text
+    assert alice.http.get("/healthz").status_code == 200
+
+
+def test_a_message_longer_than_the_text_box_takes_is_refused_with_its_length(alice):
+    accepted, refusal = send(alice, {"text": "word " * 40_000, "files": []})
+    assert not accepted.success
+    assert refusal is not None and "200,000 characters" in refusal.text
+
+
+def test_a_lone_surrogate_in_the_text_is_answered_not_dropped(app, bob):
+    accept = bob.dependency("mm", "submit")
+    # JSON may carry a lone surrogate escaped; no encoding can carry it as text
+    body = json.dumps({"data": [{"text": "half a pair: \ud800 then more", "files": []}, None,
+                                "Be brief.", None],
+                       "fn_index": accept["id"], "session_hash": bob.session_hash})
+    response = bob.http.post("/gradio_api/run/predict", content=body,
+                             headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    answer = next(d for d in bob.dependencies() if d.get("trigger_after") == accept["id"]
+                  and d.get("trigger_only_on_success") and d.get("queue") is not False)
+    assert bob.call(answer, [None, None, "Be brief.", 0.0, 1.0, 16, 1]).success
+    turns = json.loads(records(app)[-1]["turns"])
+    assert turns[-1]["parts"][-1]["text"] == "half a pair: \ufffd then more"
