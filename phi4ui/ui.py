@@ -39,7 +39,12 @@ from phi4ui.errors import Phi4UIError
 from phi4ui.examples import ASSETS, EXAMPLES, message_for
 from phi4ui.history import History
 from phi4ui.page_files import PageFiles, login_of
-from phi4ui.preferences import TEMPERATURE_RANGE, TOP_P_RANGE, GenerationSettings
+from phi4ui.preferences import (
+    MIN_NEW_TOKENS,
+    TEMPERATURE_RANGE,
+    TOP_P_RANGE,
+    GenerationSettings,
+)
 from phi4ui.safe_markdown import WORD_JOINER, safe_markdown
 from phi4ui.session import SessionSummary
 from phi4ui.stats import EngineSnapshot, RequestStats
@@ -381,10 +386,21 @@ class _Handlers:
     async def finish(self, conversation: Conversation, session: SessionSummary
                      ) -> tuple[History, str]:
         """Runs after every answer, finished or stopped."""
-        final = chat_history.with_stop_noted(conversation.messages,
-                                             self._stopped_stats(conversation.stop))
+        if conversation.busy and not conversation.answering and not conversation.stop.requested:
+            # The answer step was refused before it ran: Gradio checks the settings first.
+            final = _interrupted(conversation.messages, self._not_started())
+        else:
+            final = chat_history.with_stop_noted(conversation.messages,
+                                                 self._stopped_stats(conversation.stop))
         conversation.end(final)
         return _shown(final), session.text()
+
+    def _not_started(self) -> str:
+        low, high = TEMPERATURE_RANGE
+        return (f"The answer could not start: the settings sent are not valid (temperature "
+                f"{low:g} to {high:g}, top-p {TOP_P_RANGE[0]:g} to {TOP_P_RANGE[1]:g}, max new "
+                f"tokens {MIN_NEW_TOKENS} to {_max_new_tokens(self.engine):,}, seed a whole "
+                "number from 0). Reset the settings and press Retry.")
 
     def _stopped_stats(self, stopped: StopSignal) -> RequestStats | None:
         if stopped.request is None or stopped.progress is None:  # it never began

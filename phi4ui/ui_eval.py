@@ -196,8 +196,11 @@ def build_side_by_side_tab(engines: Mapping[str, Engine], store: Store | None,
         return [value for i in range(2) for value in (engines_now[i], chosen["adapters"][i],
                                                       chosen["temperatures"][i])]
 
-    async def on_submit(message: Any, system_text: Any, tokens: float, *choices: Any,
-                        request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
+    async def on_submit(message: Any, system_text: Any, tokens: float, left_engine: str,
+                        left_adapter: compare.AdapterChoice, left_temperature: float,
+                        right_engine: str, right_adapter: compare.AdapterChoice,
+                        right_temperature: float, request: gr.Request
+                        ) -> AsyncIterator[tuple[Any, ...]]:
         def configuration(engine_name: str, adapter: compare.AdapterChoice,
                           temperature: float) -> compare.Configuration:
             return compare.Configuration(
@@ -210,7 +213,8 @@ def build_side_by_side_tab(engines: Mapping[str, Engine], store: Store | None,
         except Phi4UIError as error:
             gr.Warning(escape_html(str(error)))
             return
-        both = (configuration(*choices[:3]), configuration(*choices[3:6]))
+        both = (configuration(left_engine, left_adapter, left_temperature),
+                configuration(right_engine, right_adapter, right_temperature))
         async for shown in compare.compare(both, [], checked, _text(system_text), store=store,
                                            user=login_of(request)):
             yield (*_pair_view(shown), shown, "")

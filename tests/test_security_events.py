@@ -232,3 +232,18 @@ def test_a_lone_surrogate_in_the_text_is_answered_not_dropped(app, bob):
     assert bob.call(answer, [None, None, "Be brief.", 0.0, 1.0, 16, 1]).success
     turns = json.loads(records(app)[-1]["turns"])
     assert turns[-1]["parts"][-1]["text"] == "half a pair: \ufffd then more"
+
+
+def test_settings_out_of_range_end_in_a_message_that_says_so(app, bob):
+    accept = bob.dependency("mm", "submit")
+    answer = next(d for d in bob.dependencies() if d.get("trigger_after") == accept["id"]
+                  and d.get("trigger_only_on_success") and d.get("queue") is not False)
+    finish = next(d for d in bob.dependencies() if d.get("trigger_after") == answer["id"])
+    assert bob.call(accept, [{"text": "hello", "files": []}, None, "Be brief.", None]).success
+    refused = bob.call(answer, [None, None, "Be brief.", 5.0, 1.0, 16, 1])
+    assert not refused.success
+    finished = bob.call(finish, [None, None])
+    assert "settings sent are not valid (temperature 0 to 2" in json.dumps(finished.data)
+    # the message is kept, and a retry with good settings answers it
+    retry = bob.call(bob.dependency("chatbot", "retry"), [None, None])
+    assert retry.success and "hello" in json.dumps(retry.data)
