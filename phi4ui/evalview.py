@@ -17,7 +17,7 @@ from phi4ui.safe_markdown import code_span, escape_markdown, safe_markdown
 from phi4ui.store import AnswerRecord, Rating
 
 REVIEW_COLUMNS = ["id", "time (UTC)", "origin", "model", "adapter", "rating", "tags",
-                  "question", "answer", "first token (s)", "tok/s"]
+                  "question", "answer", "first token (s)", "tok/s", "asked by"]
 BATCH_COLUMNS = ["case", "id", "prompt", "answer", "error", "expected found",
                  "first token (s)", "tok/s", "tokens", "adapter"]
 RATING_LABELS = {1: "👍", -1: "👎", 0: "·"}
@@ -49,14 +49,16 @@ def review_rows(found: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     return [[row["id"][:SHORT_ID], row["created_at"][:19].replace("T", " "), row["origin"],
              row["model"], row["adapter"] or "none", RATING_LABELS.get(row["rating"], ""),
              ", ".join(json.loads(row["tags"] or "[]")), shorten(last_question(row["prompt"])),
-             shorten(row["answer"]), _round(row["ttft_s"], 3), _round(row["tokens_per_s"], 1)]
+             shorten(row["answer"]), _round(row["ttft_s"], 3), _round(row["tokens_per_s"], 1),
+             row["user"] or "—"]
             for row in found]
 
 
 def record_details(record: AnswerRecord, ratings: Sequence[Rating]) -> str:
     """A recorded answer in full: conversation, answer, settings, statistics, ratings."""
     parts = [f"### Answer {code_span(record.id)}",
-             f"{escape(record.created_at)} · {escape(record.origin)}"]
+             f"{escape(record.created_at)} · {escape(record.origin)}"
+             + (f" · asked by {escape(record.user)}" if record.user else "")]
     if record.system:
         parts.append(f"**System:** {escape(record.system)}")
     for turn in record.turns:

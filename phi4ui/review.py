@@ -25,7 +25,7 @@ class ReviewFilter:
 
 _REVIEW_SELECT = (
     "SELECT a.id, a.created_at, a.origin, a.model, a.adapter, a.prompt, a.answer, a.ttft_s, "
-    "a.tokens_per_s, a.completion_tokens, r.score AS rating, r.tags AS tags, "
+    "a.tokens_per_s, a.completion_tokens, a.user, r.score AS rating, r.tags AS tags, "
     "r.comment AS comment FROM answers a "
     "LEFT JOIN ratings r ON r.answer_id = a.id AND r.versus_id = ''"
 )
