@@ -90,12 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.soak " + shlex.join(sys.argv[1:] if argv is None else argv),
         "machine": machine(), "versions": versions(), "app_args": app_args,
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": _rounded(load_before)}
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": _rounded(load_before),
+        **_source()}
     port = free_port()
     app = start("app", app_command(app_args, port), port, work)
     try:
         run["app_start"] = {"page_s": app.wait_for("/", "page"),
-                            "engine_ready_s": app.wait_for("/healthz", "engine_ready")}
+                            "engine_ready_s": app.wait_for("/healthz", "engine_ready"),
+                            "loop_stall_max_ms": _healthz(app).get("loop_stall_max_ms")}
         run.update(_soak(app, args, media, work))
     finally:
         app.stop()
@@ -110,9 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _source() -> dict[str, Any]:
+    """The commit, and the files that differ from it: the app runs from the working tree."""
+    def git(*command: str) -> str:
+        return subprocess.run(["git", *command], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted": [line[3:] for line in git("status", "--porcelain").splitlines()]}
+
+
 def _soak(app: Service, args: argparse.Namespace, media: dict[str, str],
           work: Path) -> dict[str, Any]:
-    first_use = _first_use(app.url, media, work)
+    first_use = {"messages": _first_use(app.url, media, work),
+                 "loop_stall_max_ms": _healthz(app).get("loop_stall_max_ms")}
     clients = _start_people(app.url, args, media, work)
     began = time.perf_counter()
     samples: list[dict[str, Any]] = []
@@ -176,11 +189,14 @@ def _sample(app: Service, elapsed: float) -> dict[str, Any]:
     """Memory of the app and engine processes, /healthz and the machine's load."""
     sample: dict[str, Any] = {"t_s": round(elapsed, 1), **process_memory(app.process.pid),
                               "load1": round(os.getloadavg()[0], 2)}
+    return {**sample, **_healthz(app)}
+
+
+def _healthz(app: Service) -> dict[str, Any]:
     try:
-        sample.update(httpx.get(app.url + "/healthz", timeout=10).json())
+        return httpx.get(app.url + "/healthz", timeout=10).json()
     except httpx.HTTPError as error:
-        sample["healthz_error"] = str(error)
-    return sample
+        return {"healthz_error": str(error)}
 
 
 class CpuMeter:
@@ -311,6 +327,8 @@ def markdown(run: dict[str, Any]) -> str:
         f"{settings['close_share']:.0%} of answers, cleared before {settings['clear_share']:.0%}"
         " of messages.",
         f"Load average (1, 5, 15 min) before {run['load_before']}, after {run['load_after']}.",
+        f"Source: commit {run['commit']}, with {len(run['uncommitted'])} files changed in the "
+        "working tree (listed in the JSON).",
         "",
         "| figure | goal | measured | met |", "|---|---|---|---|",
         _row("errors", "0", f"{s['errors']} of {s['messages']} messages", s["errors"] == 0),
@@ -339,9 +357,11 @@ def markdown(run: dict[str, Any]) -> str:
         "- First use after start, one message at a time before the people came (not "
         "counted above): " + ", ".join(
             f"{m['kind']} {m['ttft_s']:.2f} s to first token" if m["ttft_s"] is not None
-            else f"{m['kind']}: {m['error'] or m['outcome']}" for m in run["first_use"]) + ".",
-        f"- Worst stall since the app started (engine load included): "
-        f"{s['loop_stall_since_start_ms']} ms.",
+            else f"{m['kind']}: {m['error'] or m['outcome']}"
+            for m in run["first_use"]["messages"]) + ".",
+        f"- Worst stall since the app started: {run['app_start']['loop_stall_max_ms']} ms when "
+        f"the engine was ready, {run['first_use']['loop_stall_max_ms']} ms after the first "
+        f"uses, {s['loop_stall_since_start_ms']} ms at the end.",
         f"- The people's processes used {s['people_cpu_pct_of_one_core']}% of one core on "
         f"average ({s['people_cpu_pct_worst_interval']}% in the busiest "
         f"{settings['sample_every_s']:.0f} s).",

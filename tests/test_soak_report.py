@@ -18,6 +18,7 @@ def _message(kind: str, outcome: str, ttft_s: float | None, error: str = "") -> 
 def _run() -> dict:
     return {
         "command": "python -m bench.soak --quick", "started": "2026-01-01 00:00:00",
+        "commit": "abc1234", "uncommitted": [],
         "machine": {"cores": 2, "cpu": "x86_64", "memory_gib": 24, "gpu": None,
                     "python": "3.11"},
         "versions": {"vllm": "0"}, "app_args": ["--model", "tiny"],
@@ -26,7 +27,9 @@ def _run() -> dict:
                      "close_share": 0.05, "clear_share": 0.1, "quiet_s": 5.0,
                      "sample_every_s": 5.0, "model": ""},
         "load_before": [1.0, 1.0, 1.0], "load_after": [2.0, 1.0, 1.0],
-        "first_use": [_message("image", "completed", 30.0)],
+        "app_start": {"page_s": 5.0, "engine_ready_s": 50.0, "loop_stall_max_ms": 800.0},
+        "first_use": {"messages": [_message("image", "completed", 30.0)],
+                      "loop_stall_max_ms": 850.0},
         # Before warm-up's end the stall and memory do not count.
         "samples": [_sample(5, 900, 4000, 5000.0), _sample(20, 1000, 5000, 20.0),
                     _sample(40, 1010, 5000, 150.0), _sample(60, 1100, 5100, 30.0)],
@@ -58,4 +61,5 @@ def test_the_report_marks_each_missed_goal():
     assert "+10.00% | **no** |" in table and "+2.00% | yes |" in table
     assert "| worst event-loop stall after warm-up | < 100 ms | 150.0 ms | **no** |" in table
     assert "image 30.00 s to first token" in table
+    assert "800.0 ms when the engine was ready, 850.0 ms after the first uses" in table
     assert "python -m bench.soak --quick" in table and "[2.0, 1.0, 1.0]" in table
