@@ -9,16 +9,12 @@ Every page is watched for requests to any host but the app's.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,27 +22,14 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.apprun import free_port, health
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("PHI4UI_CHROMIUM", "/usr/lib/chromium/chromium"))
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 APP_START_TIMEOUT_S = 360
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def health(url: str) -> dict[str, Any] | None:
-    """The app's /healthz body, or None while it does not answer 200."""
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
-            return json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
 
 
 @pytest.fixture(scope="session")
