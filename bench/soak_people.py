@@ -40,6 +40,7 @@ class Message:
     plan: str  # "read" (to the end), "stop" or "close"
     sent_at: float
     cleared_first: bool = False
+    step: str = ""  # the page's step being sent or read, for the error's report
     outcome: str = ""  # "completed", "stopped", "closed" or "error"
     error: str = ""
     ttft_s: float | None = None
@@ -137,28 +138,50 @@ class Person:
         try:
             await self._through_the_page(app, page, message)
         except (httpx.HTTPError, json.JSONDecodeError, KeyError) as error:
-            message.outcome, message.error = "error", f"{type(error).__name__}: {error}"[:200]
+            cause = error.__context__ or error.__cause__
+            message.outcome, message.error = "error", (
+                f"{message.step}: {type(error).__name__}: {error}"
+                + (f" ({type(cause).__name__}: {cause})" if cause else ""))[:200]
         return message
 
     async def _through_the_page(self, app: GradioApp, page: Page, message: Message) -> None:
         if message.cleared_first:  # the chat's Clear button: a new conversation
+            message.step = "clear"
             await app.run(page.session, "clear", [None])
         files = []
         if message.kind != "text":  # the browser uploads a file as soon as it is attached
+            message.step = "upload"
             files = [await app.upload(self.job["media"][message.kind])]
         text = QUESTIONS[message.kind].format(i=len(self.messages))
         if "preview" in app.fn:
+            message.step = "preview"
             await app.run(page.session, "preview", [{"text": text, "files": files}, None, SYSTEM])
         reply = Reply(started=time.perf_counter())
+        message.step = "accept"
         refusal = await app.accept(page.session, text, files, SYSTEM)
         if refusal:
             message.outcome, message.error = "error", f"refused: {refusal}"[:200]
             return
-        max_tokens = self.rng.choice(self.job["max_tokens"])
-        event_id = await app.join(page.session, "answer",
-                                  [None, None, SYSTEM, 0.0, 1.0, max_tokens, None])
-        await self._follow(app, page, message, reply, event_id)
+        try:
+            message.step = "answer (join)"
+            event_id = await app.join(page.session, "answer",
+                                      [None, None, SYSTEM, 0.0, 1.0, self.rng.choice(
+                                          self.job["max_tokens"]), None])
+            message.step = "answer (stream)"
+            await self._follow(app, page, message, reply, event_id)
+        finally:
+            # The answer's `then` step runs whatever became of the answer, as in the browser,
+            # unless the page was closed.
+            if message.outcome != "closed":
+                await self._finish(app, page, message)
         message.ttft_s, message.tokens = reply.ttft, reply.completion_tokens
+
+    async def _finish(self, app: GradioApp, page: Page, message: Message) -> None:
+        try:
+            await app.run(page.session, "finish", [None, None])
+        except httpx.HTTPError as error:
+            if not message.error:
+                message.outcome, message.error = "error", f"finish: {type(error).__name__}"
 
     async def _follow(self, app: GradioApp, page: Page, message: Message, reply: Reply,
                       event_id: str) -> None:
@@ -173,8 +196,8 @@ class Person:
             except TimeoutError:
                 message.outcome, message.error = "error", "the answer went on after Stop"
                 return
-            # The browser runs the answer's `then` step, then the Stop step itself.
-            await app.run(page.session, "finish", [None, None])
+            # Then the Stop step itself (`finish` follows, as for every answer).
+            message.step = "stop"
             await app.run(page.session, "stop", [None])
             message.outcome = "stopped"
             return
@@ -188,7 +211,6 @@ class Person:
             reading.cancel()
             return
         reading.result()
-        await app.run(page.session, "finish", [None, None])
         message.outcome, message.error = _judged(reply)
 
     async def _wait_to_act(self, reading: asyncio.Task[None], reply: Reply, plan: str,
