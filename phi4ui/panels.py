@@ -66,6 +66,8 @@ def engine_settings_markdown(info: EngineInfo) -> str:
         ("Engine", f"{info.kind}" + (f" on {info.device}" if info.device else "")),
         ("Context length", f"{info.max_model_len:,} tokens" if info.max_model_len else "n/a"),
         ("Images per prompt", images),
+        ("Image crops (dynamic_hd)", f"{info.dynamic_hd}"
+         + (f", {info.dynamic_hd_source}" if info.dynamic_hd_source else "")),
         ("Audio clips per prompt", str(info.max_audios)),
         ("Adapters", "<br>".join(f"{name}: `{path}`" for name, path in info.adapters.items())
          or "none"),

@@ -25,7 +25,11 @@ READY_TIMEOUT_S = 300
 
 
 def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
-                   dynamic_hd: int = 4) -> list[str]:
+                   dynamic_hd: int | None = 4) -> list[str]:
+    """`dynamic_hd` None: the server takes it from the checkpoint's preprocessor_config.json,
+    as `vllm serve` started from the model card does."""
+    tiling = ([] if dynamic_hd is None
+              else ["--mm-processor-kwargs", json.dumps({"dynamic_hd": dynamic_hd})])
     return [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(checkpoint), "--load-format", "dummy", "--trust-remote-code",
@@ -34,7 +38,7 @@ def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
         "--enable-lora", "--max-lora-rank", "8", "--max-loras", "2",
         "--lora-modules", f"vision={checkpoint}/vision-lora", f"speech={checkpoint}/speech-lora",
         "--limit-mm-per-prompt", json.dumps({"image": 2, "audio": 2}),
-        "--mm-processor-kwargs", json.dumps({"dynamic_hd": dynamic_hd}),
+        *tiling,
         "--enforce-eager", "--max-num-seqs", "16",
         # The worker inside the engine-core process: one process fewer to start.
         "--distributed-executor-backend", "uni", "--disable-uvicorn-access-log",
@@ -42,8 +46,10 @@ def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
 
 
 class VllmServer:
-    def __init__(self, checkpoint: Path, log_path: Path, port: int | None = None) -> None:
+    def __init__(self, checkpoint: Path, log_path: Path, port: int | None = None, *,
+                 dynamic_hd: int | None = 4) -> None:
         self.checkpoint = checkpoint
+        self.dynamic_hd = dynamic_hd
         self.log_path = log_path
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -61,7 +67,8 @@ class VllmServer:
         """Starts the server and waits until it answers /v1/models."""
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(server_command(self.checkpoint, self.port),
+            self.process = subprocess.Popen(server_command(self.checkpoint, self.port,
+                                                           dynamic_hd=self.dynamic_hd),
                                             stdout=log, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)
         self._wait_ready()

@@ -25,6 +25,7 @@ class EngineInfo:
     max_images: int = 0
     max_audios: int = 0
     dynamic_hd: int = 16
+    dynamic_hd_source: str = ""  # where the value came from, e.g. measured on the server
     adapters: dict[str, str] = field(default_factory=dict)
     random_weights: bool = False
     device: str = ""

@@ -25,8 +25,8 @@ import httpx
 import openai
 
 from phi4ui.chat import ChatRequest, PromptLimits, Sampling, render_openai_messages
+from phi4ui.engines import calibration, prometheus
 from phi4ui.engines import openai_wire as wire
-from phi4ui.engines import prometheus
 from phi4ui.engines.base import EngineInfo, Event, Finished, Status, TextDelta
 from phi4ui.engines.remote_tokens import PROBE, TokenCounter, load_tokenizer
 from phi4ui.errors import EngineUnavailable, Phi4UIError
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 ADAPTERS = ("vision", "speech")
 ADAPTER_INPUTS = {"vision": "images", "speech": "audio clips"}
-DEFAULT_DYNAMIC_HD = 16  # what `vllm serve` should be given; see the README
+DEFAULT_DYNAMIC_HD = 16  # until the server's own is measured; see engines/calibration.py
 METRICS_TIMEOUT_S = 2.0
 TOKENIZER_TIMEOUT_S = 30.0  # a download from the Hugging Face hub, at most once
 # After the last token, vLLM records the request's histograms a moment later.
@@ -91,6 +91,7 @@ class RemoteEngine:
         self._lock = asyncio.Lock()
         self._count_mismatch_logged = False
         self._last_scrape: prometheus.Scrape | None = None
+        self._measured_hd: calibration.Measured | None = None  # the server's dynamic_hd
 
     # ------------------------------------------------------------ description
 
@@ -103,6 +104,7 @@ class RemoteEngine:
             max_model_len=self._max_model_len,
             max_images=self.settings.max_images, max_audios=self.settings.max_audios,
             dynamic_hd=self.media_limits.dynamic_hd,
+            dynamic_hd_source=self._dynamic_hd_source(),
             adapters=dict(server.adapters) if server else {},
             random_weights=bool(server and server.random_weights),
             device=f"server at {self._shown_url}",
@@ -111,8 +113,15 @@ class RemoteEngine:
 
     @property
     def media_limits(self) -> MediaLimits:
-        return MediaLimits.from_settings(self.settings,
-                                         self.settings.dynamic_hd or DEFAULT_DYNAMIC_HD)
+        measured = self._measured_hd
+        dynamic_hd = (measured.dynamic_hd if measured
+                      else self.settings.dynamic_hd or DEFAULT_DYNAMIC_HD)
+        return MediaLimits.from_settings(self.settings, dynamic_hd)
+
+    def _dynamic_hd_source(self) -> str:
+        if self._measured_hd is not None:
+            return f"measured on the server ({self._measured_hd.text})"
+        return "from --dynamic-hd" if self.settings.dynamic_hd else "assumed, not measured"
 
     @property
     def prompt_limits(self) -> PromptLimits:
@@ -151,6 +160,7 @@ class RemoteEngine:
             server = await self._check_server()
             self._tokens, token_note = await self._token_counter(server)
             self._text_guard = _text_guard(self._tokens)
+            measured_hd = await self._measure_dynamic_hd(server)
         except _StartFailed as failure:
             log.warning("Remote engine: %s", failure)
             self.status.set("failed", str(failure))
@@ -160,7 +170,9 @@ class RemoteEngine:
             self.status.set("failed", f"checking {self._shown_url} failed: {error}")
             return
         self._server = server
+        self._measured_hd = measured_hd
         self._warnings = (*_adapter_warnings(server), *self._length_warnings(server),
+                          *self._dynamic_hd_warnings(server, measured_hd),
                           *_metrics_warnings(server), *token_note)
         log.info("Remote engine: %s serves %s (context %s tokens, adapters: %s, metrics: %s)",
                  self._shown_url, server.model, server.max_model_len or "not reported",
@@ -187,6 +199,26 @@ class RemoteEngine:
             has_metrics=await self._has_metrics(),
             random_weights=await asyncio.to_thread(_is_random_weight_folder, root),
         )
+
+    async def _measure_dynamic_hd(self, server: _Server) -> calibration.Measured | None:
+        """The server's image tiling, before any request is planned with it."""
+        if not server.is_vllm:
+            return None
+        return await calibration.measure(self._http, self._client, server.model,
+                                         self._tokens.count, exact=self._tokens.exact)
+
+    def _dynamic_hd_warnings(self, server: _Server,
+                             measured: calibration.Measured | None) -> list[str]:
+        given = self.settings.dynamic_hd
+        if measured is None:
+            assumed = given or DEFAULT_DYNAMIC_HD
+            reason = "it is not vLLM" if not server.is_vllm else "the measurement failed"
+            return [f"The server's image tiling (dynamic_hd) could not be measured ({reason}): "
+                    f"image costs are planned for {assumed} crops and may be off."]
+        if given and given != measured.dynamic_hd:
+            return [f"--dynamic-hd {given} differs from the server's {measured.text}: image "
+                    "costs are planned with the server's."]
+        return []
 
     def _length_warnings(self, server: _Server) -> list[str]:
         if server.max_model_len is not None:
