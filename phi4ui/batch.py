@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from phi4ui import cli, csvsafe, service
+from phi4ui.bundle import ReplayRefused, sampling_of
 from phi4ui.cases import Case, CaseFile, read_cases
 from phi4ui.chat import ChatRequest, Sampling
 from phi4ui.engines.base import Engine
@@ -124,8 +125,8 @@ class BatchRun:
 async def run_case(engine: Engine, case: Case, options: BatchOptions) -> CaseResult:
     if case.error:
         return CaseResult(case, error=case.error)
-    message = {"text": case.prompt, "files": list(case.files)}
     try:
+        message = {"text": case.prompt, "files": list(case.files)}
         request = await service.plan(engine, [], message, options.system, options.sampling)
         final = None
         async for update in service.answer(engine, request, interval_s=float("inf")):
@@ -134,23 +135,27 @@ async def run_case(engine: Engine, case: Case, options: BatchOptions) -> CaseRes
         return CaseResult(case, error=f"{case.where}: {error}")
     except Exception as error:
         log.exception("batch case %s (%s) failed", case.position, case.where)
-        return CaseResult(case, error=f"{case.where}: internal error ({type(error).__name__}: "
-                                      f"{error}); see the app's log")
+        return CaseResult(case, error=_internal(case, error))
     if final is None or final.stats is None:
         return CaseResult(case, error=f"{case.where}: the engine ended without an answer")
     return CaseResult(case, answer=final.text, stats=final.stats, request=request)
 
 
+def _internal(case: Case, error: BaseException) -> str:
+    return (f"{case.where}: internal error ({type(error).__name__}: {error}); see the app's "
+            "log")
+
+
 def _record(store: Store, batch_id: str, engine: Engine, result: CaseResult,
             user: str) -> CaseResult:
     case = result.case
-    row = BatchCaseRow(case.position, case.id, case.prompt, case.expected, case.tags,
-                       result.error)
-    answer = None
-    if result.request is not None and result.stats is not None:
-        answer = build_record(result.request, result.answer, result.stats, engine.info,
-                              origin="batch", user=user)
     try:
+        row = BatchCaseRow(case.position, case.id, case.prompt, case.expected, case.tags,
+                           result.error)
+        answer = None
+        if result.request is not None and result.stats is not None:
+            answer = build_record(result.request, result.answer, result.stats, engine.info,
+                                  origin="batch", user=user)
         recorded = store.add_batch_case(batch_id, row, answer)
     except Exception as error:
         log.exception("recording batch case %s failed", case.position)
@@ -170,13 +175,20 @@ async def stream_batch(engine: Engine, cases: Sequence[Case], options: BatchOpti
     pending = iter(cases)
     finished: asyncio.Queue[CaseResult | None] = asyncio.Queue()
 
-    async def worker() -> None:
-        for case in pending:
+    async def one(case: Case) -> CaseResult:
+        try:
             result = await run_case(engine, case, options)
             if store is not None:
                 result = await asyncio.to_thread(_record, store, batch_id, engine, result,
                                                  options.user)
-            finished.put_nowait(result)
+        except Exception as error:  # one case never ends the run
+            log.exception("batch case %s (%s) failed", case.position, case.where)
+            return CaseResult(case, error=_internal(case, error))
+        return result
+
+    async def worker() -> None:
+        for case in pending:
+            finished.put_nowait(await one(case))
 
     async def all_workers() -> None:
         try:
@@ -209,7 +221,7 @@ async def iter_batch(engine: Engine, case_file: CaseFile, options: BatchOptions,
     """Runs every case, yielding after each one and, at the end, the finished run.
     Stopping the iteration stops the run; the cases done stay recorded."""
     batch_id = uuid.uuid4().hex
-    source = str(case_file.path)
+    source = case_file.source or str(case_file.path)
     cases = case_file.cases
     if store is not None:
         await asyncio.to_thread(store.start_batch, batch_id, source, len(cases),
@@ -221,10 +233,15 @@ async def iter_batch(engine: Engine, case_file: CaseFile, options: BatchOptions,
         yield Progress(len(results), len(cases), result)
     results.sort(key=lambda r: r.case.position)
     summary = summarize(results, time.perf_counter() - started)
+    notes = case_file.notes
     if store is not None:
-        await asyncio.to_thread(store.finish_batch, batch_id, asdict(summary))
+        try:
+            await asyncio.to_thread(store.finish_batch, batch_id, asdict(summary))
+        except Exception as error:
+            log.exception("recording the end of batch %s failed", batch_id)
+            notes += (f"the cases are recorded, but not the run's summary ({error})",)
     yield Progress(len(results), len(cases),
-                   run=BatchRun(batch_id, source, options, results, summary, case_file.notes))
+                   run=BatchRun(batch_id, source, options, results, summary, notes))
 
 
 async def run_batch(engine: Engine, case_file: CaseFile, options: BatchOptions, *,
@@ -269,7 +286,9 @@ def write_results(run: BatchRun, folder: Path) -> tuple[Path, Path]:
         "results": [{**r.row(), "stats": r.stats.as_dict() if r.stats else None}
                     for r in run.results],
     }
-    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+    # "replace": a character that cannot be encoded must not cost the whole file.
+    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8",
+                         errors="replace")
     return csv_path, json_path
 
 
@@ -302,6 +321,17 @@ def _parser() -> Any:
     parser.add_argument("--ignore-eos", action="store_true",
                         help="always generate --max-tokens tokens (for timing runs)")
     return parser
+
+
+def _sampling(args: Any, max_model_len: int) -> Sampling:
+    """The flags' sampling, in the ranges a replay of its records will accept."""
+    values = {"temperature": args.temperature, "top_p": args.top_p,
+              "max_tokens": args.max_tokens, "seed": args.seed, "ignore_eos": args.ignore_eos}
+    try:
+        return sampling_of(values, max_model_len,
+                           named=lambda field: "--" + field.replace("_", "-"))
+    except ReplayRefused as refused:
+        raise SettingsError(str(refused)) from None
 
 
 def _progress(done: int, total: int, result: CaseResult) -> None:
@@ -340,9 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.configure_logging(settings)
         if args.concurrency < 1:
             raise SettingsError("--concurrency: must be at least 1")
-        options = BatchOptions(args.system, Sampling(args.temperature, args.top_p,
-                                                     args.max_tokens, args.seed,
-                                                     args.ignore_eos), args.concurrency)
+        options = BatchOptions(args.system, _sampling(args, settings.max_model_len),
+                               args.concurrency)
         return asyncio.run(_main(args, options, settings))
     except (SettingsError, BadInput) as error:
         print(f"phi4ui.batch: {error}", file=sys.stderr)

@@ -10,7 +10,8 @@ A bundle to replay comes from someone else, so reading one trusts nothing in it:
 zip goes through `phi4ui.archives` (names, links, sizes, ratios), every field of
 `bundle.json` that is used is checked for its type, and each medium is extracted
 only from `media/<sha256><suffix>`, under a name phi4ui makes, and kept only if its
-bytes have that SHA-256.
+bytes have that SHA-256. A record's sampling settings are checked when it is replayed
+(`sampling_of`), so that one record with settings out of range is refused on its own.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
+import logging
 import re
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -39,13 +40,15 @@ from phi4ui.chat import (
     prompt_as_sent,
 )
 from phi4ui.engines.base import Engine
-from phi4ui.errors import BadInput
+from phi4ui.errors import BadInput, Phi4UIError
 from phi4ui.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from phi4ui.mediastore import MediaRecord
+from phi4ui.preferences import SEED_MAX, TEMPERATURE_RANGE, TOP_P_RANGE
 from phi4ui.recording import record, versions
 from phi4ui.stats import RequestStats
 from phi4ui.store import AnswerRecord, Recorded, Store, now
 
+log = logging.getLogger(__name__)
 FORMAT = "phi4ui-bundle"
 FORMAT_VERSION = 1
 README = """phi4ui reproducibility bundle: {count} recorded answer(s) with their conversation,
@@ -62,7 +65,11 @@ class BundleError(BadInput):
     """The file is not a bundle this version can read."""
 
 
-class ReplayMismatch(BadInput):
+class ReplayRefused(BadInput):
+    """One record cannot be replayed (its settings, the engine's answer); the others can."""
+
+
+class ReplayMismatch(ReplayRefused):
     """The current engine would not send the recorded prompt or media."""
 
 
@@ -151,10 +158,6 @@ _RECORD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "parent_id": ((str, _NONE), False), "conversation_id": ((str,), False),
     "pair_id": ((str, _NONE), False), "replay_of": ((str, _NONE), False),
 }
-_SAMPLING_FIELDS: dict[str, tuple[type, ...]] = {
-    "temperature": (int, float), "top_p": (int, float), "max_tokens": (int,),
-    "seed": (int, _NONE), "ignore_eos": (bool,),
-}
 _TYPE_WORDS = {str: "text", list: "a list", dict: "an object", int: "a whole number",
                float: "a number", bool: "true or false", _NONE: "null"}
 
@@ -184,7 +187,6 @@ def _record_of(entry: Any, number: int, media: _MediaReader) -> AnswerRecord:
         raise BundleError(f"{where} is not an object.")
     _check_fields(entry, where)
     _check_turns(entry["turns"], where)
-    _check_sampling(entry["sampling"], where)
     if entry["adapter"] not in (None, *_ADAPTERS):
         raise BundleError(f"{where}: 'adapter' must be vision, speech or null.")
     notes = entry.get("notes", [])
@@ -230,17 +232,6 @@ def _is_part(part: Any) -> bool:
         return isinstance(part.get("text"), str)
     return (part.get("type") in _MEDIA_SUFFIXES and _is_sha256(part.get("sha256"))
             and isinstance(part.get("name", ""), str))
-
-
-def _check_sampling(values: dict[str, Any], where: str) -> None:
-    for field, kinds in _SAMPLING_FIELDS.items():
-        if field in values and not _is(values[field], kinds):
-            raise BundleError(f"{where}: sampling '{field}' must be {_words(kinds)}.")
-    numbers = [v for v in values.values() if _is(v, (int, float))]
-    if values.get("max_tokens", 1) < 1 or values.get("temperature", 0) < 0 \
-            or not 0 < values.get("top_p", 1) <= 1 or not all(map(math.isfinite, numbers)):
-        raise BundleError(f"{where}: sampling settings out of range (max_tokens at least 1, "
-                          "temperature at least 0, top_p above 0 and at most 1).")
 
 
 def _is(value: Any, kinds: tuple[type, ...]) -> bool:
@@ -326,10 +317,14 @@ class ReplayResult:
     answer: str
     stats: RequestStats
     recorded: Recorded | None = None
+    not_recorded: str | None = None  # why the new answer is not in the database
 
     @property
     def same_answer(self) -> bool:
         return self.answer == self.original.answer
+
+
+ReplayOutcome = ReplayResult | ReplayRefused
 
 
 async def rebuild_request(engine: Engine, original: AnswerRecord) -> ChatRequest:
@@ -338,9 +333,11 @@ async def rebuild_request(engine: Engine, original: AnswerRecord) -> ChatRequest
     files = {m.sha256: m.source for m in original.media}
     turns = [_turn(turn, files, original.id) for turn in original.turns]
     sources: dict[str, str] = {}
+    sampling = sampling_of(original.sampling, engine.prompt_limits.max_model_len,
+                           where=f"Record {original.id}: ")
     prepared, _ = await service.prepare_turns(turns, engine.media_limits, sources)
-    request = plan_request(original.system, prepared, sampling_of(original.sampling),
-                           engine.prompt_limits, engine.count_text_tokens)
+    request = plan_request(original.system, prepared, sampling, engine.prompt_limits,
+                           engine.count_text_tokens)
     adapter = cast(Adapter | None, original.adapter)
     request = dataclasses.replace(request, adapter=adapter, media_files=tuple(sources.items()))
     check_same(original, request)
@@ -372,39 +369,138 @@ def _mismatch_advice(original: AnswerRecord, request: ChatRequest, prompt: str) 
             "prompt).")
 
 
-async def replay(engine: Engine, original: AnswerRecord, *,
-                 store: Store | None = None) -> ReplayResult:
+async def replay(engine: Engine, original: AnswerRecord, *, store: Store | None = None,
+                 user: str = "") -> ReplayResult:
+    """Replays one record; raises `ReplayRefused` when it cannot be replayed, with the
+    reason. `user`: the login name of whoever replays it, kept on the new record."""
     request = await rebuild_request(engine, original)
     final = None
-    async for update in service.answer(engine, request, interval_s=float("inf")):
-        final = update
-    assert final is not None and final.stats is not None
-    recorded = None
+    try:
+        async for update in service.answer(engine, request, interval_s=float("inf")):
+            final = update
+    except (BadInput, ValueError) as error:  # the engine's own check of the settings
+        raise ReplayRefused(f"Record {original.id}: the engine refused it: {error}") from error
+    if final is None or final.stats is None:
+        raise ReplayRefused(f"Record {original.id}: the engine ended without an answer.")
+    recorded, not_recorded = None, None
     if store is not None:
-        recorded = await record(store, request, final.text, final.stats, engine.info,
-                                origin="replay", replay_of=original.id)
-    return ReplayResult(original, request, final.text, final.stats, recorded)
+        try:
+            recorded = await record(store, request, final.text, final.stats, engine.info,
+                                    origin="replay", replay_of=original.id, user=user)
+        except Exception as error:  # the answer is still worth reporting
+            log.exception("recording the replay of %s failed", original.id)
+            not_recorded = str(error)
+    return ReplayResult(original, request, final.text, final.stats, recorded, not_recorded)
+
+
+async def iter_replay(engine: Engine, bundle: Bundle, *, store: Store | None = None,
+                      user: str = "") -> AsyncIterator[ReplayOutcome]:
+    """Replays every record in turn, yielding each outcome; a record that cannot be
+    replayed is yielded as its `ReplayRefused`, and the next one runs."""
+    for original in bundle.records:
+        yield await _replay_one(engine, original, store, user)
+
+
+async def _replay_one(engine: Engine, original: AnswerRecord, store: Store | None,
+                      user: str) -> ReplayOutcome:
+    try:
+        return await replay(engine, original, store=store, user=user)
+    except ReplayRefused as refused:
+        return refused
+    except Phi4UIError as error:
+        return ReplayRefused(f"Record {original.id}: {error}")
+    except Exception as error:
+        log.exception("replaying record %s failed", original.id)
+        return ReplayRefused(f"Record {original.id}: internal error ({type(error).__name__}: "
+                             f"{error}); see the app's log.")
 
 
 async def replay_bundle(engine: Engine, bundle: Bundle, *, store: Store | None = None,
-                        on_result: Callable[[ReplayResult | ReplayMismatch], None] | None = None,
-                        ) -> list[ReplayResult | ReplayMismatch]:
-    """Replays every record in turn; a record that does not match is reported, not run."""
-    results: list[ReplayResult | ReplayMismatch] = []
-    for original in bundle.records:
-        try:
-            result: ReplayResult | ReplayMismatch = await replay(engine, original, store=store)
-        except ReplayMismatch as mismatch:
-            result = mismatch
+                        on_result: Callable[[ReplayOutcome], None] | None = None,
+                        user: str = "") -> list[ReplayOutcome]:
+    """Replays every record in turn; a record that cannot be replayed is reported, not run."""
+    results: list[ReplayOutcome] = []
+    async for result in iter_replay(engine, bundle, store=store, user=user):
         results.append(result)
         if on_result:
             on_result(result)
     return results
 
 
-def sampling_of(values: dict[str, Any]) -> Sampling:
-    known = {f.name for f in dataclasses.fields(Sampling)}
-    return Sampling(**{k: v for k, v in values.items() if k in known})
+def replay_summary(results: Sequence[ReplayOutcome], total: int | None = None) -> str:
+    """One line: how many records were replayed, gave the same answer, were refused."""
+    replayed = [r for r in results if isinstance(r, ReplayResult)]
+    same = sum(r.same_answer for r in replayed)
+    count = len(results) if total is None else total
+    return (f"{count} record(s): {len(replayed)} replayed, {same} with the same answer, "
+            f"{len(results) - len(replayed)} refused.")
+
+
+# ---------------------------------------------------------------- sampling
+
+MIN_MAX_TOKENS = 1  # the page's slider starts higher, but batches may ask for fewer
+_SAMPLING_NAMES = tuple(f.name for f in dataclasses.fields(Sampling))
+
+
+def sampling_of(values: Mapping[str, Any], max_tokens_limit: int, *, where: str = "",
+                named: Callable[[str], str] = lambda field: f"sampling '{field}'",
+                ) -> Sampling:
+    """Recorded (or typed) sampling settings, checked against the ranges the page allows
+    (`phi4ui.preferences`); raises `ReplayRefused` naming the field, its value and what
+    works. Nothing is clamped: a replay with other settings would not be a replay.
+    A setting that is missing takes `Sampling`'s default. `where` begins each message;
+    `named` names a field in it (a command line names its flag)."""
+    unknown = sorted(str(key) for key in values if key not in _SAMPLING_NAMES)
+    if unknown:
+        raise ReplayRefused(f"{where}sampling has setting(s) this version does not know: "
+                            f"{_shown_value(', '.join(unknown))} (known: "
+                            f"{', '.join(_SAMPLING_NAMES)}).")
+    default = Sampling()
+    seed = values.get("seed", default.seed)
+
+    def number(field: str, fallback: float, low: float, high: float, **kind: bool) -> float:
+        return _in_range(values, field, fallback, low, high, f"{where}{named(field)}", **kind)
+
+    return Sampling(
+        temperature=number("temperature", default.temperature, *TEMPERATURE_RANGE),
+        top_p=number("top_p", default.top_p, *TOP_P_RANGE),
+        max_tokens=int(number("max_tokens", default.max_tokens, MIN_MAX_TOKENS,
+                              max_tokens_limit, whole=True)),
+        seed=None if seed is None else int(number("seed", 0, 0, SEED_MAX, whole=True,
+                                                  nullable=True)),
+        ignore_eos=_flag(values.get("ignore_eos", default.ignore_eos),
+                         f"{where}{named('ignore_eos')}"),
+    )
+
+
+def _in_range(values: Mapping[str, Any], field: str, default: float, low: float,
+              high: float, said: str, *, whole: bool = False, nullable: bool = False) -> float:
+    value = values.get(field, default)
+    kinds: tuple[type, ...] = (int,) if whole else (int, float)
+    if _is(value, kinds) and low <= value <= high:  # NaN and infinities compare false
+        return value
+    kind = "a whole number" if whole else "a number"
+    allowed = f"{kind} from {_number(low)} to {_number(high)}" + (" or null" if nullable
+                                                                  else "")
+    raise ReplayRefused(f"{said} is {_shown_value(value)}; it must be {allowed}.")
+
+
+def _flag(value: Any, said: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ReplayRefused(f"{said} is {_shown_value(value)}; it must be true or false.")
+
+
+def _number(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def _shown_value(value: Any) -> str:
+    try:
+        shown = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:59] + "…"
 
 
 def _turn(turn: dict[str, Any], files: dict[str, str], record_id: str) -> Turn:

@@ -3,8 +3,10 @@
 A case is a prompt, optional image and audio files (paths relative to the case
 file, or absolute), an optional expected answer and tags. A problem with the
 file as a whole (unreadable, no `prompt` column, too many cases for the page)
-raises `CaseFileError`; a problem with one case (a malformed line, a missing
-file) becomes that case's `error`, shown in the results, and the others run.
+raises `CaseFileError`; a problem with one case (a malformed line, text that is
+not text such as a lone surrogate or a NUL, a prompt longer than the page takes,
+a missing file) becomes that case's `error`, shown in the results, and the others
+run.
 
 Cases uploaded in the page name only files uploaded with them: `read_cases(...,
 confine_to=staging_folder)` refuses absolute paths and paths that lead out of that
@@ -22,8 +24,10 @@ are separated by `;`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import re
 import shutil
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from phi4ui.archives import CheckedZip, Limits
+from phi4ui.conversation import MAX_MESSAGE_CHARS
 from phi4ui.errors import BadInput
 from phi4ui.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, kind_of
 
@@ -39,6 +44,10 @@ PAGE_MAX_CASES = 1000  # the page's limit; the command line streams any number
 COLUMNS = ("id", "prompt", "image", "audio", "expected", "tags")
 JSONL_FIELDS = (*COLUMNS, "images", "audios")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+# A cell may hold a whole prompt; the csv module's own limit (128 KiB) would refuse the
+# file as a whole where the page means to refuse that one case.
+CSV_MAX_CELL_CHARS = 4 * MAX_MESSAGE_CHARS
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class CaseFileError(BadInput):
@@ -51,15 +60,12 @@ class Case:
     where: str  # "line 7" (JSONL) or "row 7" (CSV), for messages
     id: str
     prompt: str = ""
-    images: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()  # as the case file names them, for showing
     audios: tuple[str, ...] = ()
     expected: str | None = None
     tags: tuple[str, ...] = ()
     error: str | None = None
-
-    @property
-    def files(self) -> tuple[str, ...]:
-        return self.images + self.audios
+    files: tuple[str, ...] = ()  # the images then the audios, found: the paths to open
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class CaseFile:
     path: Path
     cases: list[Case]
     notes: tuple[str, ...] = ()
+    source: str = ""  # the case file as shown: relative to the uploads in the page
 
     @property
     def invalid(self) -> int:
@@ -86,7 +93,16 @@ def read_cases(path: str | Path, *, max_cases: int | None = None,
     cases = [_checked(case, finder) for case in raw]
     if not cases:
         raise CaseFileError(f"{path.name}: no cases in the file.")
-    return CaseFile(path, cases, tuple(notes))
+    return CaseFile(path, cases, tuple(notes), _source_of(path, confine_to))
+
+
+def _source_of(path: Path, confine_to: Path | None) -> str:
+    if confine_to is None:
+        return str(path)
+    try:
+        return path.resolve().relative_to(confine_to.resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 def _text_of(path: Path) -> str:
@@ -114,7 +130,9 @@ def _check_count(count: int, name: str, max_cases: int | None) -> None:
 # ---------------------------------------------------------------- JSONL
 
 def _jsonl(text: str, name: str, max_cases: int | None) -> tuple[list[Case], list[str]]:
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    # Lines end at "\n" only: str.splitlines() also splits at U+2028, U+0085 and others,
+    # which JSON allows unescaped inside a string.
+    lines = [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     _check_count(len(lines), name, max_cases)
     unknown: set[str] = set()
     cases = []
@@ -136,42 +154,82 @@ def _jsonl_case(position: int, number: int, line: str, unknown: set[str]) -> Cas
         return Case(position, where, str(position),
                     error=f"{where}: expected a JSON object like {{\"prompt\": \"...\"}}, "
                           f"got {type(item).__name__}")
-    unknown.update(set(item) - set(JSONL_FIELDS))
+    unknown.update(_printable(key) for key in set(item) - set(JSONL_FIELDS))
     try:
         return _case_of(position, where, item)
     except ValueError as error:
-        return Case(position, where, str(item.get("id") or position), error=f"{where}: {error}")
+        return Case(position, where, _id_for_error(item.get("id"), position),
+                    error=f"{where}: {error}")
+
+
+def _id_for_error(value: Any, position: int) -> str:
+    """The case's id where it is plain text, else its position."""
+    try:
+        return _text(value, "id") or str(position)
+    except ValueError:
+        return str(position)
 
 
 def _case_of(position: int, where: str, item: Mapping[str, Any]) -> Case:
     return Case(
         position=position, where=where, id=_text(item.get("id"), "id") or str(position),
-        prompt=_text(item.get("prompt"), "prompt"),
-        images=_paths(item.get("image")) + _paths(item.get("images")),
-        audios=_paths(item.get("audio")) + _paths(item.get("audios")),
+        prompt=_prompt(item.get("prompt")),
+        images=_paths(item, "image") + _paths(item, "images"),
+        audios=_paths(item, "audio") + _paths(item, "audios"),
         expected=_text(item.get("expected"), "expected") or None,
-        tags=_list(item.get("tags")),
+        tags=_list(item.get("tags"), "tags"),
     )
+
+
+def _prompt(value: Any) -> str:
+    prompt = _text(value, "prompt")
+    if len(prompt) > MAX_MESSAGE_CHARS:
+        raise ValueError(f"the prompt is {len(prompt):,} characters long; at most "
+                         f"{MAX_MESSAGE_CHARS:,} fit in one message. Shorten it or split it "
+                         "into several cases")
+    return prompt
 
 
 def _text(value: Any, field: str) -> str:
     if value is None:
         return ""
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
+    if isinstance(value, str):
+        return _checked_text(value, field)
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise ValueError(f"'{field}' must be text, not {type(value).__name__}")
 
 
-def _paths(value: Any) -> tuple[str, ...]:
-    return _list(value, lower=False)
+def _checked_text(value: str, field: str) -> str:
+    """`value` unless it holds what no text file should: a lone surrogate (a JSON escape
+    such as \\ud800 that is half of a character and cannot be encoded) or a NUL."""
+    if (surrogate := _LONE_SURROGATE.search(value)) is not None:
+        raise ValueError(f"'{field}' holds \\u{ord(surrogate[0]):04x} at character "
+                         f"{surrogate.start() + 1:,}, half of a character that cannot be "
+                         "stored or sent; write the character itself, or both halves of "
+                         "its \\u escape pair")
+    if (nul := value.find("\0")) >= 0:
+        raise ValueError(f"'{field}' holds a NUL character at character {nul + 1:,}; remove "
+                         "it (a NUL usually means the file is not plain UTF-8 text)")
+    return value
 
 
-def _list(value: Any, *, lower: bool = True) -> tuple[str, ...]:
+def _printable(text: str) -> str:
+    """`text` with any lone surrogate written as its escape, for notes and messages."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _paths(item: Mapping[str, Any], field: str) -> tuple[str, ...]:
+    return _list(item.get(field), field, lower=False)
+
+
+def _list(value: Any, field: str, *, lower: bool = True) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
     items = value.split(";") if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise ValueError(f"expected text or a list of text, got {json.dumps(value)[:60]}")
+    items = [_checked_text(item, field) for item in items]
     cleaned = (item.strip().lower() if lower else item.strip() for item in items)
     return tuple(item for item in cleaned if item)
 
@@ -179,6 +237,8 @@ def _list(value: Any, *, lower: bool = True) -> tuple[str, ...]:
 # ---------------------------------------------------------------- CSV
 
 def _csv(text: str, name: str, max_cases: int | None) -> tuple[list[Case], list[str]]:
+    if csv.field_size_limit() < CSV_MAX_CELL_CHARS:  # process-wide; only ever raised
+        csv.field_size_limit(CSV_MAX_CELL_CHARS)
     reader = csv.reader(io.StringIO(text), strict=True)
     rows: list[tuple[int, list[str]]] = []
     try:
@@ -209,8 +269,12 @@ def _csv_case(position: int, number: int, header: list[str], row: list[str]) -> 
         return Case(position, where, str(position),
                     error=f"{where}: {len(row)} cells but the header has {len(header)} "
                           "columns (a comma inside an unquoted cell?)")
-    item = {column: cell for column, cell in zip(header, row, strict=False)}
-    return _case_of(position, where, {k: v.strip() or None for k, v in item.items()})
+    item = {column: cell.strip() or None for column, cell in zip(header, row, strict=False)}
+    try:
+        return _case_of(position, where, item)
+    except ValueError as error:
+        return Case(position, where, _id_for_error(item.get("id"), position),
+                    error=f"{where}: {error}")
 
 
 # ---------------------------------------------------------------- checks
@@ -218,20 +282,18 @@ def _csv_case(position: int, number: int, header: list[str], row: list[str]) -> 
 def _checked(case: Case, finder: _MediaFinder) -> Case:
     if case.error:
         return case
-    if not case.prompt.strip() and not case.files:
+    if not case.prompt.strip() and not case.images and not case.audios:
         return _failed(case, "no prompt and no image or audio")
     try:
         images = tuple(finder.find(p, "image", IMAGE_SUFFIXES) for p in case.images)
         audios = tuple(finder.find(p, "audio", AUDIO_SUFFIXES) for p in case.audios)
     except ValueError as error:
         return _failed(case, str(error))
-    return Case(case.position, case.where, case.id, case.prompt, images, audios, case.expected,
-                case.tags)
+    return dataclasses.replace(case, files=images + audios)
 
 
 def _failed(case: Case, reason: str) -> Case:
-    return Case(case.position, case.where, case.id, case.prompt, case.images, case.audios,
-                case.expected, case.tags, error=f"{case.where}: {reason}")
+    return dataclasses.replace(case, error=f"{case.where}: {reason}")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ def safe_cell(value: Any) -> Any:
 
 def write_rows(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
     """A CSV file with a header of `columns` and one line per row, every cell made safe."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    # "replace": a character that cannot be encoded must not cost the whole file.
+    with path.open("w", newline="", encoding="utf-8", errors="replace") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in rows)

@@ -3,7 +3,8 @@
     python -m phi4ui.replay bundle.zip [--only ID] [engine flags, as for app.py]
 
 Exit status: 0 when every record's prompt and media matched and it ran, 1 when
-one did not match, 2 for a bad bundle or flag, 3 when the engine did not start.
+one did not match or was refused (its settings, the engine), 2 for a bad bundle or
+flag, 3 when the engine did not start. The last line sums up the records.
 """
 
 from __future__ import annotations
@@ -14,20 +15,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from phi4ui import cli, staging
-from phi4ui.bundle import Bundle, ReplayMismatch, ReplayResult, read_bundle, replay_bundle
+from phi4ui.bundle import (
+    Bundle,
+    ReplayMismatch,
+    ReplayOutcome,
+    ReplayResult,
+    read_bundle,
+    replay_bundle,
+    replay_summary,
+)
 from phi4ui.errors import BadInput, EngineUnavailable, SettingsError
 from phi4ui.settings import Settings
 from phi4ui.store import Store
 
 
-def describe(result: ReplayResult | ReplayMismatch) -> str:
+def describe(result: ReplayOutcome) -> str:
     if isinstance(result, ReplayMismatch):
         return f"MISMATCH {result}"
+    if not isinstance(result, ReplayResult):
+        return f"REFUSED {result}"
     original, stats = result.original, result.stats
     media = len(original.media)
     same = "same answer" if result.same_answer else "different answer"
+    not_recorded = f"; not recorded: {result.not_recorded}" if result.not_recorded else ""
     return (f"ok {original.id}: same prompt, same media ({media} file(s)); {same}; "
-            f"{stats.summary()}")
+            f"{stats.summary()}{not_recorded}")
 
 
 async def run(bundle_path: Path, settings: Settings, only: str | None) -> int:
@@ -47,7 +59,8 @@ async def run(bundle_path: Path, settings: Settings, only: str | None) -> int:
             await engine.close()
             if store:
                 store.close()
-    return 1 if any(isinstance(r, ReplayMismatch) for r in results) else 0
+    print(replay_summary(results), flush=True)
+    return 0 if all(isinstance(r, ReplayResult) for r in results) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,9 +17,15 @@ from typing import Any
 import gradio as gr
 
 from phi4ui import batch, bundle, compare, evalview, recording, replay, staging
-from phi4ui.cases import PAGE_MAX_CASES, read_cases, stage_upload
+from phi4ui.cases import PAGE_MAX_CASES, CaseFile, read_cases, stage_upload
 from phi4ui.chat import Sampling
-from phi4ui.conversation import NOT_YOURS, Conversation, checked_files, checked_message
+from phi4ui.conversation import (
+    NOT_YOURS,
+    Conversation,
+    checked_files,
+    checked_message,
+    checked_text,
+)
 from phi4ui.engines.base import Engine
 from phi4ui.errors import BadInput, Phi4UIError
 from phi4ui.page_files import PageFiles, login_of
@@ -306,41 +312,103 @@ def build_batch_tab(engine: Engine, store: Store | None, files: PageFiles, *,
                 uploads = checked_files(uploads or [], files.checker(request))
                 case_file = await asyncio.to_thread(_load_cases, uploads, max_cases,
                                                     folder)
+                options = batch.BatchOptions(checked_text(_text(system_text)), Sampling(
+                    temperature=float(heat), top_p=1.0, max_tokens=int(tokens)),
+                    int(workers), user=login_of(request))
             except Phi4UIError as error:
                 gr.Warning(escape_html(str(error)))
                 yield f"⚠️ {evalview.escape(str(error))}", [], hidden, hidden
                 return
-            options = batch.BatchOptions(system_text or "", Sampling(
-                temperature=float(heat), top_p=1.0, max_tokens=int(tokens)), int(workers),
-                user=login_of(request))
+            except Exception as error:
+                log.exception("reading uploaded cases failed")
+                yield f"⚠️ {evalview.escape(_internal(error))}", [], hidden, hidden
+                return
             results: list[batch.CaseResult] = []
-            shown_at = 0.0
-            async for step in batch.iter_batch(engine, case_file, options, store=store):
-                if step.run is not None:
-                    csv_path, json_path = await asyncio.to_thread(batch.write_results, step.run,
-                                                                  _export_folder())
-                    await asyncio.to_thread(files.grant, request, [csv_path, json_path])
-                    yield (evalview.batch_summary(step.run.summary, step.run.notes),
-                           evalview.batch_rows(step.run.results),
-                           gr.DownloadButton(value=str(csv_path), visible=True),
-                           gr.DownloadButton(value=str(json_path), visible=True))
-                    return
-                assert step.result is not None
-                results.append(step.result)
-                progress((step.done, step.total), desc="cases", unit="cases")
-                if time.monotonic() - shown_at >= TABLE_EVERY_S or step.done == step.total:
-                    shown_at = time.monotonic()
-                    errors = sum(r.error is not None for r in results)
-                    yield (evalview.batch_progress(step, errors), evalview.batch_rows(results),
-                           hidden, hidden)
+            try:
+                async for shown in _batch_updates(engine, store, files, request, case_file,
+                                                  options, results, progress):
+                    yield shown
+            except Exception as error:
+                log.exception("the batch run failed")
+                yield (_batch_failed(results, len(case_file.cases), error, store is not None),
+                       _shown_rows(results), hidden, hidden)
 
     run = run_button.click(on_run, [case_files, concurrency, max_tokens, temperature,
                                     system_box],
                            [status, table, csv_download, json_download], concurrency_limit=1)
-    stop_button.click(None, None, None, cancels=[run])
+    stop_button.click(lambda: _batch_stopped(store is not None), None, [status],
+                      cancels=[run], show_progress="hidden")
 
 
-def _load_cases(uploads: list[str] | None, max_cases: int, folder: Path) -> Any:
+async def _batch_updates(engine: Engine, store: Store | None, files: PageFiles,
+                         request: gr.Request, case_file: CaseFile,
+                         options: batch.BatchOptions, results: list[batch.CaseResult],
+                         progress: gr.Progress) -> AsyncIterator[tuple[Any, ...]]:
+    """The page's updates while the batch runs, then its summary and downloads. `results`
+    gathers the finished cases, so that a run that fails can still show them."""
+    hidden = gr.DownloadButton(visible=False)
+    shown_at = 0.0
+    async for step in batch.iter_batch(engine, case_file, options, store=store):
+        if step.run is not None:
+            yield await _batch_end(step.run, files, request)
+            return
+        assert step.result is not None
+        results.append(step.result)
+        progress((step.done, step.total), desc="cases", unit="cases")
+        if time.monotonic() - shown_at >= TABLE_EVERY_S or step.done == step.total:
+            shown_at = time.monotonic()
+            errors = sum(r.error is not None for r in results)
+            yield evalview.batch_progress(step, errors), _shown_rows(results), hidden, hidden
+
+
+async def _batch_end(run: batch.BatchRun, files: PageFiles,
+                     request: gr.Request) -> tuple[Any, ...]:
+    """The summary, the table and the downloads; without downloads when they could not be
+    written, and then the summary says why."""
+    hidden = gr.DownloadButton(visible=False)
+    summary = evalview.batch_summary(run.summary, run.notes)
+    try:
+        csv_path, json_path = await asyncio.to_thread(batch.write_results, run,
+                                                      _export_folder())
+        await asyncio.to_thread(files.grant, request, [csv_path, json_path])
+    except Exception as error:
+        log.exception("writing the results of batch %s failed", run.batch_id)
+        return (f"{summary}\n\n⚠️ The CSV and JSON could not be written "
+                f"({evalview.escape(_printable(str(error)))}).",
+                _shown_rows(run.results), hidden, hidden)
+    return (summary, _shown_rows(run.results),
+            gr.DownloadButton(value=str(csv_path), visible=True),
+            gr.DownloadButton(value=str(json_path), visible=True))
+
+
+def _shown_rows(results: Sequence[batch.CaseResult]) -> list[list[Any]]:
+    """The table's rows, any text that cannot be encoded (a lone surrogate) made
+    printable: the page could not send it."""
+    return [[_printable(cell) if isinstance(cell, str) else cell for cell in row]
+            for row in evalview.batch_rows(results)]
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _internal(error: BaseException) -> str:
+    return _printable(f"Internal error ({type(error).__name__}: {error}); see the app's log.")
+
+
+def _batch_failed(results: Sequence[batch.CaseResult], total: int, error: BaseException,
+                  recording: bool) -> str:
+    kept = " and recorded" if recording and results else ""
+    return (f"**Failed** after {len(results)} of {total} cases: "
+            f"{evalview.escape(_internal(error))} The cases finished are in the table{kept}.")
+
+
+def _batch_stopped(recording: bool) -> str:
+    kept = "; they are recorded" if recording else ""
+    return f"**Stopped.** The cases finished before Stop are in the table{kept}."
+
+
+def _load_cases(uploads: list[str] | None, max_cases: int, folder: Path) -> CaseFile:
     """The uploaded cases, staged in `folder`; their media may only be files uploaded with
     them, never other files of the server."""
     if not uploads:
@@ -471,30 +539,38 @@ def _replay_section(engine: Engine, store: Store, files: PageFiles) -> None:
             yield NOT_YOURS
             return
         with staging.job_folder("replay") as folder:  # its media go when the replay ends
-            async for shown in _replay_report(engine, store, Path(path), folder):
+            async for shown in _replay_report(engine, store, Path(path), folder,
+                                              user=login_of(request)):
                 yield shown
 
     start.click(on_replay, [upload], [report])
 
 
-async def _replay_report(engine: Engine, store: Store, path: Path,
-                         folder: Path) -> AsyncIterator[str]:
-    """Replays the bundle at `path` (media extracted in `folder`), one line per record."""
-    lines: list[str] = []
+async def _replay_report(engine: Engine, store: Store, path: Path, folder: Path, *,
+                         user: str = "") -> AsyncIterator[str]:
+    """Replays the bundle at `path` (media extracted in `folder`), one line per record and
+    a last line that sums them up, whatever happens to a record. `user`: the login name
+    kept on the new records."""
     try:
         opened = await asyncio.to_thread(bundle.read_bundle, path, folder)
     except Phi4UIError as error:
-        yield f"⚠️ {evalview.escape(str(error))}"
+        yield f"⚠️ {evalview.escape(str(error))} Nothing was replayed."
         return
-    yield f"Replaying {len(opened.records)} record(s)…"
-    for original in opened.records:
-        try:
-            result: Any = await bundle.replay(engine, original, store=store)
-        except bundle.ReplayMismatch as mismatch:
-            result = mismatch
-        except Phi4UIError as error:
-            result = error
-        lines.append(f"- {evalview.escape(replay.describe(result))}"
-                     if isinstance(result, bundle.ReplayResult | bundle.ReplayMismatch)
-                     else f"- ⚠️ {evalview.escape(str(result))}")
-        yield "\n".join(lines)
+    except Exception as error:
+        log.exception("reading the bundle %s failed", path.name)
+        yield f"⚠️ {evalview.escape(_internal(error))} Nothing was replayed."
+        return
+    total = len(opened.records)
+    yield f"Replaying {total} record(s)…"
+    lines: list[str] = []
+    results: list[bundle.ReplayOutcome] = []
+    try:
+        async for result in bundle.iter_replay(engine, opened, store=store, user=user):
+            results.append(result)
+            lines.append(f"- {evalview.escape(_printable(replay.describe(result)))}")
+            yield "\n".join(lines)
+    except Exception as error:
+        log.exception("replaying %s failed", path.name)
+        lines.append(f"- ⚠️ Stopped after {len(results)} of {total} record(s): "
+                     f"{evalview.escape(_internal(error))}")
+    yield "\n".join([*lines, "", f"**{bundle.replay_summary(results, total)}**"])

@@ -21,8 +21,16 @@ import pytest
 
 from phi4ui import batch
 from phi4ui.batch import BatchOptions, CaseResult
-from phi4ui.cases import PAGE_MAX_CASES, Case, CaseFileError, read_cases, stage_upload
+from phi4ui.cases import (
+    PAGE_MAX_CASES,
+    Case,
+    CaseFile,
+    CaseFileError,
+    read_cases,
+    stage_upload,
+)
 from phi4ui.chat import Sampling
+from phi4ui.conversation import MAX_MESSAGE_CHARS
 from phi4ui.store import Store
 from tests.mediafiles import write_image
 
@@ -116,7 +124,8 @@ def test_jsonl_problems_are_reported_per_case(tmp_path):
     loaded = read_cases(path)
     errors = [c.error for c in loaded.cases]
 
-    assert errors[0] is None and loaded.cases[0].images == (str(tmp_path / "cat.png"),)
+    assert errors[0] is None and loaded.cases[0].files == (str(tmp_path / "cat.png"),)
+    assert loaded.cases[0].images == ("cat.png",)
     assert loaded.cases[0].tags == ("vision", "easy") and loaded.cases[0].expected == "cat"
     assert errors[1].startswith("line 2: not valid JSON")
     assert errors[2] == "line 3: expected a JSON object like {\"prompt\": \"...\"}, got list"
@@ -137,10 +146,64 @@ def test_csv_cases_and_their_problems(tmp_path):
     loaded = read_cases(path)
     assert [c.prompt for c in loaded.cases] == ["Hello, there", "Look", ""]
     assert loaded.cases[0].tags == ("a", "b") and loaded.cases[0].expected == "hi"
-    assert loaded.cases[1].images == (str(tmp_path / "a.png"),)
+    assert loaded.cases[1].files == (str(tmp_path / "a.png"),)
     assert loaded.cases[2].error == ("row 4: 6 cells but the header has 5 columns (a comma "
                                      "inside an unquoted cell?)")
     assert loaded.notes == ("ignored column(s): notes",)
+
+
+def test_text_that_is_not_text_becomes_a_case_error_and_the_others_load(tmp_path):
+    path = tmp_path / "cases.jsonl"
+    long_prompt = "x" * (MAX_MESSAGE_CHARS + 1)
+    path.write_text("\n".join([
+        '{"prompt": "\\ud800"}',  # valid JSON escapes, but half of a character
+        '{"id": "\\udc00", "prompt": "fine", "tags": ["a\\ud83d"]}',
+        '{"prompt": "a\\u0000b"}',
+        '{"prompt": "ok", "image": "cat\\ud800.png"}',
+        json.dumps({"prompt": long_prompt}),
+        json.dumps({"prompt": "x" * MAX_MESSAGE_CHARS}),
+        '{"prompt": "one\u2028line\u0085still\u2029one"}',  # raw, as JSON allows
+        '{"prompt": "fine", "\\ud800": 1}',
+    ]) + "\n", encoding="utf-8")
+
+    loaded = read_cases(path)
+
+    errors = [c.error for c in loaded.cases]
+    assert errors[0] == ("line 1: 'prompt' holds \\ud800 at character 1, half of a character "
+                         "that cannot be stored or sent; write the character itself, or both "
+                         "halves of its \\u escape pair")
+    assert errors[1].startswith("line 2: 'id' holds \\udc00 at character 1")
+    assert loaded.cases[1].id == "2"  # its position, since the id cannot be shown
+    assert errors[2] == ("line 3: 'prompt' holds a NUL character at character 2; remove it "
+                         "(a NUL usually means the file is not plain UTF-8 text)")
+    assert errors[3].startswith("line 4: 'image' holds \\ud800 at character 4")
+    assert errors[4] == ("line 5: the prompt is 100,001 characters long; at most 100,000 fit "
+                         "in one message. Shorten it or split it into several cases")
+    assert errors[5] is None and errors[6] is None and errors[7] is None
+    assert loaded.cases[6].prompt == "one\u2028line\u0085still\u2029one"
+    assert len(loaded.cases) == 8, "U+2028 and U+0085 do not end a line"
+    assert loaded.notes == ("ignored unknown field(s): \\ud800 (known: id, prompt, image, "
+                            "audio, expected, tags, images, audios)",)
+    for case in loaded.cases:  # everything kept can be encoded, so stored and shown
+        for text in (case.id, case.prompt, case.error or "", *case.tags, *case.images):
+            text.encode("utf-8")
+
+
+def test_odd_csv_cells_become_case_errors_and_a_long_cell_does_not_refuse_the_file(tmp_path):
+    path = tmp_path / "cases.csv"
+    huge = "y" * 200_000  # over the csv module's own cell limit of 131,072
+    path.write_text(f'prompt,tags\n"a\x00b",x\n"{huge}",\n"tab\tand\rreturn\u2028, too",'
+                    '"\u00e9;\u00c9"\n', encoding="utf-8", newline="")
+
+    loaded = read_cases(path)
+
+    errors = [c.error for c in loaded.cases]
+    assert errors[0].startswith("row 2: 'prompt' holds a NUL character at character 2")
+    assert errors[1].startswith("row 3: the prompt is 200,000 characters long; at most "
+                                "100,000")
+    assert errors[2] is None
+    assert loaded.cases[2].prompt == "tab\tand\rreturn\u2028, too"
+    assert loaded.cases[2].tags == ("\u00e9", "\u00e9")
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
@@ -273,3 +336,101 @@ def test_a_mixed_batch_gives_the_right_table_summary_and_record(tmp_path, embedd
     assert document["results"][0]["stats"]["completion_tokens"] == 8
     assert document["results"][2]["stats"] is None
     store.close()
+
+
+# ---------------------------------------------------------------- the page's batch
+
+class _Granted:
+    """Stands in for the page's file grants."""
+
+    def __init__(self) -> None:
+        self.paths: list = []
+
+    def grant(self, request, paths) -> None:
+        self.paths += paths
+
+
+@pytest.mark.engine
+def test_the_page_runs_a_batch_with_bad_lines_to_its_end_showing_paths_as_given(
+        tmp_path, embedded_engine, engine_loop):
+    import asyncio
+
+    from phi4ui import staging
+    from phi4ui.ui_eval import _batch_updates, _load_cases
+
+    image = write_image(tmp_path, "cat.png", size=(64, 48))
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("\n".join([
+        '{"id": "s", "prompt": "\\ud800"}',
+        '{"id": "nul", "prompt": "a\\u0000b"}',
+        json.dumps({"id": "huge", "prompt": "x" * (MAX_MESSAGE_CHARS + 1)}),
+        json.dumps({"id": "img", "prompt": "What is it?", "image": "img/cat.png"}),
+        *(json.dumps({"id": f"t{n}", "prompt": f"Say {n}."}) for n in range(6)),
+    ]) + "\n")
+    store = Store(tmp_path / "answers.db")
+    granted = _Granted()
+    options = BatchOptions(sampling=Sampling(temperature=0.0, max_tokens=4, ignore_eos=True),
+                           concurrency=3, user="ada")
+
+    async def run() -> tuple[list, str]:
+        with staging.job_folder("batch") as folder:
+            case_file = await asyncio.to_thread(_load_cases, [str(cases), str(image)], 10,
+                                                folder)
+            shown = [update async for update in _batch_updates(
+                embedded_engine, store, granted, None, case_file, options, [],
+                lambda *_, **__: None)]
+        return shown, str(folder)
+
+    shown, folder = engine_loop.run(run())
+
+    status, rows, *_ = shown[-1]
+    status = status.replace("\\", "")  # Markdown escapes
+    assert status.startswith("**Done.**") and "cases 10: 7 answered, 3 errors" in status
+    assert [row[4].split(":")[0] for row in rows[:3]] == ["line 1", "line 2", "line 3"]
+    assert "'prompt' holds \\ud800 at character 1" in rows[0][4]
+    assert rows[3][3] and not rows[3][4]
+    csv_path, json_path = granted.paths
+    for written in (csv_path.read_text(), json_path.read_text()):
+        assert folder not in written and "phi4ui-staging" not in written
+    document = json.loads(json_path.read_text())
+    assert document["source"] == "cases.jsonl"
+    assert document["results"][3]["images"] == "img/cat.png"
+    [recorded] = [r for r in store.batch_cases(document["batch_id"]) if r["case_id"] == "img"]
+    assert store.answer(recorded["answer_id"]).user == "ada"
+    store.close()
+
+
+def test_results_that_cannot_be_written_still_end_the_page_with_the_summary(monkeypatch):
+    import asyncio
+
+    from phi4ui.ui_eval import _batch_end
+
+    def fail(run, folder):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch, "write_results", fail)
+    results = [CaseResult(Case(1, "line 1", "a", "q"), error="line 1: bad")]
+    run = batch.BatchRun("b", "cases.jsonl", BatchOptions(), results,
+                         batch.summarize(results, 1.0))
+    status, rows, *_ = asyncio.run(_batch_end(run, _Granted(), None))
+    status = status.replace("\\", "")  # Markdown escapes
+    assert status.startswith("**Done.**")
+    assert status.endswith("⚠️ The CSV and JSON could not be written ([Errno 28] No space "
+                           "left on device).")
+    assert rows[0][4] == "line 1: bad"
+
+
+def test_a_case_that_breaks_the_worker_becomes_its_error_and_the_run_ends(monkeypatch):
+    import asyncio
+
+    async def broken(engine, case, options):
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(batch, "run_case", broken)
+    cases = [Case(n, f"line {n}", str(n), "q") for n in (1, 2, 3)]
+    loaded = CaseFile(Path("cases.jsonl"), cases)
+    run = asyncio.run(batch.run_batch(None, loaded, BatchOptions(concurrency=2)))  # type: ignore[arg-type]
+    assert [r.error for r in run.results] == [
+        f"line {n}: internal error (RuntimeError: surprise); see the app's log"
+        for n in (1, 2, 3)]
+    assert run.summary.errors == 3

@@ -13,6 +13,8 @@ import pytest
 from phi4ui import bundle, recording, replay
 from phi4ui.bundle import BundleError, ReplayMismatch, ReplayResult
 from phi4ui.chat import Sampling
+from phi4ui.engines import vllm_compat
+from phi4ui.review import ReviewFilter
 from phi4ui.store import Store
 from tests.evalhelpers import answer_of
 from tests.mediafiles import write_audio, write_image
@@ -151,3 +153,114 @@ def test_the_replay_command_reports_a_bad_bundle_without_starting_an_engine(tmp_
     path.write_bytes(b"nope")
     assert replay.main([str(path), "--record", "false"]) == 2
     assert "bad.zip: not a zip file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- odd sampling
+
+ODD_SAMPLING = [
+    ({"temperature": -5}, "sampling 'temperature' is -5; it must be a number from 0 to 2."),
+    ({"temperature": float("nan")}, "sampling 'temperature' is NaN; it must be a number from "
+                                    "0 to 2."),
+    ({"temperature": "hot"}, "sampling 'temperature' is \"hot\"; it must be a number from 0 "
+                             "to 2."),
+    ({"top_p": 2}, "sampling 'top_p' is 2; it must be a number from 0.05 to 1."),
+    ({"max_tokens": "abc"}, "sampling 'max_tokens' is \"abc\"; it must be a whole number from "
+                            "1 to 4,096."),
+    ({"max_tokens": 10**12}, "sampling 'max_tokens' is 1000000000000; it must be a whole "
+                             "number from 1 to 4,096."),
+    ({"max_tokens": True}, "sampling 'max_tokens' is true; it must be a whole number from 1 "
+                           "to 4,096."),
+    ({"seed": 2**63 + 5}, "sampling 'seed' is 9223372036854775813; it must be a whole number "
+                          "from 0 to 2,147,483,647 or null."),
+    ({"seed": -1}, "sampling 'seed' is -1; it must be a whole number from 0 to 2,147,483,647 "
+                   "or null."),
+    ({"ignore_eos": "yes"}, "sampling 'ignore_eos' is \"yes\"; it must be true or false."),
+    ({"top_k": 5}, "sampling has setting(s) this version does not know: \"top_k\" (known: "
+                   "temperature, top_p, max_tokens, seed, ignore_eos)."),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), ODD_SAMPLING)
+def test_odd_sampling_is_refused_naming_the_field_value_and_range(change, message):
+    recorded = {**dataclasses.asdict(GREEDY), **change}
+    with pytest.raises(bundle.ReplayRefused) as refused:
+        bundle.sampling_of(recorded, 4096, where="Record r1: ")
+    assert str(refused.value) == f"Record r1: {message}"
+
+
+def test_recorded_sampling_in_range_is_kept_exactly():
+    assert bundle.sampling_of(dataclasses.asdict(GREEDY), 4096) == GREEDY
+    assert bundle.sampling_of({}, 4096) == Sampling()
+    top = {"temperature": 2, "top_p": 0.05, "max_tokens": 4096, "seed": 2**31 - 1}
+    assert bundle.sampling_of(top, 4096) == Sampling(2, 0.05, 4096, 2**31 - 1)
+
+
+def test_the_replay_summary_counts_replayed_same_and_refused():
+    refused = bundle.ReplayRefused("Record x: no")
+    assert bundle.replay_summary([refused, refused], 3) == (
+        "3 record(s): 0 replayed, 0 with the same answer, 2 refused.")
+    assert replay.describe(refused) == "REFUSED Record x: no"
+
+
+def test_the_batch_command_line_checks_its_sampling_like_a_replay(capsys):
+    from phi4ui import batch
+
+    assert batch.main(["cases.jsonl", "--record", "false", "--top-p", "7"]) == 2
+    assert ("--top-p is 7.0; it must be a number from 0.05 to 1."
+            in capsys.readouterr().err)
+
+
+@pytest.mark.engine
+def test_a_bundle_with_odd_sampling_replays_its_good_record_and_refuses_each_other(
+        tmp_path, store, conversation, embedded_engine, engine_loop, monkeypatch):
+    from phi4ui import staging
+    from phi4ui.ui_eval import _replay_report
+
+    first = recording.answer_ids(conversation)[0]
+    path = bundle.export_bundle(store, [first], tmp_path / "one.zip")
+    odd = _with_records(path, tmp_path / "odd.zip", [change for change, _ in ODD_SAMPLING])
+    answers_before = len(store.search(ReviewFilter()))
+
+    async def report() -> list[str]:
+        with staging.job_folder("replay") as folder:
+            return [shown async for shown in _replay_report(embedded_engine, store, odd,
+                                                            folder, user="ada")]
+
+    shown = engine_loop.run(report())[-1].replace("\\", "")  # Markdown escapes
+    lines = shown.splitlines()
+    assert lines[0].startswith(f"- ok {first}: same prompt, same media")
+    for line, (_, message) in zip(lines[1:], ODD_SAMPLING, strict=False):
+        assert line == f"- REFUSED Record {first}: {message}"
+    assert lines[-1] == (f"**{len(ODD_SAMPLING) + 1} record(s): 1 replayed, 1 with the same "
+                         f"answer, {len(ODD_SAMPLING)} refused.**")
+    [replayed] = store.search(ReviewFilter(origin="replay"))
+    assert store.answer(replayed["id"]).user == "ada"
+    assert len(store.search(ReviewFilter())) == answers_before + 1  # the huge seed wrote nothing
+
+    # The engine's own check of the settings is reported for that record, not raised.
+    def refuse(**_: object) -> None:
+        raise ValueError("seed must be within range")
+
+    monkeypatch.setattr(vllm_compat, "sampling_params", refuse)
+    opened = bundle.read_bundle(path, tmp_path / "again")
+    [result] = engine_loop.run(bundle.replay_bundle(embedded_engine, opened, store=store))
+    assert isinstance(result, bundle.ReplayRefused)
+    assert str(result) == (f"Record {first}: the engine refused it: The engine refused this "
+                           "prompt: seed must be within range")
+
+
+def _with_records(path, target, changes):
+    """A copy of a one-record bundle: that record as it is, then one copy per change of
+    its sampling."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as copy:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "bundle.json":
+                document = json.loads(data)
+                [original] = document["records"]
+                document["records"] += [{**original, "sampling": {**original["sampling"],
+                                                                  **change}}
+                                        for change in changes]
+                data = json.dumps(document).encode()
+            copy.writestr(item, data)
+    return target

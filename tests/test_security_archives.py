@@ -268,7 +268,8 @@ def test_page_cases_cannot_name_server_files_and_cannot_tell_if_they_exist(tmp_p
     for number, given in enumerate([*existing, *absent], 1):
         assert errors[number - 1] == f"line {number}: image '{given}' {NOT_UPLOADED}"
     assert errors[-2:] == [None, None]
-    assert cases[-1].images == (str((tmp_path / "staging/cat.png").resolve()),)
+    assert cases[-1].files == (str((tmp_path / "staging/cat.png").resolve()),)
+    assert cases[-1].images == ("sub/../cat.png",)  # shown as given, not where it lies
 
 
 def test_the_page_loads_uploaded_cases_confined_to_their_staging_folder(tmp_path):
@@ -286,7 +287,8 @@ def test_the_page_loads_uploaded_cases_confined_to_their_staging_folder(tmp_path
         assert [c.error for c in loaded.cases] == [
             f"line 1: image '/etc/hostname' {NOT_UPLOADED}",
             f"line 2: image '../secret.png' {NOT_UPLOADED}", None]
-        assert loaded.cases[2].images[0].startswith(str(folder))
+        assert loaded.cases[2].files[0].startswith(str(folder))
+        assert loaded.cases[2].images == ("cat.png",) and loaded.source == "cases.jsonl"
     assert not folder.exists()
 
 
@@ -297,7 +299,8 @@ def test_the_command_line_still_reads_files_anywhere(tmp_path):
     path.write_text(json.dumps({"prompt": "p", "image": str(image)}) + "\n"
                     + json.dumps({"prompt": "p", "image": "../anywhere.png"}) + "\n")
     cases = read_cases(path).cases
-    assert [c.images for c in cases] == [(str(image),), (str(image),)]
+    assert [c.files for c in cases] == [(str(image),), (str(image),)]
+    assert [c.images for c in cases] == [(str(image),), ("../anywhere.png",)]
     assert [c.error for c in cases] == [None, None]
 
 
@@ -401,13 +404,7 @@ def test_a_bundle_display_name_never_becomes_a_path(tmp_path):
     (lambda r: r.update(media={"a": 1}), "'media' must be a list, not an object."),
     (lambda r: r.update(adapter="../evil"), "'adapter' must be vision, speech or null."),
     (lambda r: r.update(notes=[1]), "'notes' must be a list of text."),
-    (lambda r: r.update(sampling={"temperature": "hot"}),
-     "sampling 'temperature' must be a whole number or a number."),
-    (lambda r: r.update(sampling={"max_tokens": True}),
-     "sampling 'max_tokens' must be a whole number."),
-    (lambda r: r.update(sampling={"top_p": 7}), "sampling settings out of range"),
-    (lambda r: r.update(sampling={"temperature": float("inf")}),
-     "sampling settings out of range"),
+    (lambda r: r.update(sampling=[0.5]), "'sampling' must be an object, not a list."),
     (lambda r: r.update(replay_of=["x"]), "'replay_of' must be text or null, not a list."),
     (lambda r: r["turns"][0].update(role="system"),
      "turn 1 must be an object with a role (user or assistant) and a list of parts."),
@@ -668,4 +665,27 @@ def test_a_page_replay_of_a_hostile_bundle_is_refused_and_leaves_nothing(page_ap
     assert "a medium needs a sha256" in json.dumps(result.data).replace("\\\\", "")
     assert _page_staging(page_app) == before
     assert not (page_app.scratch / "temp" / "x").exists()
+    client.close()
+
+
+@pytest.mark.engine
+def test_a_page_batch_with_a_lone_surrogate_line_runs_to_its_end_naming_media_as_given(
+        page_app):
+    from tests.pageclient import PageClient
+
+    client = PageClient(page_app.url)
+    lines = ['{"id": "bad", "prompt": "\\ud800"}',
+             json.dumps({"id": "cat", "prompt": "What is this?", "image": "img/cat.png"}),
+             *(json.dumps({"id": f"t{n}", "prompt": f"Say {n}."}) for n in range(8))]
+    cases = client.upload("cases.jsonl", "\n".join(lines).encode())
+    image = client.upload("cat.png", image_bytes((64, 48)))
+    run = client.dependency("batch-run", "click")
+
+    result = client.call(run, [[cases, image], 4, 16, 0.0, "Be brief."])
+
+    assert result.success, result.messages
+    shown = json.dumps(result.data).replace("\\\\", "")  # Markdown escapes
+    assert "Done." in shown and "cases 10: 9 answered, 1 errors" in shown
+    assert "line 1: 'prompt' holds ud800 at character 1" in shown
+    assert "/batch-" not in shown, "no staged upload's path"
     client.close()
