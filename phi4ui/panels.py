@@ -42,9 +42,12 @@ def status_text(status: Status, now: float | None = None) -> str:
     if status.state == "loading":
         return (f"**Loading the model** ({status.message}, {waited:.0f} s so far). The page "
                 "works already; answers start once the model is ready.")
+    if status.state == "restarting":
+        return (f"**The engine stopped and is restarting** ({status.message}, {waited:.0f} s "
+                "so far). Your conversation is kept; send again once it is ready.")
     if status.state == "failed":
-        return (f"**The engine is unavailable:** {status.message}. Your messages stay here; "
-                "send again once the operator has restarted it.")
+        return (f"**The engine is unavailable:** {status.message}. Your conversation is "
+                "kept; send again once it is back.")
     return ""
 
 
@@ -89,4 +92,5 @@ def _short_revision(revision: str) -> str:
 
 
 def _state_word(status: Status) -> str:
-    return {"loading": "Loading…", "ready": "Ready", "failed": "Unavailable"}[status.state]
+    return {"loading": "Loading…", "ready": "Ready", "restarting": "Restarting…",
+            "failed": "Unavailable"}[status.state]

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from gradio.routes import App as GradioApp
+from starlette.routing import Mount
 
 from phi4ui import staging, web_guard
 from phi4ui.engines.base import Engine
@@ -37,14 +39,14 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(engine.start())
+        running = asyncio.create_task(_run_engine(engine))
         watching = asyncio.create_task(loop_watch.run())
         sharing = asyncio.create_task(asyncio.to_thread(_share, settings.port)) \
             if settings.share else None
         try:
             yield
         finally:
-            loading.cancel()
+            running.cancel()
             watching.cancel()
             if sharing is not None:
                 sharing.cancel()
@@ -53,6 +55,7 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
                 store.close()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine = engine  # for `stop_serving`
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -88,6 +91,24 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
     mounted.add_middleware(FileGuard, owners=owners)
     web_guard.install(mounted, settings)
     return mounted
+
+
+async def stop_serving(app: FastAPI) -> None:
+    """For a stop on a signal, before the web server waits for open connections to close:
+    ends the answers in flight (after a short grace) and the pages' heartbeat streams.
+    Otherwise each would hold the server until its timeout, then be cut off with a
+    traceback in the log. The lifespan's shutdown then finds the engine closed."""
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, GradioApp):
+            route.app.stop_event.set()
+    await app.state.engine.close()
+
+
+async def _run_engine(engine: Engine) -> None:
+    """Starts the engine, then keeps it running: a dead engine is restarted, a server that
+    went away is checked again until it is back."""
+    await engine.start()
+    await engine.watch()
 
 
 def _check_files_like_a_launched_app(page: gr.Blocks) -> None:

@@ -33,6 +33,17 @@ def test_status_is_a_sentence_only_when_not_ready() -> None:
     assert "connection refused" in panels.status_text(Status("failed", "connection refused"))
 
 
+def test_status_says_a_restart_is_under_way() -> None:
+    restarting = Status("restarting", "the engine process was killed by SIGKILL; restart 1 of 3",
+                        since=10.0)
+    text = panels.status_text(restarting, now=25.0)
+    assert text.startswith("**The engine stopped and is restarting** (the engine process was "
+                           "killed by SIGKILL; restart 1 of 3, 15 s so far)")
+    assert "conversation is kept" in text
+    html = panels.header_html(INFO, restarting)
+    assert "Restarting…" in html and "p4-state-restarting" in html
+
+
 def test_live_table() -> None:
     assert "once the model has loaded" in panels.live_markdown(None, None)
     text = panels.live_markdown(EngineSnapshot(kv_cache_usage=0.25, running=1, waiting=2,

@@ -11,7 +11,8 @@ from phi4ui.chat import ChatRequest, PromptLimits
 from phi4ui.media import MediaLimits
 from phi4ui.stats import EngineSnapshot, RequestStats
 
-State = Literal["loading", "ready", "failed"]
+# "restarting": the embedded engine died and is being started again in the background.
+State = Literal["loading", "ready", "restarting", "failed"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class Engine(Protocol):
     async def start(self) -> None:
         """Loads or connects; sets `status`. Never raises: a failure lands in `status`."""
 
+    async def watch(self) -> None:
+        """After `start`, until cancelled: notices when the engine dies or its server goes
+        away, and brings it back (a restart, a new connection), updating `status`."""
+
     def count_text_tokens(self, text: str) -> int: ...
 
     def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
@@ -85,4 +90,9 @@ class Engine(Protocol):
 
     async def snapshot(self) -> EngineSnapshot: ...
 
-    async def close(self) -> None: ...
+    def stopping(self) -> None:
+        """The app was asked to stop (a signal): nothing is restarted or reconnected from
+        now on. Sets a flag only, so a signal handler may call it."""
+
+    async def close(self) -> None:
+        """Ends the answers in flight and frees the engine; the app is stopping."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from phi4ui.chat import ChatRequest, PromptLimits, prompt_as_sent
@@ -29,6 +31,16 @@ from phi4ui.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 
 log = logging.getLogger(__name__)
 ADAPTER_IDS = {"vision": 1, "speech": 2}
+WATCH_INTERVAL_S = 0.5
+# The pause before each restart in a row; after the last one, the engine stays failed.
+RESTART_DELAYS_S = (0.0, 10.0, 30.0)
+STABLE_AFTER_S = 300.0  # an engine that ran this long starts the count of restarts again
+SHUTDOWN_TIMEOUT_S = 10.0  # for the engine-core process to exit before it is killed
+ANSWER_GRACE_S = 2.0  # at shutdown, for answers in flight to finish before they are aborted
+ABORTED_GRACE_S = 2.0  # for aborted answers' streams to end
+DIED_WHILE_ANSWERING = ("The engine stopped while answering; it is restarting. Your "
+                        "conversation is kept: press Retry in a moment.")
+APP_STOPPING = "The app is stopping, so this answer was cut off."
 
 
 def vllm_prompt(request: ChatRequest) -> dict[str, Any]:
@@ -77,6 +89,12 @@ class EmbeddedEngine:
         self._sink = vllm_compat.SchedulerSnapshotSink()
         self._has_gpu = False
         self.load_seconds: float | None = None
+        self._active: set[str] = set()  # ids of the requests being answered
+        self._death_noticed = asyncio.Event()
+        self._ready_at = 0.0
+        self._restarts = 0  # in a row, without a stable run between them
+        self._closing = False
+        self._shared_memory: set[Path] = set()
         vllm_compat.set_process_defaults(settings.cpu_kv_cache_gib)
 
     # ------------------------------------------------------------ description
@@ -132,31 +150,116 @@ class EmbeddedEngine:
             self.status.set("loading", f"loading {self._source.display_name} into vLLM")
             log.info("Loading %s into vLLM %s (this takes a while; vLLM logs its steps)",
                      self._source.path, vllm_compat.vllm_version())
-            # Construction blocks for the whole load; keep the page responsive meanwhile.
-            # The engine's output handler starts on this loop at the first request.
-            self._llm = await asyncio.to_thread(self._create_llm)
-            self._tokenizer = vllm_compat.tokenizer_of(self._llm)
-            control = control_tokens(vllm_compat.added_tokens(self._tokenizer))
-            self._text_guard = checked_guard(control, self._encode)
+            await self._load()
         except Exception as error:
             log.exception("The engine failed to load")
             self.status.set("failed", f"the engine failed to load: {error}")
             return
         self.load_seconds = time.monotonic() - started
         log.info("Engine ready in %.1f s", self.load_seconds)
+        self._ready()
+
+    async def _load(self) -> None:
+        # Construction blocks for the whole load; keep the page responsive meanwhile.
+        # The engine's output handler starts on this loop at the first request.
+        self._llm = await asyncio.to_thread(self._create_llm)
+        self._shared_memory = vllm_compat.shared_memory_of(self._llm)
+        self._tokenizer = vllm_compat.tokenizer_of(self._llm)
+        control = control_tokens(vllm_compat.added_tokens(self._tokenizer))
+        self._text_guard = checked_guard(control, self._encode)
+
+    def _ready(self) -> None:
+        self._ready_at = time.monotonic()
         self.status.set("ready", "ready")
 
     def _create_llm(self) -> Any:
         assert self._source is not None
         config = engine_config(self.settings, self._source, has_gpu=self._has_gpu)
-        return vllm_compat.create_async_llm(vllm_compat.engine_args(config), self._sink)
+        llm = vllm_compat.create_async_llm(vllm_compat.engine_args(config), self._sink)
+        if self._closing:  # the app began stopping while this loaded
+            vllm_compat.shutdown(llm, SHUTDOWN_TIMEOUT_S)
+            raise EngineUnavailable(APP_STOPPING)
+        return llm
+
+    @property
+    def engine_pids(self) -> list[int]:
+        """The engine-core processes' ids: what the fault tests kill."""
+        return vllm_compat.engine_pids(self._llm) if self._llm is not None else []
+
+    async def watch(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._death_noticed.wait(), WATCH_INTERVAL_S)
+            self._death_noticed.clear()
+            reason = vllm_compat.death_reason(self._llm) if self._llm is not None else None
+            if reason is not None and not self._closing:
+                await self._recover(reason)
+
+    async def _recover(self, reason: str) -> None:
+        """Starts the engine again, pausing longer after each failure in a row."""
+        log.error("The engine stopped: %s. Restarting it.", reason)
+        if time.monotonic() - self._ready_at > STABLE_AFTER_S:
+            self._restarts = 0
+        while not self._closing:
+            if self._restarts >= len(RESTART_DELAYS_S):
+                self.status.set("failed", f"{reason}, and it was restarted {self._restarts} "
+                                "times in a row already; restart the app")
+                log.error("The engine is not restarted again: %s", reason)
+                await self._discard_llm()
+                return
+            self._restarts += 1
+            self.status.set("restarting",
+                            f"{reason}; restart {self._restarts} of {len(RESTART_DELAYS_S)}")
+            await self._discard_llm()
+            await asyncio.sleep(RESTART_DELAYS_S[self._restarts - 1])
+            try:
+                await self._load()
+            except Exception as error:
+                log.exception("Restarting the engine failed")
+                reason = f"restarting the engine failed: {error}"
+                continue
+            log.info("The engine is running again")
+            self._ready()
+            return
+
+    def _notice_death(self) -> None:
+        if self.status.state == "ready":
+            self.status.set("restarting", "the engine stopped; restarting it")
+        self._death_noticed.set()
+
+    def stopping(self) -> None:
+        # On Ctrl-C the engine-core process gets the signal too, and stops: not a death.
+        self._closing = True
 
     async def close(self) -> None:
+        self._closing = True
+        if not await _settles(lambda: not self._active, ANSWER_GRACE_S):
+            await self._abort_all()
+        await self._discard_llm()
+
+    async def _abort_all(self) -> None:
+        """Aborts the answers in flight and gives their streams a moment to end."""
+        if self._llm is None:
+            return
+        log.info("Stopping %d answer(s) in progress", len(self._active))
+        with contextlib.suppress(Exception):
+            await self._llm.abort(list(self._active))
+        await _settles(lambda: not self._active, ABORTED_GRACE_S)
+
+    async def _discard_llm(self) -> None:
         llm, self._llm = self._llm, None
-        if llm is not None:
-            llm.shutdown()
-            del llm
-            gc.collect()  # let vLLM's finaliser run now, not at interpreter exit
+        if llm is None:
+            return
+        vllm_compat.stop_output_handler(llm)
+        try:
+            # It waits for the engine processes to exit; the pages stay served meanwhile.
+            await asyncio.to_thread(vllm_compat.shutdown, llm, SHUTDOWN_TIMEOUT_S)
+        except Exception:  # an engine that died half-way may fail to stop; it is gone anyway
+            log.warning("Stopping the engine failed", exc_info=True)
+        del llm
+        gc.collect()  # let vLLM's finaliser run now, not at interpreter exit
+        # A killed engine process cannot remove its shared memory itself.
+        vllm_compat.remove_shared_memory(self._shared_memory)
 
     # ------------------------------------------------------------ requests
 
@@ -168,21 +271,29 @@ class EmbeddedEngine:
         return list(self._tokenizer.encode(text, add_special_tokens=False))
 
     def _require_ready(self) -> None:
+        waited = time.monotonic() - self.status.since
         if self.status.state == "loading":
-            waited = time.monotonic() - self.status.since
             raise EngineUnavailable(f"The model is still loading ({self.status.message}, "
                                     f"{waited:.0f} s so far). Send again in a moment.")
+        if self.status.state == "restarting":
+            raise EngineUnavailable(f"The engine stopped and is restarting "
+                                    f"({self.status.message}, {waited:.0f} s so far). Your "
+                                    "conversation is kept; send again in a moment.")
+        if self._closing:
+            raise EngineUnavailable(APP_STOPPING)
         if self.status.state == "failed" or self._llm is None:
             raise EngineUnavailable(f"The engine is not available: {self.status.message}.")
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         self._require_ready()
+        llm = self._llm  # a restart replaces it; this answer stays with its own
         request_id = uuid.uuid4().hex
         recorder = StatsRecorder()
         final: Any = None
         live: EngineSnapshot | None = None
+        self._active.add(request_id)
         try:
-            async for output in self._generate(request, request_id):
+            async for output in self._generate(llm, request, request_id):
                 completion = output.outputs[0]
                 recorder.tokens(len(completion.token_ids))
                 if output.finished:
@@ -192,20 +303,31 @@ class EmbeddedEngine:
                 if completion.text or completion.token_ids:
                     yield TextDelta(completion.text, len(completion.token_ids))
         except vllm_compat.engine_dead_error() as error:
-            self.status.set("failed", "the engine stopped")
-            raise EngineUnavailable(f"The engine stopped while answering ({error}). "
-                                    "Restart the app; your conversation is kept.") from error
+            raise self._died_while_answering() from error
         except ValueError as error:
             raise BadInput(f"The engine refused this prompt: {error}") from error
+        except Exception as error:
+            if vllm_compat.death_reason(llm) is not None:
+                raise self._died_while_answering() from error
+            raise
         finally:
+            self._active.discard(request_id)
             if final is None:
-                await self._abort(request_id)
+                await self._abort(llm, request_id)
+        if self._closing and final.outputs[0].finish_reason == "abort":
+            raise EngineUnavailable(APP_STOPPING)
         yield Finished(await self._finish_stats(request, recorder, final, live),
                        prompt_token_ids=tuple(final.prompt_token_ids or ()))
 
-    def _generate(self, request: ChatRequest, request_id: str) -> AsyncIterator[Any]:
-        return self._llm.generate(vllm_prompt(request), vllm_sampling(request), request_id,
-                                  lora_request=self.lora_for(request.adapter))
+    def _died_while_answering(self) -> EngineUnavailable:
+        if self._closing:
+            return EngineUnavailable(APP_STOPPING)
+        self._notice_death()
+        return EngineUnavailable(DIED_WHILE_ANSWERING)
+
+    def _generate(self, llm: Any, request: ChatRequest, request_id: str) -> AsyncIterator[Any]:
+        return llm.generate(vllm_prompt(request), vllm_sampling(request), request_id,
+                            lora_request=self.lora_for(request.adapter))
 
     def lora_for(self, adapter: str | None) -> Any:
         if adapter is None or self._source is None:
@@ -213,11 +335,9 @@ class EmbeddedEngine:
         path = self._source.vision_lora if adapter == "vision" else self._source.speech_lora
         return vllm_compat.lora_request(adapter, ADAPTER_IDS[adapter], path)
 
-    async def _abort(self, request_id: str) -> None:
-        if self._llm is None:
-            return
+    async def _abort(self, llm: Any, request_id: str) -> None:
         try:
-            await asyncio.shield(self._llm.abort(request_id))
+            await asyncio.shield(llm.abort(request_id))
         except Exception:
             log.debug("abort of %s failed", request_id, exc_info=True)
 
@@ -264,3 +384,13 @@ class EmbeddedEngine:
                               device_memory_used=used,
                               device_memory_total=total, device_name=name,
                               process_memory=process_memory())
+
+
+async def _settles(condition: Callable[[], bool], within_s: float) -> bool:
+    """Waits until `condition` holds, at most `within_s`; returns whether it did."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True

