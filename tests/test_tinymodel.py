@@ -10,6 +10,7 @@ import gc
 import json
 import multiprocessing
 import os
+import re
 import resource
 import time
 from collections.abc import Iterator
@@ -241,11 +242,16 @@ def test_folder_contents(tiny_folder: Path, tiny_tokenizer: Any) -> None:
         ("<|system|>", 200022),
     ]:
         assert tok.encode(text, add_special_tokens=False) == [token_id], text
+    # As in the real vocabulary, media placeholders are plain text: several ordinary
+    # tokens, none of them added, and merged with the character before them.
+    added = set(tok.get_added_vocab().values())
     for tag in ("<|image_1|>", "<|image_100|>", "<|audio_1|>", "<|audio_100|>"):
-        assert len(tok.encode(tag, add_special_tokens=False)) == 1, tag
-    glued = tok.encode("look<|image_1|>here<|audio_2|>.", add_special_tokens=False)
-    assert tok.convert_tokens_to_ids("<|image_1|>") in glued
-    assert tok.convert_tokens_to_ids("<|audio_2|>") in glued
+        ids = tok.encode(tag, add_special_tokens=False)
+        assert len(ids) > 1 and not added.intersection(ids), tag
+        assert tag not in tok.get_added_vocab()
+    alone = tok.encode("<|image_1|>", add_special_tokens=False)
+    glued = tok.encode("Look at this.<|image_1|>", add_special_tokens=False)
+    assert glued[-len(alone):] != alone, "'.<|' is one piece, as in the real vocabulary"
     chat = tok.apply_chat_template(
         [{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False
     )
@@ -396,7 +402,10 @@ def test_generates_for_text_image_audio_and_both(
     few_tokens = SamplingParams(temperature=0, max_tokens=4)
 
     def text_tokens(prompt: str) -> int:
-        return len(tiny_tokenizer.encode(prompt, add_special_tokens=False))
+        # Each placeholder counted as one token: the processor replaces it by special
+        # tokens, apart from the text around it (it is several tokens of plain text).
+        marked = re.sub(r"<\|(image|audio)_\d+\|>", "<|endoftext10|>", prompt)
+        return len(tiny_tokenizer.encode(marked, add_special_tokens=False))
 
     prompt = _prompt("", "Hello!")
     out, _ = _timed_generate(tiny_llm, prompt, few_tokens)
@@ -500,3 +509,22 @@ def test_lora_adapters_load_and_change_logprobs(tiny_llm: Any, tiny_folder: Path
     (plain,) = tiny_llm.generate(mm_prompt, params, use_tqdm=False)
     (adapted,) = tiny_llm.generate(mm_prompt, params, lora_request=vision, use_tqdm=False)
     assert plain.outputs[0].token_ids != adapted.outputs[0].token_ids
+
+
+@pytest.mark.parametrize(("size", "accepted"),
+                         [((1000, 6), False), ((5, 2000), False), ((1000, 8), True),
+                          ((9, 2000), True)])
+def test_processor_refuses_what_the_real_one_refuses(size: tuple[int, int],
+                                                     accepted: bool) -> None:
+    # The real processor raises "the aspect ratio is very extreme" when an image scaled to
+    # its crop grid is under 10 pixels on a side; so does the tiny one.
+    from phi4ui.tinymodel.remote.processing_phi4mm import Phi4MMImageProcessor
+
+    processor = Phi4MMImageProcessor(dynamic_hd=16)
+    image = Image.new("RGB", size, (200, 10, 10))
+    if accepted:
+        assert processor.preprocess([image])["num_img_tokens"][0] == expected_image_tokens(
+            *size, dynamic_hd=16)
+    else:
+        with pytest.raises(ValueError, match="the aspect ratio is very extreme"):
+            processor.preprocess([image])

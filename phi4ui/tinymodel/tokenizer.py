@@ -3,7 +3,8 @@
 A few hundred merges are trained on a built-in text (same result on every
 machine); every other id up to the model's vocabulary size is filled with a
 pronounceable pseudo-word, so that any id a random-weight model samples
-decodes to visible text. Special tokens sit at the real model's ids.
+decodes to visible text. Special tokens sit at the real model's ids; the media
+placeholders `<|image_N|>` / `<|audio_N|>` are plain text, as in the real vocabulary.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from .vocab import EOS_ID, SPECIAL_TOKENS, media_tags
+from .vocab import EOS_ID, SPECIAL_TOKENS
 
 TRAINED_VOCAB_SIZE = 1024
 
@@ -36,6 +37,9 @@ together with punctuation: commas, full stops, question marks, quotes "like this
 [lists], {braces}, dashes - and colons. def main(): return print("hello world") # code too.
 A streaming chat shows each token as soon as the model produces it, measures the time to the
 first token and the number of tokens per second, and lets the user stop a long answer.
+Markup pieces such as <|, |>, .<|, ?<|, :<|, "<| and |>. occur in text and in templates, so
+that a placeholder written into text merges with the character before it, as it does in the
+real vocabulary: see.<|a|> look?<|b|> here:<|c|> "<|d|>" end.<|e|>. <|f|>.
 """
 
 
@@ -59,7 +63,7 @@ def _pseudo_words() -> list[str]:
 
 
 def _full_vocab(trained: dict[str, int], vocab_size: int) -> tuple[dict[str, int], dict[int, str]]:
-    fixed = {**SPECIAL_TOKENS, **media_tags()}
+    fixed = dict(SPECIAL_TOKENS)
     vocab = dict(trained)
     taken = set(vocab)
     words = iter(word for word in _pseudo_words() if word not in taken)

@@ -28,16 +28,15 @@ SPECIAL_TOKENS: dict[int, str] = {
     200028: "<|tag|>",
 }
 
-# vLLM looks for <|image_N|> / <|audio_N|> (N = 1..100) by their token ids; as single
-# tokens they can never merge with neighbouring text.
+# The real vocabulary has no tokens for the media placeholders `<|image_N|>` / `<|audio_N|>`:
+# they are plain text, split into several ordinary tokens, and merge with a neighbouring
+# character (".<|" is one piece). The processor replaces them by regular expression before
+# tokenizing, and vLLM finds them in the prompt by their encoded text, falling back to the
+# decoded text when the pieces merged. The generated vocabulary keeps it that way (see
+# `tokenizer.py`), so that tests take the path the real model takes.
 MAX_MEDIA_ITEMS = 100
-IMAGE_TAG_FIRST_ID = 199700
-AUDIO_TAG_FIRST_ID = 199800
 
 
-def media_tags() -> dict[int, str]:
-    tags: dict[int, str] = {}
-    for n in range(1, MAX_MEDIA_ITEMS + 1):
-        tags[IMAGE_TAG_FIRST_ID + n - 1] = f"<|image_{n}|>"
-        tags[AUDIO_TAG_FIRST_ID + n - 1] = f"<|audio_{n}|>"
-    return tags
+def media_tags() -> list[str]:
+    """Every placeholder vLLM looks for (N = 1..100); none is a token of its own."""
+    return [f"<|{kind}_{n}|>" for kind in ("image", "audio") for n in range(1, MAX_MEDIA_ITEMS + 1)]

@@ -40,6 +40,7 @@ CROP_SIZE = 448
 PATCH_SIZE = 14
 TOKEN_COMPRESSION = 2
 PATCHES_PER_CROP = CROP_SIZE // PATCH_SIZE
+MIN_RESIZED_SIDE = 10  # a thinner scaled image is refused, as by the real processor
 
 SAMPLING_RATE = 16000
 WINDOW_LENGTH = 400
@@ -220,8 +221,11 @@ class Phi4MMImageProcessor(BaseImageProcessor):
         cols, rows = tile_grid(width, height, dynamic_hd)
         canvas_w, canvas_h = cols * CROP_SIZE, rows * CROP_SIZE
         fit_w, fit_h = fitted_size(width, height, canvas_w, canvas_h)
+        if min(fit_w, fit_h) < MIN_RESIZED_SIDE:
+            # The real processor's refusal, word for word.
+            raise ValueError(f"the aspect ratio is very extreme {(fit_w, fit_h)}")
         canvas = Image.new("RGB", (canvas_w, canvas_h), (255, 255, 255))
-        canvas.paste(rgb.resize((max(fit_w, 1), max(fit_h, 1)), Image.Resampling.BICUBIC))
+        canvas.paste(rgb.resize((fit_w, fit_h), Image.Resampling.BICUBIC))
 
         views = [canvas.resize((CROP_SIZE, CROP_SIZE), Image.Resampling.BICUBIC)]
         for row in range(rows):
