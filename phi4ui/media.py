@@ -33,11 +33,15 @@ if TYPE_CHECKING:
 
 SAMPLE_RATE = 16_000
 LOWEST_SAMPLE_RATE = 8_000  # the speech encoder's floor
+# The model card recommends clips up to 40 s for speech recognition and translation;
+# longer ones are accepted (summaries take up to 30 min) with a note.
+CARD_AUDIO_SECONDS = 40.0
 BOMB_PIXELS = 100_000_000  # a 50 MP phone photo passes; a 20000x20000 canvas does not
 
 VIT_IMAGE_SIZE = 448
 VIT_PATCH_SIZE = 14
 TOKEN_COMPRESSION = 2
+MIN_RESIZED_SIDE = 10  # the processor refuses images scaled thinner than this
 AUDIO_COMPRESSION = 8
 WINDOW_SAMPLES = 400  # 25 ms at 16 kHz
 HOP_SAMPLES = 160  # 10 ms at 16 kHz
@@ -174,6 +178,7 @@ def prepare_image_bytes(data: bytes, name: str, limits: MediaLimits) -> Prepared
     if image.width * image.height < original_size[0] * original_size[1]:
         notes.append(f"{name}: downscaled from {original_size[0]}x{original_size[1]} "
                      f"to {image.size[0]}x{image.size[1]}")
+    _check_not_too_thin(name, image.size, limits.dynamic_hd)
     tokens = image_token_count(*image.size, dynamic_hd=limits.dynamic_hd)
     return PreparedImage(image=image, name=name, sha256=hashlib.sha256(data).hexdigest(),
                          tokens=tokens, original_size=original_size, notes=tuple(notes))
@@ -278,6 +283,39 @@ def _deep_to_8_bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(values * scale, 0, 255).round().astype(np.uint8), mode="L")
 
 
+def resized_size(width: int, height: int, *, dynamic_hd: int) -> tuple[int, int]:
+    """The size the processor scales an image to before padding it to its crop grid."""
+    crops_w, crops_h = _crop_grid(width, height, dynamic_hd)
+    target_w, target_h = crops_w * VIT_IMAGE_SIZE, crops_h * VIT_IMAGE_SIZE
+    pad_h, pad_w = _padding(width, height, target_w, target_h)
+    return target_w - pad_w, target_h - pad_h
+
+
+def _check_not_too_thin(name: str, size: tuple[int, int], dynamic_hd: int) -> None:
+    """Phi-4-MM's processor refuses an image whose scaled side would be under
+    `MIN_RESIZED_SIDE` pixels ("the aspect ratio is very extreme"); say so before the
+    engine does, with the size that would work."""
+    resized = resized_size(*size, dynamic_hd=dynamic_hd)
+    if min(resized) >= MIN_RESIZED_SIDE:
+        return
+    thin = 0 if resized[0] < resized[1] else 1
+    needed = _thinnest_accepted(size, thin, dynamic_hd)
+    side = "wide" if thin == 0 else "tall"
+    raise BadInput(
+        f"{name} is {size[0]}x{size[1]} pixels, too thin for the model: it scales images to "
+        f"its 448-pixel crops (this one to {resized[0]}x{resized[1]}) and needs at least "
+        f"{MIN_RESIZED_SIDE} pixels on each side. Pad it with a plain border to at least "
+        f"{needed} pixels {side}, or crop it to a less elongated part, and attach it again.")
+
+
+def _thinnest_accepted(size: tuple[int, int], thin: int, dynamic_hd: int) -> int:
+    """The smallest length of side `thin` (0: width, 1: height) that the processor accepts."""
+    trial = list(size)
+    while min(resized_size(*trial, dynamic_hd=dynamic_hd)) < MIN_RESIZED_SIDE:
+        trial[thin] += 1
+    return trial[thin]
+
+
 def image_token_count(width: int, height: int, *, dynamic_hd: int) -> int:
     """Tokens Phi-4-MM spends on a `width` x `height` image (global view, crops, separators)."""
     crops_w, crops_h = _crop_grid(width, height, dynamic_hd)
@@ -373,6 +411,8 @@ def prepare_audio_bytes(data: bytes, name: str, limits: MediaLimits) -> Prepared
     if rate != SAMPLE_RATE:
         samples = _resample(samples, rate)
         notes.append(f"{name}: resampled from {rate} Hz to {SAMPLE_RATE} Hz")
+    if (note := long_audio_note(name, len(samples) / SAMPLE_RATE)) is not None:
+        notes.append(note)
     return PreparedAudio(samples=samples, name=name, sha256=hashlib.sha256(data).hexdigest(),
                          tokens=audio_token_count(len(samples)), original_rate=rate,
                          original_channels=decoded.channels, notes=tuple(notes))
@@ -485,6 +525,15 @@ def _check_rate(name: str, rate: int) -> None:
         raise BadInput(f"{name} is recorded at {rate} Hz; the speech model needs at least "
                        f"{LOWEST_SAMPLE_RATE} Hz. Record or export it again at 16000 Hz "
                        "or more.")
+
+
+def long_audio_note(name: str, seconds: float) -> str | None:
+    """A note for a clip longer than the model card recommends for transcription."""
+    if seconds <= CARD_AUDIO_SECONDS + LENGTH_TOLERANCE:
+        return None
+    return (f"{name}: {_duration(seconds)} long; the model card recommends at most "
+            f"{CARD_AUDIO_SECONDS:g} s for speech recognition and translation, so a longer "
+            "clip may be transcribed less well (split it for those tasks)")
 
 
 def _check_short(name: str, seconds: float, limits: MediaLimits) -> None:

@@ -19,6 +19,7 @@ TEMPERATURE_RANGE = (0.0, 2.0)
 TOP_P_RANGE = (0.05, 1.0)
 MIN_NEW_TOKENS = 16
 DEFAULT_MAX_TOKENS = 512
+CARD_MAX_NEW_TOKENS = 1000  # max_new_tokens in the model card's examples
 SYSTEM_MAX_CHARS = 4000
 SEED_MAX = 2**31 - 1
 
@@ -49,6 +50,11 @@ class GenerationSettings:
                                   MIN_NEW_TOKENS, limit)),
             seed=_seed(seed),
         )
+
+    @classmethod
+    def card_greedy(cls, max_tokens_limit: int) -> GenerationSettings:
+        """The model card's examples: no system prompt, greedy, up to 1,000 new tokens."""
+        return cls.checked("", 0.0, 1.0, CARD_MAX_NEW_TOKENS, None, max_tokens_limit)
 
     @classmethod
     def from_stored(cls, stored: Any, max_tokens_limit: int) -> GenerationSettings:

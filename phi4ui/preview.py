@@ -15,7 +15,7 @@ from phi4ui.chat import Sampling
 from phi4ui.engines.base import Engine
 from phi4ui.errors import BadInput, EngineUnavailable
 from phi4ui.history import files_of
-from phi4ui.media import MediaLimits, PreparedAudio, PreparedImage, prepare
+from phi4ui.media import MediaLimits, PreparedAudio, PreparedImage, long_audio_note, prepare
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,16 @@ class MediaCost:
     audios: int = 0
     audio_seconds: float = 0.0
     audio_tokens: int = 0
+    advice: tuple[str, ...] = ()  # notes the person should see before sending
 
     def add(self, item: PreparedImage | PreparedAudio) -> MediaCost:
         if isinstance(item, PreparedImage):
             return MediaCost(self.images + 1, self.image_tokens + item.tokens, self.audios,
-                             self.audio_seconds, self.audio_tokens)
+                             self.audio_seconds, self.audio_tokens, self.advice)
+        long_clip = long_audio_note(item.name, item.seconds)
         return MediaCost(self.images, self.image_tokens, self.audios + 1,
-                         self.audio_seconds + item.seconds, self.audio_tokens + item.tokens)
+                         self.audio_seconds + item.seconds, self.audio_tokens + item.tokens,
+                         self.advice + ((long_clip,) if long_clip else ()))
 
     def text(self) -> str:
         pieces = []
@@ -41,6 +44,7 @@ class MediaCost:
         if self.audios:
             noun = "audio" if self.audios == 1 else f"{self.audios} audio clips"
             pieces.append(f"{noun} {self.audio_seconds:.1f} s · {self.audio_tokens:,} tokens")
+        pieces += [f"ℹ {advice}" for advice in self.advice]
         return "; ".join(pieces)
 
 

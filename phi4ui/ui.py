@@ -40,6 +40,8 @@ from phi4ui.examples import ASSETS, EXAMPLES, message_for
 from phi4ui.history import History
 from phi4ui.page_files import PageFiles, login_of
 from phi4ui.preferences import (
+    CARD_MAX_NEW_TOKENS,
+    DEFAULT_MAX_TOKENS,
     MIN_NEW_TOKENS,
     TEMPERATURE_RANGE,
     TOP_P_RANGE,
@@ -88,6 +90,7 @@ class _Parts:
     camera: gr.Image
     settings: list[Any]  # system, temperature, top_p, max_tokens, seed
     reset: gr.Button
+    card_preset: gr.Button
     stored: gr.BrowserState
     live: gr.Markdown
     plot: gr.LinePlot
@@ -165,6 +168,12 @@ def _render_chat(engine: Engine) -> dict[str, Any]:
             "session_line": session_line}
 
 
+PRESETS_NOTE = (
+    f"**Defaults:** the system prompt above, greedy, {DEFAULT_MAX_TOKENS} new tokens. "
+    f"**Greedy (model card):** as Microsoft's examples run the model: no system prompt, "
+    f"greedy (temperature 0, top-p 1), up to {CARD_MAX_NEW_TOKENS:,} new tokens.")
+
+
 def _render_side(engine: Engine) -> dict[str, Any]:
     info = engine.info
     default = GenerationSettings()
@@ -180,7 +189,12 @@ def _render_side(engine: Engine) -> dict[str, Any]:
                                label="Max new tokens", elem_id="max-tokens")
         seed = gr.Number(None, label="Seed", info="Empty for a random seed", precision=0,
                          minimum=0, elem_id="seed")
-        reset = gr.Button("Reset to defaults", size="sm", variant="secondary", elem_id="reset")
+        with gr.Row():
+            reset = gr.Button("Reset to defaults", size="sm", variant="secondary",
+                              elem_id="reset")
+            card_preset = gr.Button("Greedy (model card)", size="sm", variant="secondary",
+                                    elem_id="card-preset")
+        gr.Markdown(PRESETS_NOTE, elem_id="presets-note")
     with gr.Accordion("Engine", open=True, elem_id="engine-panel"):
         live = gr.Markdown(panels.live_markdown(None, None), elem_id="engine-live",
                            elem_classes=["p4-table"])
@@ -193,6 +207,7 @@ def _render_side(engine: Engine) -> dict[str, Any]:
                                       elem_classes=["p4-table"])
     stored = gr.BrowserState(default.stored(), storage_key=SETTINGS_KEY, secret=SETTINGS_SECRET)
     return {"settings": [system, temperature, top_p, max_tokens, seed], "reset": reset,
+            "card_preset": card_preset,
             "stored": stored, "live": live, "plot": plot, "engine_settings": engine_settings}
 
 
@@ -259,6 +274,7 @@ def _wire_panels(page: gr.Blocks, p: _Parts, h: _Handlers) -> None:
     gr.on([s.change for s in p.settings], h.save_settings, p.settings, [p.stored], queue=False,
           trigger_mode="always_last", **hidden)
     p.reset.click(h.default_settings, None, p.settings, queue=False, **hidden)
+    p.card_preset.click(h.card_settings, None, p.settings, queue=False, **hidden)
     panel_outputs = [p.header, p.status, p.live, p.plot, p.engine_settings]
     gr.Timer(TICK_S).tick(h.refresh, None, panel_outputs, queue=False, **hidden)
     page.load(h.refresh, None, panel_outputs, queue=False, **hidden)
@@ -466,6 +482,9 @@ class _Handlers:
 
     def default_settings(self) -> list[Any]:
         return _settings_values(GenerationSettings())
+
+    def card_settings(self) -> list[Any]:
+        return _settings_values(GenerationSettings.card_greedy(_max_new_tokens(self.engine)))
 
     # ------------------------------------------------------------ engine panel
 

@@ -233,3 +233,33 @@ def test_an_animated_image_uses_its_first_frame_with_a_note(tmp_path):
     item = prepare(tmp_path / "wave.gif", LIMITS)
     assert tuple(np.asarray(item.image)[0, 0]) == (255, 0, 0)
     assert "wave.gif: animated; only its first frame of 3 is used" in item.notes
+
+
+@pytest.mark.parametrize(("size", "thin_side", "needed"),
+                         [((1000, 6), "tall", 8), ((5, 2000), "wide", 9)])
+def test_a_very_thin_image_is_refused_with_its_size_and_what_works(tmp_path, size, thin_side,
+                                                                    needed):
+    # Phi-4-MM's processor refuses these ("the aspect ratio is very extreme"): the engine
+    # would fail on them after the upload; the page says why first.
+    limits = MediaLimits(dynamic_hd=16)
+    with pytest.raises(BadInput) as refusal:
+        prepare(write_image(tmp_path, "strip.png", size=size), limits)
+    message = str(refusal.value)
+    assert f"strip.png is {size[0]}x{size[1]} pixels, too thin" in message
+    assert f"at least {needed} pixels {thin_side}" in message
+    padded = (size[0], needed) if thin_side == "tall" else (needed, size[1])
+    assert prepare(write_image(tmp_path, "padded.png", size=padded), limits).tokens > 0
+
+
+def test_the_thin_image_rule_is_the_processors():
+    from phi4ui.media import MIN_RESIZED_SIDE, resized_size
+    from phi4ui.tinymodel.remote import processing_phi4mm as processing
+
+    sizes = [(1000, 6), (1000, 8), (5, 2000), (9, 2000), (4000, 20), (20, 9000), (3, 3)]
+    for dynamic_hd in (1, 4, 16, 36):
+        for width, height in sizes:
+            cols, rows = processing.tile_grid(width, height, dynamic_hd)
+            fitted = processing.fitted_size(width, height, cols * 448, rows * 448)
+            assert resized_size(width, height, dynamic_hd=dynamic_hd) == fitted
+            accepted = min(fitted) >= MIN_RESIZED_SIDE
+            assert accepted == (min(fitted) >= processing.MIN_RESIZED_SIDE)

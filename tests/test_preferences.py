@@ -26,3 +26,13 @@ def test_stored_settings_round_trip_and_tolerate_garbage() -> None:
     assert GenerationSettings.from_stored({"temperature": 0.3}, 4096) == GenerationSettings(
         DEFAULT_SYSTEM, 0.3)
     assert GenerationSettings.from_stored({}, 256).max_tokens == 256
+
+
+def test_the_model_card_preset_is_its_greedy_decoding() -> None:
+    card = GenerationSettings.card_greedy(4096)
+    assert (card.system, card.temperature, card.top_p, card.max_tokens, card.seed) == (
+        "", 0.0, 1.0, 1000, None)
+    assert card.sampling() == Sampling(temperature=0.0, top_p=1.0, max_tokens=1000, seed=None)
+    # A short context caps the answer, as for any setting.
+    assert GenerationSettings.card_greedy(600).max_tokens == 600
+    assert card != GenerationSettings(), "the two presets differ"

@@ -10,7 +10,7 @@ import pytest
 
 from phi4ui import preview
 from phi4ui.errors import BadInput
-from phi4ui.media import MediaLimits
+from phi4ui.media import MediaLimits, prepare
 from tests.mediafiles import write_audio, write_image
 
 LIMITS = MediaLimits(dynamic_hd=4)
@@ -54,3 +54,18 @@ def test_describe_on_the_engine(embedded_engine: Any, engine_loop: Any, tmp_path
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
     assert describe({"text": "x", "files": [str(bad)]}).startswith("⚠ broken.png")
+
+
+def test_audio_longer_than_the_card_recommends_gets_a_note_not_a_refusal(tmp_path: Path) -> None:
+    long_clip = str(write_audio(tmp_path, "lecture.wav", seconds=45.0))
+    at_limit = str(write_audio(tmp_path, "answer.wav", seconds=40.0))
+    cost = asyncio.run(preview.media_cost([long_clip], LIMITS))
+    assert cost.audio_tokens == 563
+    assert cost.advice == ("lecture.wav: 45 s long; the model card recommends at most 40 s for "
+                           "speech recognition and translation, so a longer clip may be "
+                           "transcribed less well (split it for those tasks)",)
+    assert cost.text().endswith(f"; ℹ {cost.advice[0]}")
+    # The same note goes with the prompt, so the answer shows it too.
+    assert cost.advice[0] in prepare(long_clip, LIMITS).notes
+    assert asyncio.run(preview.media_cost([at_limit], LIMITS)).advice == ()
+    assert not any("model card" in note for note in prepare(at_limit, LIMITS).notes)
