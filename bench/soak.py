@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                 "--max-num-seqs", str(args.max_num_seqs), "--cpu-kv-cache-gib", "2"]
     media = {k: str(v) for k, v in make_media(work / "media").items()}
     run: dict[str, Any] = {
-        "command": "python -m bench.soak " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": ("python -m bench.soak " + shlex.join(
+            sys.argv[1:] if argv is None else argv)).strip(),
         "machine": machine(), "versions": versions(), "app_args": app_args,
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": _rounded(load_before),
