@@ -181,11 +181,6 @@ class EmbeddedEngine:
             raise EngineUnavailable(APP_STOPPING)
         return llm
 
-    @property
-    def engine_pids(self) -> list[int]:
-        """The engine-core processes' ids: what the fault tests kill."""
-        return vllm_compat.engine_pids(self._llm) if self._llm is not None else []
-
     async def watch(self) -> None:
         while not self._closing:
             with contextlib.suppress(TimeoutError):
