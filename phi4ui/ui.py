@@ -381,6 +381,9 @@ class _Handlers:
             log.exception("streaming an answer failed")
             conversation.messages = _interrupted(conversation.messages, SOMETHING_BROKE)
             yield _shown(conversation.messages), gr.skip()
+        finally:
+            # Also when the page's connection dropped and no finishing step will come.
+            conversation.end(conversation.messages)
 
     async def _record(self, history: History, update: service.AnswerUpdate,
                       request: gr.Request) -> dict[str, Any]:
