@@ -55,6 +55,9 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
             await engine.close()
             if store is not None:
                 store.close()
+            # What `_settle_memory` froze must be collectable again at exit, or native
+            # extensions report it as leaked.
+            gc.unfreeze()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine = engine  # for `stop_serving`
