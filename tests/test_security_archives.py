@@ -266,7 +266,8 @@ def test_page_cases_cannot_name_server_files_and_cannot_tell_if_they_exist(tmp_p
 
     errors = [c.error for c in cases]
     for number, given in enumerate([*existing, *absent], 1):
-        assert errors[number - 1] == f"line {number}: image '{given}' {NOT_UPLOADED}"
+        shown = given if len(given) <= 80 else given[:79] + "…"  # long paths are cut short
+        assert errors[number - 1] == f"line {number}: image '{shown}' {NOT_UPLOADED}"
     assert errors[-2:] == [None, None]
     assert cases[-1].files == (str((tmp_path / "staging/cat.png").resolve()),)
     assert cases[-1].images == ("sub/../cat.png",)  # shown as given, not where it lies
