@@ -21,7 +21,7 @@ run: $(VENV)/.app
 # asyncio command-line tools and vLLM's start-up cannot share.
 test: $(VENV)/.dev
 	$(PY) -m ruff check .
-	$(PY) -m pytest --ignore=tests/browser
+	$(PY) -m pytest --ignore=tests/browser --durations=15
 	$(PY) -m pytest tests/browser
 
 lint: $(VENV)/.dev
