@@ -18,7 +18,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from importlib import metadata
@@ -28,7 +27,7 @@ from typing import Any
 from bench import media_prep, report
 from bench.procs import ROOT, free_port, profiling, start, tree_rss, vllm_server_command
 from bench.procs import app_command as make_app_command
-from bench.workload import KINDS, QUESTIONS, make_media, scenarios
+from bench.workload import KINDS, QUESTIONS, prepare_workspace, scenarios
 
 PATHS = ("raw", "app", "server", "app_remote")
 
@@ -61,16 +60,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="phi4ui-bench-"))
-    model = args.model or _tiny_checkpoint(work)
-    app_args = ["--model", model, "--max-model-len", str(args.max_model_len),
-                "--max-num-seqs", str(args.max_num_seqs), "--cpu-kv-cache-gib", "2",
-                *args.extra_app_args.split()]
-    media = {k: str(v) for k, v in make_media(work / "media").items()}
+    workspace = prepare_workspace(args.out, args.model, args.max_model_len, args.max_num_seqs,
+                                  "phi4ui-bench-", args.extra_app_args.split())
+    out, work, model, app_args, media = (workspace.out, workspace.work, workspace.model,
+                                         workspace.app_args, workspace.media)
     job = {"app_args": app_args, "media": media, "questions": QUESTIONS,
            "scenarios": [asdict(s) for s in scenarios(
                args.kinds.split(","), [int(u) for u in args.users.split(",")],
@@ -92,14 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     report.write(run, out)
     print(report.markdown(run))
     return 0
-
-
-def _tiny_checkpoint(work: Path) -> str:
-    """Built in `work`, or kept in PHI4UI_TEST_CACHE between runs, as the tests keep it."""
-    from phi4ui.tinymodel import TINY, ensure_checkpoint
-
-    cache = Path(os.environ.get("PHI4UI_TEST_CACHE") or work / "checkpoints")
-    return str(ensure_checkpoint(cache, TINY, dynamic_hd=4))
 
 
 def _raw(job: dict[str, Any], work: Path) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,9 +29,9 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.__main__ import _tiny_checkpoint, machine, versions
+from bench.__main__ import machine, versions
 from bench.procs import ROOT, Service, app_command, free_port, start
-from bench.workload import make_media
+from bench.workload import prepare_workspace
 from phi4ui.stats import percentile
 
 GOALS = {"errors": 0, "leaked_requests": 0, "memory_growth_pct": 5.0, "loop_stall_ms": 100.0}
@@ -76,16 +75,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    work = Path(tempfile.mkdtemp(prefix="phi4ui-soak-"))
-    model = args.model or _tiny_checkpoint(work)
-    app_args = ["--model", model, "--max-model-len", str(args.max_model_len),
-                "--max-num-seqs", str(args.max_num_seqs), "--cpu-kv-cache-gib", "2"]
-    media = {k: str(v) for k, v in make_media(work / "media").items()}
+    workspace = prepare_workspace(args.out, args.model, args.max_model_len, args.max_num_seqs,
+                                  "phi4ui-soak-")
+    out, work, app_args, media = (workspace.out, workspace.work, workspace.app_args,
+                                  workspace.media)
     run: dict[str, Any] = {
         "command": ("python -m bench.soak " + shlex.join(
             sys.argv[1:] if argv is None else argv)).strip(),

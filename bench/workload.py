@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,38 @@ def jpeg_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What a benchmark run starts from: where results go, a scratch folder, the app's
+    flags (tiny checkpoint unless a model is given) and the media files."""
+
+    out: Path
+    work: Path
+    model: str
+    app_args: list[str]
+    media: dict[str, str]
+
+
+def prepare_workspace(out: str, model: str, max_model_len: int, max_num_seqs: int,
+                      prefix: str, extra_app_args: list[str] | None = None) -> Workspace:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    out_path = Path(out)
+    out_path.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    model = model or tiny_checkpoint(work)
+    app_args = ["--model", model, "--max-model-len", str(max_model_len),
+                "--max-num-seqs", str(max_num_seqs), "--cpu-kv-cache-gib", "2",
+                *(extra_app_args or [])]
+    media = {k: str(v) for k, v in make_media(work / "media").items()}
+    return Workspace(out_path, work, model, app_args, media)
+
+
+def tiny_checkpoint(work: Path) -> str:
+    """Built in `work`, or kept in PHI4UI_TEST_CACHE between runs, as the tests keep it."""
+    from phi4ui.tinymodel import TINY, ensure_checkpoint
+
+    cache = Path(os.environ.get("PHI4UI_TEST_CACHE") or work / "checkpoints")
+    return str(ensure_checkpoint(cache, TINY, dynamic_hd=4))
