@@ -32,6 +32,7 @@ from tests.vllm_server import VllmServer
 pytestmark = pytest.mark.engine
 DETECT_BOUND_S = 2.0  # a dead engine shows in /healthz (and at the next tick, in the page)
 RESTART_BOUND_S = 300.0  # a restart loads the model again: tens of seconds on a busy CPU
+START_BOUND_S = 180.0  # a long answer's first token, on a loaded machine
 STOP_BOUND_S = 40.0  # SIGTERM or Ctrl-C to a clean exit, an answer in flight
 LONG = 4000  # max new tokens of an answer that is still streaming when the fault comes
 REMEMBER = "Please remember the word bluekiwi."
@@ -105,9 +106,27 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
     return time.monotonic() - started
 
 
-def wait_until_answering(app: RunningApp) -> None:
-    wait_for(lambda: health(app).get("running", 0) >= 1, 60, "the answer did not start")
+def wait_until_answering(app: RunningApp, answering: Future[Any]) -> None:
+    """Waits until the engine runs the answer sent in the background. On a loaded machine
+    the first token can take a while; an answer that ended early fails at once, saying why."""
+    started = time.monotonic()
+    while health(app).get("running", 0) < 1:
+        if answering.done():
+            pytest.fail(f"the answer ended before it was seen running: {_outcome(answering)}"
+                        f"\n{app.log(40)}")
+        if time.monotonic() - started > START_BOUND_S:
+            pytest.fail(f"the answer did not start within {START_BOUND_S:g} s; /healthz: "
+                        f"{health(app)}\n{app.log(40)}")
+        time.sleep(0.05)
     time.sleep(0.5)  # a few tokens in
+
+
+def _outcome(future: Future[Any]) -> str:
+    error = future.exception()
+    if error is not None:
+        return repr(error)
+    answered, chat = future.result()
+    return f"{answered.raw!r:.1500} / chat {chat_text(chat)[-1500:]}"
 
 
 def engine_core_pids(app: RunningApp) -> list[int]:
@@ -141,7 +160,7 @@ def assert_stops_cleanly(app: RunningApp, deliver: Callable[[subprocess.Popen[by
     traceback: that part is vLLM's, and the traceback is not checked."""
     client = PageClient(app.url)
     answering = in_background(send, client, "Tell a long story.", LONG)
-    wait_until_answering(app)
+    wait_until_answering(app, answering)
     logged_before = app.log_path.stat().st_size  # earlier faults' lines are not this stop's
     started = time.monotonic()
     deliver(app.process)
@@ -197,7 +216,7 @@ class TestEmbeddedEngine:
         assert answered.success and "interrupted" not in answered.raw, answered.raw
 
         interrupted = in_background(send, client, "Tell a long story.", LONG)
-        wait_until_answering(app)
+        wait_until_answering(app, interrupted)
         [pid] = engine_core_pids(app)
         killed_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)
@@ -295,7 +314,7 @@ class TestRemoteServer:
         assert answered.success and "interrupted" not in answered.raw, answered.raw
 
         interrupted = in_background(send, client, "Tell a long story.", LONG)
-        wait_until_answering(app)
+        wait_until_answering(app, interrupted)
         threading.Thread(target=server.kill).start()
         answer, chat = interrupted.result(30)
         told = chat_text(chat)
