@@ -40,5 +40,5 @@ RUN if [ "$PRELOAD_MODEL" = "1" ]; then \
 VOLUME ["/data"]
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=600s --retries=3 \
-  CMD ["python3", "-m", "phi4ui.healthcheck"]
+  CMD ["python3", "-m", "phi4ui", "healthcheck"]
 ENTRYPOINT ["python3", "app.py"]

@@ -1,78 +1,9 @@
-"""Start phi4ui: `python app.py --help` lists every setting."""
+"""Start phi4ui: `python app.py --help` lists every setting. The same as
+`python -m phi4ui serve`; kept as the file that Spaces-style hosting runs."""
 
-from __future__ import annotations
-
-import logging
-import os
-import socket
 import sys
-from collections.abc import Callable
-from types import FrameType
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
-
-    from phi4ui.settings import Settings
-
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-# After SIGINT or SIGTERM, and after the answers in flight have ended, connections get
-# this long to close before they are cut.
-GRACE_FOR_CONNECTIONS_S = 3
-
-
-def main(argv: list[str] | None = None) -> int:
-    from phi4ui.errors import SettingsError
-    from phi4ui.settings import load_settings
-
-    try:
-        settings = load_settings(argv)
-    except SettingsError as error:
-        print(f"phi4ui: {error}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("httpx", "httpx2"):  # one line per HTTP call, /metrics scrapes included
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    logging.getLogger("phi4ui").info("Settings: %s", settings.redacted())
-
-    from phi4ui.engines import build_engine
-    from phi4ui.server import build_server
-
-    engine = build_engine(settings)
-    server = build_server(settings, engine)
-    logging.getLogger("phi4ui").info("Open http://%s:%d in a browser", settings.host,
-                                     settings.port)
-    _serve(server, settings, on_signal=engine.stopping)
-    logging.getLogger("phi4ui").info("Stopped")
-    return 0
-
-
-def _serve(server: FastAPI, settings: Settings, on_signal: Callable[[], None]) -> None:
-    """Serves until SIGINT or SIGTERM (calling `on_signal` at once), then stops cleanly:
-    answers in flight end, the engine stops, and the process exits with code 0."""
-    import uvicorn
-
-    from phi4ui.server import stop_serving
-
-    class CleanExitServer(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            super().handle_exit(sig, frame)
-            # Uvicorn raises the signal again after its shutdown, so that the process ends
-            # as killed by it (exit code 130 or 143); a requested stop ends with code 0.
-            self._captured_signals.clear()
-            on_signal()
-
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            await stop_serving(server)
-            await super().shutdown(sockets)
-
-    config = uvicorn.Config(server, host=settings.host, port=settings.port,
-                            log_level=settings.log_level,
-                            timeout_graceful_shutdown=GRACE_FOR_CONNECTIONS_S)
-    CleanExitServer(config).run()
-
+from phi4ui.commands.serve import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,12 +36,12 @@ def parse_args() -> argparse.Namespace:
 
 
 async def measure(engine: Any, repetitions: int, tokens: int) -> list[Any]:
-    from phi4ui import service
-    from phi4ui.chat import Sampling
-    from phi4ui.engines.base import Finished
+    from phi4ui.core import answer_stream
+    from phi4ui.core.chat import Sampling
+    from phi4ui.core.engine import Finished
 
     sampling = Sampling(temperature=0.0, max_tokens=tokens, ignore_eos=True)
-    request = await service.plan(engine, [], PROMPT, SYSTEM, sampling)
+    request = await answer_stream.plan(engine, [], PROMPT, SYSTEM, sampling)
     results = []
     for index in range(WARMUP + repetitions):
         async for event in engine.stream(request):
@@ -69,7 +69,7 @@ async def embedded(checkpoint: Path, repetitions: int, tokens: int) -> list[Any]
 async def remote(checkpoint: Path, work: Path, repetitions: int, tokens: int) -> list[Any]:
     from phi4ui.engines.remote import RemoteEngine
     from phi4ui.settings import load_settings
-    from tests.vllm_server import VllmServer
+    from tests.support.vllm_server import VllmServer
 
     server = VllmServer(checkpoint, work / "vllm-server.log")
     await asyncio.to_thread(server.start)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from phi4ui.media import MediaLimits, prepare_audio_bytes, prepare_image_bytes
-from phi4ui.stats import percentile
+from phi4ui.core.media import MediaLimits, prepare_audio_bytes, prepare_image_bytes
+from phi4ui.core.stats import percentile
 
 REPEATS = 7
 

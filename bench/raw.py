@@ -18,8 +18,8 @@ from typing import Any
 
 from bench.procs import TreeMemory
 from bench.workload import SYSTEM, RequestTiming, Scenario, ScenarioResult
-from phi4ui import service
-from phi4ui.chat import Sampling
+from phi4ui.core import answer_stream
+from phi4ui.core.chat import Sampling
 from phi4ui.engines.embedded import EmbeddedEngine, vllm_prompt, vllm_sampling
 from phi4ui.settings import load_settings
 
@@ -56,7 +56,8 @@ async def _request(planner: EmbeddedEngine, kind: str, job: dict[str, Any], toke
     files = [job["media"][kind]] if kind in ("image", "audio") else []
     text = job["questions"][kind].format(i=index)
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=tokens, ignore_eos=True)
-    request = await service.plan(planner, [], {"text": text, "files": files}, SYSTEM, sampling)
+    message = {"text": text, "files": files}
+    request = await answer_stream.plan(planner, [], message, SYSTEM, sampling)
     return replace(request, sampling=replace(request.sampling, ignore_eos=True))
 
 

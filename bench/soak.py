@@ -32,7 +32,7 @@ import psutil
 from bench.__main__ import machine, versions
 from bench.procs import ROOT, Service, app_command, free_port, start
 from bench.workload import prepare_workspace
-from phi4ui.stats import percentile
+from phi4ui.core.stats import percentile
 
 GOALS = {"errors": 0, "leaked_requests": 0, "memory_growth_pct": 5.0, "loop_stall_ms": 100.0}
 

@@ -25,7 +25,7 @@ import httpx
 from bench.clients import LIMITS, TIMEOUT
 from bench.sse_client import API, GradioApp, Reply
 from bench.workload import QUESTIONS, SYSTEM
-from phi4ui.history import INTERRUPTED_TITLE
+from phi4ui.core.history import INTERRUPTED_TITLE
 
 STOP_WAIT_S = 30.0  # after Stop, the answer's event must end within this
 ANSWER_LIMIT_S = 300.0  # an answer that has not ended by then is counted as stuck

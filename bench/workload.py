@@ -15,7 +15,7 @@ import numpy as np
 import soundfile
 from PIL import Image, ImageDraw
 
-from phi4ui.stats import percentile
+from phi4ui.core.stats import percentile
 
 KINDS = ("text", "image", "audio")
 SYSTEM = "You are a helpful assistant."

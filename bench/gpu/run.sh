@@ -30,12 +30,12 @@ case "${1:-}" in
     python3 -c "import gradio, soundfile, soxr; print('gradio', gradio.__version__)"
     ;;
   smoke)
-    [ -d $checkpoint ] || python3 -m phi4ui.tinymodel $checkpoint --full
+    [ -d $checkpoint ] || python3 -m phi4ui tinymodel $checkpoint --full
     python3 -m bench.gpu.smoke $checkpoint "$out/smoke.json" --max-model-len 8192 \
       --gpu-memory-utilization 0.85 2>&1 | tee "$out/smoke.log" | grep -vE "^\(|WARNING" || true
     ;;
   bench)
-    [ -d $checkpoint ] || python3 -m phi4ui.tinymodel $checkpoint --full
+    [ -d $checkpoint ] || python3 -m phi4ui tinymodel $checkpoint --full
     python3 -m bench --model $checkpoint --paths raw,app --kinds text,image,audio \
       --users 1,16,64 --output-tokens 128 --requests-per-user 2 --max-model-len 8192 \
       --max-num-seqs 64 --label "H100" --out "$out" "${@:2}" 2>&1 | tee "$out/bench.log" \

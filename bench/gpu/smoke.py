@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.workload import make_media
-from phi4ui import service
-from phi4ui.chat import Sampling
-from phi4ui.engines.base import Finished, TextDelta
+from phi4ui.core import answer_stream
+from phi4ui.core.chat import Sampling
+from phi4ui.core.engine import Finished, TextDelta
 from phi4ui.engines.embedded import EmbeddedEngine
 from phi4ui.settings import load_settings
 
@@ -38,7 +38,7 @@ async def run(checkpoint: str, extra: list[str]) -> dict[str, Any]:
         for attempt in ("first", "again"):  # a new image is encoded once, then cached
             message = {"text": f"Describe what you got ({name}).",
                        "files": [str(media[k]) for k in kinds]}
-            request = await service.plan(engine, [], message, "You are a helpful assistant.",
+            request = await answer_stream.plan(engine, [], message, "You are a helpful assistant.",
                                          sampling)
             before = engine.adapter_steps()
             deltas, stats = 0, None

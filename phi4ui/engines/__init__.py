@@ -1,6 +1,12 @@
-"""Engines: one protocol (`base.Engine`), an embedded vLLM and a remote server."""
+"""The engines behind `phi4ui.core.engine.Engine`: vLLM embedded in this process (`AsyncLLM`)
+and a remote OpenAI-compatible server, with what each needs (model files, the wire format,
+Prometheus figures, calibration, the real-model check).
 
-from phi4ui.engines.base import Engine
+May import: vLLM, the OpenAI client, `phi4ui.core`, `phi4ui.tinymodel`, `phi4ui.errors`,
+`phi4ui.settings` and itself. Never Gradio, the page, the web app or the evaluation record.
+"""
+
+from phi4ui.core.engine import Engine
 from phi4ui.settings import Settings
 
 

@@ -26,9 +26,8 @@ import httpx
 import openai
 from PIL import Image
 
-from phi4ui.chat import MEDIA_MARKER, Turn, render_openai_messages, render_phi4_prompt
-from phi4ui.engines import openai_wire as wire
-from phi4ui.media import (
+from phi4ui.core.chat import MEDIA_MARKER, Turn, render_openai_messages, render_phi4_prompt
+from phi4ui.core.media import (
     MIN_RESIZED_SIDE,
     VIT_IMAGE_SIZE,
     PreparedImage,
@@ -36,7 +35,8 @@ from phi4ui.media import (
     image_data_url,
     image_token_count,
 )
-from phi4ui.textguard import GENERIC
+from phi4ui.core.textguard import GENERIC
+from phi4ui.engines import openai_wire as wire
 
 log = logging.getLogger(__name__)
 

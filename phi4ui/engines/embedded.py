@@ -13,21 +13,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from phi4ui.chat import ChatRequest, PromptLimits, prompt_as_sent
-from phi4ui.engines import vllm_compat
-from phi4ui.engines.base import EngineInfo, Event, Finished, Status, TextDelta
-from phi4ui.engines.model_source import ModelSource, resolve
-from phi4ui.errors import BadInput, EngineUnavailable
-from phi4ui.media import SAMPLE_RATE, MediaLimits
-from phi4ui.settings import Settings
-from phi4ui.stats import (
+from phi4ui.core.chat import ChatRequest, PromptLimits, prompt_as_sent
+from phi4ui.core.engine import EngineInfo, Event, Finished, Status, TextDelta
+from phi4ui.core.media import SAMPLE_RATE, MediaLimits
+from phi4ui.core.stats import (
     EngineSnapshot,
     StatsRecorder,
     children_memory,
     gpu_memory,
     process_memory,
 )
-from phi4ui.textguard import GENERIC, TextGuard, checked_guard, control_tokens
+from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
+from phi4ui.engines import vllm_compat
+from phi4ui.engines.model_source import ModelSource, resolve
+from phi4ui.errors import BadInput, EngineUnavailable
+from phi4ui.settings import Settings
 
 log = logging.getLogger(__name__)
 ADAPTER_IDS = {"vision": 1, "speech": 2}

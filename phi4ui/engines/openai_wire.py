@@ -17,10 +17,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import openai
 
-from phi4ui.chat import Sampling, Turn, render_phi4_prompt
-from phi4ui.engines.base import TextDelta
+from phi4ui.core.chat import Sampling, Turn, render_phi4_prompt
+from phi4ui.core.engine import TextDelta
+from phi4ui.core.textguard import TextGuard
 from phi4ui.errors import BadInput, EngineUnavailable, Phi4UIError, PromptTooLong
-from phi4ui.textguard import TextGuard
 
 FAILED_FINISH_REASONS = ("abort", "error")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from phi4ui.stats import EngineSnapshot, EngineTimings
+from phi4ui.core.stats import EngineSnapshot, EngineTimings
 
 KV_CACHE_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # new name, old name
 RUNNING = "vllm:num_requests_running"

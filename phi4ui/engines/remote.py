@@ -25,16 +25,16 @@ from typing import Any, cast
 import httpx
 import openai
 
-from phi4ui.chat import ChatRequest, PromptLimits, Sampling, render_openai_messages
+from phi4ui.core.chat import ChatRequest, PromptLimits, Sampling, render_openai_messages
+from phi4ui.core.engine import EngineInfo, Event, Finished, Status, TextDelta
+from phi4ui.core.media import MediaLimits, audio_wav_base64, image_data_url
+from phi4ui.core.stats import EngineSnapshot, RequestStats, StatsRecorder, process_memory
+from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 from phi4ui.engines import calibration, prometheus
 from phi4ui.engines import openai_wire as wire
-from phi4ui.engines.base import EngineInfo, Event, Finished, Status, TextDelta
 from phi4ui.engines.remote_tokens import PROBE, TokenCounter, load_tokenizer
 from phi4ui.errors import EngineUnavailable, Phi4UIError
-from phi4ui.media import MediaLimits, audio_wav_base64, image_data_url
 from phi4ui.settings import Settings
-from phi4ui.stats import EngineSnapshot, RequestStats, StatsRecorder, process_memory
-from phi4ui.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phi4ui.stats import EngineTimings
+from phi4ui.core.stats import EngineTimings
 
 SUPPORTED_RANGE = ">=0.24,<0.33"
 

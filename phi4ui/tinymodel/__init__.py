@@ -2,6 +2,8 @@
 
 Building one takes seconds and writes no base-model weights; tests and
 CPU-only demos use it in place of microsoft/Phi-4-multimodal-instruct.
+
+May import: nothing else of phi4ui (it is built by tests and by `phi4ui.engines`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.apprun import free_port, health
+from tests.support.apprun import free_port, health
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("PHI4UI_CHROMIUM", "/usr/lib/chromium/chromium"))

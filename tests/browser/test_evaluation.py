@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.chatpage import ChatPage
-from tests.mediafiles import write_image
+from tests.support.mediafiles import write_image
 
 ROOT = Path(__file__).resolve().parents[2]
 WIRED = "ui_eval" in (ROOT / "phi4ui" / "ui.py").read_text()
@@ -97,7 +97,7 @@ def test_exporting_the_conversation_and_replaying_it(chat: ChatPage, tmp_path: P
         document = json.loads(archive.read("bundle.json"))
         readme = archive.read("README.txt").decode()
     first, second = document["records"]
-    assert "python -m phi4ui.replay" in readme
+    assert "python -m phi4ui replay" in readme
     assert first["prompt"].endswith("First question for the export test.<|end|><|assistant|>")
     assert second["parent_id"] == first["id"]
     assert "And a follow-up." in second["prompt"]
@@ -155,7 +155,7 @@ def test_a_batch_too_large_for_the_page_is_refused_with_the_way_out(chat: ChatPa
     expect(chat.page.locator("#batch-files")).to_contain_text("big .jsonl")
     chat.page.locator("#batch-run").click()
     chat.expect_toast("holds 1,001 cases; the page runs at most 1,000")
-    expect(chat.page.locator("#batch-status")).to_contain_text("python -m phi4ui.batch")
+    expect(chat.page.locator("#batch-status")).to_contain_text("python -m phi4ui batch")
 
 
 def test_side_by_side_streams_two_answers_and_takes_a_vote(chat: ChatPage,

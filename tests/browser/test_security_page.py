@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from phi4ui.store import Store
+from phi4ui.evaluation.store import Store
 from tests.browser.chatpage import ChatPage
-from tests.evalhelpers import record_for
+from tests.support.evalhelpers import record_for
 
 pytestmark = pytest.mark.browser
 HOST = "198.51.100.7"

@@ -1,0 +1,150 @@
+"""One answer, from the page's inputs to a stream of updates: the glue between
+chat, media and the engine, with no Gradio in it.
+
+`answer()` prepares the media of the whole conversation, plans the request,
+streams the engine and yields `AnswerUpdate`s; updates are coalesced so that a
+fast engine does not flood the browser (the first token is never delayed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from phi4ui.core.chat import (
+    ChatRequest,
+    MediaRef,
+    Sampling,
+    Turn,
+    plan_request,
+    turn_from_message,
+    turns_from_history,
+)
+from phi4ui.core.engine import Engine, Finished, TextDelta
+from phi4ui.core.media import MediaLimits, prepare
+from phi4ui.core.stats import RequestStats, StatsRecorder
+from phi4ui.errors import BadInput
+
+log = logging.getLogger(__name__)
+UPDATE_INTERVAL_S = 0.03
+
+
+@dataclass(frozen=True)
+class AnswerUpdate:
+    text: str
+    notes: tuple[str, ...] = ()
+    stats: RequestStats | None = None
+    request: ChatRequest | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.stats is not None
+
+
+async def prepare_turns(turns: Sequence[Turn], limits: MediaLimits,
+                        sources: dict[str, str] | None = None) -> tuple[list[Turn], list[str]]:
+    """Decodes every attached file; a file of an earlier turn that fails is left out with a
+    note, one of the newest turn raises `BadInput`. `sources`, when given, receives the
+    file each medium was read from, by content hash."""
+    prepared: list[Turn] = []
+    notes: list[str] = []
+    for index, turn in enumerate(turns):
+        newest = index == len(turns) - 1
+        parts: list[Any] = []
+        for part in turn.parts:
+            if not isinstance(part, MediaRef):
+                parts.append(part)
+                continue
+            try:
+                item = await asyncio.to_thread(prepare, part.path, limits)
+            except BadInput as error:
+                if newest:
+                    raise
+                notes.append(f"left out of the prompt: {error}")
+                continue
+            parts.append(item)
+            if sources is not None:
+                sources.setdefault(item.sha256, part.path)
+            notes.extend(item.notes if newest else ())
+        prepared.append(Turn(turn.role, tuple(parts)))
+    return prepared, notes
+
+
+async def plan(engine: Engine, history: Sequence[Mapping[str, Any]],
+               message: Mapping[str, Any] | str | None, system: str,
+               sampling: Sampling) -> ChatRequest:
+    """The request for answering `history` (+ `message`, when it is not in the history yet)."""
+    turns = turns_from_history(history)
+    if message is not None:
+        turns.append(turn_from_message(message))
+    sources: dict[str, str] = {}
+    prepared, notes = await prepare_turns(turns, engine.media_limits, sources)
+    # Counting tokens takes time in proportion to the text: off the event loop.
+    request = await asyncio.to_thread(plan_request, system, prepared, sampling,
+                                      engine.prompt_limits, engine.count_text_tokens)
+    if notes:
+        request = ChatRequest(**{**request.__dict__, "notes": tuple(notes) + request.notes})
+    used = {m.sha256 for m in (*request.images, *request.audios)}
+    return replace(request, media_files=tuple((h, p) for h, p in sources.items() if h in used))
+
+
+class UpdatePacer:
+    """Spaces a stream's page updates so that all streams together send at most
+    `max_updates_per_s`: each update costs the web server a diff and a send, and at
+    64 concurrent answers per-token updates starve the event loop the engine needs.
+    The first token of an answer is never held back."""
+
+    def __init__(self, min_interval_s: float = UPDATE_INTERVAL_S,
+                 max_updates_per_s: float = 200.0) -> None:
+        self.min_interval_s = min_interval_s
+        self.max_updates_per_s = max_updates_per_s
+        self.active = 0
+
+    def interval(self) -> float:
+        return max(self.min_interval_s, self.active / self.max_updates_per_s)
+
+
+PACER = UpdatePacer()  # shared by every session of this process
+
+
+async def answer(engine: Engine, request: ChatRequest, interval_s: float | None = None,
+                 pacer: UpdatePacer = PACER, progress: StatsRecorder | None = None
+                 ) -> AsyncIterator[AnswerUpdate]:
+    """Streams the engine's answer; stopping the iteration aborts the engine request.
+    `interval_s` fixes the spacing of updates instead of the pacer's. `progress`, when
+    given, counts every token as it arrives, so that an answer stopped midway can still
+    say how far it got (see `stopped_stats`)."""
+    text = ""
+    last_sent = 0.0
+    stream = engine.stream(request)
+    pacer.active += 1
+    try:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                text += event.text
+                if progress is not None:
+                    progress.tokens(event.tokens)
+                now = time.monotonic()
+                if now - last_sent >= (pacer.interval() if interval_s is None else interval_s):
+                    last_sent = now
+                    yield AnswerUpdate(text=text, notes=request.notes, request=request)
+            elif isinstance(event, Finished):
+                yield AnswerUpdate(text=text, notes=request.notes, stats=event.stats,
+                                   request=request)
+    finally:
+        pacer.active -= 1
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+def stopped_stats(engine: Engine, request: ChatRequest, progress: StatsRecorder
+                  ) -> RequestStats:
+    """What the app saw of an answer stopped before it finished. The engine reports its
+    own timings only for a finished request, so those are missing."""
+    return progress.finish(
+        engine=engine.info.kind, adapter=request.adapter, finish_reason="stopped",
+        prompt_tokens=request.tokens.total, **request.tokens.split(),
+        missing=("the engine's queue, prefill and decode times (the request was stopped)",))

@@ -1,0 +1,161 @@
+"""The web server: the Gradio page mounted on FastAPI, a readiness check, and the
+engine started in the background on the loop that serves requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+
+import gradio as gr
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from gradio.routes import App as GradioApp
+from starlette.routing import Mount
+
+from phi4ui.core.engine import Engine
+from phi4ui.evaluation import staging
+from phi4ui.evaluation.store import Store
+from phi4ui.page.chat_tab import CSS_PATH, build_page, theme
+from phi4ui.page.file_owners import FileOwners
+from phi4ui.page.files import PageFiles, upload_root
+from phi4ui.settings import Settings
+from phi4ui.web import web_guard
+from phi4ui.web.file_guard import FileGuard
+from phi4ui.web.loopwatch import LoopWatch
+from phi4ui.web.request_limits import RequestLimits
+
+log = logging.getLogger(__name__)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def build_server(settings: Settings, engine: Engine) -> FastAPI:
+    _lighten_gradio()
+    staging.sweep()  # what earlier runs left in the temp folder
+    store = Store.from_settings(settings)
+    loop_watch = LoopWatch()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        running = asyncio.create_task(_run_engine(engine))
+        watching = asyncio.create_task(loop_watch.run())
+        sharing = asyncio.create_task(asyncio.to_thread(_share, settings.port)) \
+            if settings.share else None
+        try:
+            yield
+        finally:
+            running.cancel()
+            watching.cancel()
+            if sharing is not None:
+                sharing.cancel()
+            await engine.close()
+            if store is not None:
+                store.close()
+            # What `_settle_memory` froze must be collectable again at exit, or native
+            # extensions report it as leaked.
+            gc.unfreeze()
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine = engine  # for `stop_serving`
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        status = engine.status
+        body: dict[str, object] = {"state": status.state, "message": status.message,
+                                   "engine": engine.info.kind, **loop_watch.figures()}
+        if status.state == "ready":
+            # Monitoring and the browser tests read these to see that a stop freed the engine.
+            try:
+                snapshot = await engine.snapshot()
+            except Exception:  # readiness does not depend on the figures
+                log.debug("engine snapshot failed", exc_info=True)
+            else:
+                body.update(running=snapshot.running, waiting=snapshot.waiting)
+        return JSONResponse(body, status_code=200 if status.state == "ready" else 503)
+
+    owners = FileOwners(upload_root())
+    # Review shows everyone's recorded answers: to colleagues behind a login, or to whoever
+    # uses this machine, never to the public.
+    everyone_may_review = bool(settings.logins()) or settings.host in LOOPBACK
+    page = build_page(engine, store, PageFiles(owners), everyone_may_review=everyone_may_review)
+    # The queue runs at most `max_threads` events at once, whatever their concurrency limits.
+    page.max_threads = settings.max_active_events
+    page.queue(default_concurrency_limit=None)
+    # Gradio's upload route enforces max_file_size, so the cap holds for API clients too.
+    mounted = gr.mount_gradio_app(app, page, path="/",
+                                  max_file_size=int(settings.upload_max_mb * 1e6),
+                                  allowed_paths=[], show_error=False, theme=theme(),
+                                  css_paths=[CSS_PATH], auth=settings.logins() or None,
+                                  auth_message="phi4ui: sign in to continue.",
+                                  root_path=settings.root_path or None)
+    _check_files_like_a_launched_app(page)
+    mounted.add_middleware(FileGuard, owners=owners)
+    mounted.add_middleware(RequestLimits)
+    web_guard.install(mounted, settings)
+    return mounted
+
+
+async def stop_serving(app: FastAPI) -> None:
+    """For a stop on a signal, before the web server waits for open connections to close:
+    ends the answers in flight (after a short grace) and the pages' heartbeat streams.
+    Otherwise each would hold the server until its timeout, then be cut off with a
+    traceback in the log. The lifespan's shutdown then finds the engine closed."""
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, GradioApp):
+            route.app.stop_event.set()
+    await app.state.engine.close()
+
+
+async def _run_engine(engine: Engine) -> None:
+    """Starts the engine, then keeps it running: a dead engine is restarted, a server that
+    went away is checked again until it is back."""
+    await engine.start()
+    _settle_memory()
+    await engine.watch()
+
+
+def _settle_memory() -> None:
+    """What is loaded by now (vLLM, torch, Gradio, the page) lives as long as the app.
+    Moving it out of the garbage collector's view keeps its full collections short: they
+    stalled the event loop, and so every page, for half a second under load."""
+    gc.collect()
+    gc.freeze()
+
+
+def _check_files_like_a_launched_app(page: gr.Blocks) -> None:
+    """Gradio checks that every file an event receives was uploaded, and every file it
+    returns is one the app may serve, only once `launch()` has marked the page launched;
+    `mount_gradio_app` never does. Without these checks an event that echoes a path sent by
+    the browser hands out any file on the server."""
+    page.has_launched = True
+
+
+def _lighten_gradio() -> None:
+    """Removes two per-event costs of Gradio that this app has no use for."""
+    # After every queued event Gradio rebuilds a pandas table of up to 10,000 past events for
+    # its monitoring summary: milliseconds of CPU per event, growing with traffic. Recompute
+    # it every 1,000 events instead.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    # Gradio imports matplotlib around every event; without it installed, each failed import
+    # searches the whole of sys.path again. A None entry in sys.modules fails it at once.
+    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]
+
+
+def _share(port: int) -> None:
+    """Publishes a temporary gradio.live link to this server (it needs internet access)."""
+    import secrets
+
+    from gradio import networking
+
+    try:
+        url = networking.setup_tunnel("127.0.0.1", port, secrets.token_urlsafe(32), None, None)
+    except Exception as error:  # noqa: BLE001 - any failure means no link, and the app goes on
+        log.warning("No share link: %s. The app still serves on its own address.", error)
+        return
+    log.info("Share link (temporary, anyone with it can use the app): %s", url)

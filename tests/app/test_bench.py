@@ -1,0 +1,25 @@
+"""The benchmark in a tiny configuration, so that it cannot rot."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.engine
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_writes_a_report_with_ratios(tmp_path):
+    subprocess.run([sys.executable, "-m", "bench", "--quick", "--paths", "raw,app",
+                    "--out", str(tmp_path)], cwd=ROOT, check=True, timeout=900,
+                   capture_output=True)
+    run = json.loads((tmp_path / "benchmark.json").read_text())
+    paths = {(r["path"], r["users"]) for r in run["results"]}
+    assert paths == {("raw", 1), ("raw", 4), ("app", 1), ("app", 4)}
+    assert all(r["errors"] == 0 and r["ttft_p50_ms"] > 0 for r in run["results"])
+    assert run["media_prep"]["photo_12mp"]["p50_ms"] > 0
+    assert run["app_start"]["page_s"] < run["app_start"]["engine_ready_s"]
+    table = (tmp_path / "benchmark.md").read_text()
+    assert "app vs raw" in table and "tok/s ratio" in table

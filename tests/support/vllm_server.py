@@ -1,0 +1,164 @@
+"""A real vLLM OpenAI-compatible server in a subprocess, for tests and benchmarks.
+
+It serves the tiny random-weight checkpoint on 127.0.0.1 with its adapters
+registered as `vision` and `speech`, and is stopped through its process group,
+which holds the engine-core and worker processes too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.support.apprun import free_port
+
+READY_TIMEOUT_S = 300
+
+
+def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
+                   dynamic_hd: int | None = 4) -> list[str]:
+    """`dynamic_hd` None: the server takes it from the checkpoint's preprocessor_config.json,
+    as `vllm serve` started from the model card does."""
+    tiling = ([] if dynamic_hd is None
+              else ["--mm-processor-kwargs", json.dumps({"dynamic_hd": dynamic_hd})])
+    return [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(checkpoint), "--load-format", "dummy", "--trust-remote-code",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--max-model-len", str(max_model_len), "--max-num-batched-tokens", "8192",
+        "--enable-lora", "--max-lora-rank", "8", "--max-loras", "2",
+        "--lora-modules", f"vision={checkpoint}/vision-lora", f"speech={checkpoint}/speech-lora",
+        "--limit-mm-per-prompt", json.dumps({"image": 2, "audio": 2}),
+        *tiling,
+        "--enforce-eager", "--max-num-seqs", "16",
+        # The worker inside the engine-core process: one process fewer to start.
+        "--distributed-executor-backend", "uni", "--disable-uvicorn-access-log",
+    ]
+
+
+class VllmServer:
+    def __init__(self, checkpoint: Path, log_path: Path, port: int | None = None, *,
+                 dynamic_hd: int | None = 4) -> None:
+        self.checkpoint = checkpoint
+        self.dynamic_hd = dynamic_hd
+        self.log_path = log_path
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._shared_memory: set[Path] = set()
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+    def start(self) -> None:
+        """Starts the server and waits until it answers /v1/models."""
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(server_command(self.checkpoint, self.port,
+                                                           dynamic_hd=self.dynamic_hd),
+                                            stdout=log, stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                raise RuntimeError(f"vLLM exited with {code}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
+                    self._shared_memory = self._shared_memory_files()
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"vLLM was not ready in {READY_TIMEOUT_S} s:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """Ends every process of the server at once, as a crash would."""
+        # Frozen first, so that nothing more is sent while its shared memory is looked up.
+        self._signal_group(signal.SIGSTOP)
+        shared = self._shared_memory | self._shared_memory_files()
+        self._signal_group(signal.SIGKILL)
+        self._wait(10)
+        self._clean_up(shared)
+
+    def _signal_group(self, signum: int) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+    def stop(self) -> None:
+        """Asks the API server to shut down (it stops its engine processes), then kills."""
+        if self.process is None:
+            return
+        shared = self._shared_memory | self._shared_memory_files()
+        self.process.terminate()
+        if not self._wait(30):
+            self.kill()
+            return
+        self._clean_up(shared)
+
+    def _clean_up(self, shared: set[Path]) -> None:
+        """Waits for the engine processes, then removes the shared memory they left:
+        a killed process cannot remove its own."""
+        deadline = time.monotonic() + 15
+        while self._group_pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not self._group_pids():
+            for path in shared:
+                path.unlink(missing_ok=True)
+
+    def _group_pids(self) -> list[int]:
+        if self.process is None:
+            return []
+        pids = []
+        for pid in psutil.pids():
+            with contextlib.suppress(OSError, psutil.Error):
+                if os.getpgid(pid) == self.process.pid and psutil.Process(pid).status() != "zombie":
+                    pids.append(pid)
+        return pids
+
+    def _shared_memory_files(self) -> set[Path]:
+        files: set[Path] = set()
+        for pid in self._group_pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+                    path = line.split(maxsplit=5)[-1]
+                    if path.startswith("/dev/shm/"):
+                        files.add(Path(path))
+        return files
+
+    def _wait(self, seconds: float) -> bool:
+        if self.process is None:
+            return True
+        try:
+            self.process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.root_url}/metrics", timeout=5).text
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

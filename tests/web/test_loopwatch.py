@@ -1,0 +1,44 @@
+"""The event-loop stall probe that /healthz reports."""
+
+import asyncio
+import time
+
+from phi4ui.web.loopwatch import LoopWatch
+
+
+def test_a_blocking_call_on_the_loop_shows_as_a_stall_of_about_its_length():
+    async def scenario() -> LoopWatch:
+        watch = LoopWatch(interval_s=0.01)
+        task = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.05)
+        time.sleep(0.2)  # holds the loop, as a blocking call in a handler would
+        await asyncio.sleep(0.05)
+        task.cancel()
+        return watch
+
+    watch = asyncio.run(scenario())
+    figures = watch.figures()
+    assert 180 <= figures["loop_stall_max_ms"] <= 300
+    assert figures["loop_stall_recent_ms"] == figures["loop_stall_max_ms"]
+    assert watch.wakeups >= 5
+
+
+def test_an_idle_loop_shows_no_stall():
+    async def scenario() -> LoopWatch:
+        watch = LoopWatch(interval_s=0.01)
+        task = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        return watch
+
+    assert asyncio.run(scenario()).figures()["loop_stall_max_ms"] < 100
+
+
+def test_recent_forgets_what_is_older_than_twenty_seconds(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    watch = LoopWatch()
+    watch.observe(0.5)
+    clock[0] += 21
+    watch.observe(0.002)
+    assert watch.figures() == {"loop_stall_max_ms": 500.0, "loop_stall_recent_ms": 2.0}

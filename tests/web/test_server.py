@@ -1,0 +1,94 @@
+"""The server as deployed: login, upload cap, readiness, and secrets kept out of sight.
+
+One app subprocess on 127.0.0.1 with the real tiny engine, a login, a small
+upload cap and a (dummy) remote API key in its environment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.procs import free_port
+
+pytestmark = pytest.mark.engine
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct-horse-battery"
+API_KEY = "sk-test-never-shown-0123456789"
+
+
+@pytest.fixture(scope="module")
+def app(checkpoint, tmp_path_factory):
+    scratch = tmp_path_factory.mktemp("server")
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "PHI4UI_AUTH": f"alice:{PASSWORD}", "PHI4UI_API_KEY": API_KEY,
+           "GRADIO_TEMP_DIR": str(scratch / "gradio")}
+    command = [sys.executable, "app.py", "--model", str(checkpoint), "--port", str(port),
+               "--max-model-len", "4096", "--cpu-kv-cache-gib", "1", "--upload-max-mb", "0.5",
+               "--db-path", str(scratch / "answers.db"), "--cache-dir", str(scratch / "cache")]
+    log = scratch / "app.log"
+    with log.open("wb") as handle:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    readiness = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                response = httpx.get(url + "/healthz", timeout=2)
+                readiness.append((response.status_code, response.json()["state"]))
+                if response.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield {"url": url, "log": log, "readiness": readiness}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
+def test_readiness_is_503_while_loading_then_200(app):
+    states = app["readiness"]
+    assert (503, "loading") in states
+    assert states[-1] == (200, "ready")
+
+
+def test_wrong_password_is_refused_and_the_right_one_accepted(app):
+    with httpx.Client(base_url=app["url"], timeout=10) as client:
+        assert client.get("/config").status_code == 401
+        wrong = client.post("/login", data={"username": "alice", "password": "guess"})
+        assert wrong.status_code >= 400
+        assert client.get("/config").status_code == 401
+        right = client.post("/login", data={"username": "alice", "password": PASSWORD})
+        assert right.status_code == 200
+        assert client.get("/config").status_code == 200
+
+
+def test_uploads_over_the_cap_are_refused_by_the_server(app):
+    with httpx.Client(base_url=app["url"], timeout=10) as client:
+        client.post("/login", data={"username": "alice", "password": PASSWORD})
+        small = client.post("/gradio_api/upload", files={"files": ("a.wav", b"x" * 1000)})
+        assert small.status_code == 200
+        big = client.post("/gradio_api/upload", files={"files": ("b.wav", b"x" * 600_000)})
+        assert big.status_code == 413
+
+
+def test_no_secret_reaches_the_page_or_the_log(app):
+    with httpx.Client(base_url=app["url"], timeout=10) as client:
+        client.post("/login", data={"username": "alice", "password": PASSWORD})
+        page = client.get("/").text + client.get("/config").text
+    log = app["log"].read_text()
+    for secret in (PASSWORD, API_KEY):
+        assert secret not in page
+        assert secret not in log
