@@ -10,7 +10,7 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import gradio as gr
 from fastapi import FastAPI
@@ -39,7 +39,16 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
     staging.sweep()  # what earlier runs left in the temp folder
     store = Store.from_settings(settings)
     loop_watch = LoopWatch()
+    app = FastAPI(lifespan=_lifespan(settings, engine, store, loop_watch),
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine = engine  # for `stop_serving`
+    _add_health_route(app, engine, loop_watch)
+    return _mount_page(app, settings, engine, store)
 
+
+def _lifespan(settings: Settings, engine: Engine, store: Store | None, loop_watch: LoopWatch
+              ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Runs the engine and the loop watch while the app serves; stops them after."""
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         running = asyncio.create_task(_run_engine(engine))
@@ -60,9 +69,10 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
             # extensions report it as leaked.
             gc.unfreeze()
 
-    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.engine = engine  # for `stop_serving`
+    return lifespan
 
+
+def _add_health_route(app: FastAPI, engine: Engine, loop_watch: LoopWatch) -> None:
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         status = engine.status
@@ -78,6 +88,10 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
                 body.update(running=snapshot.running, waiting=snapshot.waiting)
         return JSONResponse(body, status_code=200 if status.state == "ready" else 503)
 
+
+def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store | None
+                ) -> FastAPI:
+    """The Gradio page at `/`, with Gradio's own checks on and phi4ui's guards around it."""
     owners = FileOwners(upload_root())
     # Review shows everyone's recorded answers: to colleagues behind a login, or to whoever
     # uses this machine, never to the public.
