@@ -11,7 +11,7 @@ from typing import Any
 
 from phi4ui.commands import common
 from phi4ui.core.chat import Sampling
-from phi4ui.errors import BadInput, EngineUnavailable, SettingsError
+from phi4ui.errors import SettingsError
 from phi4ui.evaluation.batch import (
     DEFAULT_SYSTEM,
     BatchOptions,
@@ -79,23 +79,18 @@ async def _main(args: Any, options: BatchOptions, settings: Any) -> int:
     print(f"results: {csv_path} and {json_path}")
     if store:
         print(f"recorded in {store.path} as batch {run.batch_id}")
-    return 0
+    return common.Exit.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        settings = common.settings_from(args)
-        common.configure_logging(settings)
-        if args.concurrency < 1:
-            raise SettingsError("--concurrency: must be at least 1")
-        options = BatchOptions(args.system, _sampling(args, settings.max_model_len),
-                               args.concurrency)
-        return asyncio.run(_main(args, options, settings))
-    except (SettingsError, BadInput) as error:
-        print(f"phi4ui batch: {error}", file=sys.stderr)
-        return 2
-    except EngineUnavailable as error:
-        print(f"phi4ui batch: {error}", file=sys.stderr)
-        return 3
+    return common.run_command("batch", lambda: _run(args))
 
+
+def _run(args: Any) -> int:
+    settings = common.settings_from(args)
+    common.configure_logging(settings)
+    if args.concurrency < 1:
+        raise SettingsError("--concurrency: must be at least 1")
+    options = BatchOptions(args.system, _sampling(args, settings.max_model_len), args.concurrency)
+    return asyncio.run(_main(args, options, settings))

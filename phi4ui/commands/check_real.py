@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -24,15 +23,14 @@ def parser() -> argparse.ArgumentParser:
     return tool
 
 
-async def main_async(argv: Sequence[str]) -> int:
-    args = parser().parse_args(argv)
+async def check_real(args: argparse.Namespace) -> int:
     settings = common.settings_from(args)
     common.configure_logging(replace(settings, log_level="warning"))
     try:
         engine = await common.start_engine(settings)
     except Phi4UIError as error:
         print(f"FAILED to start: {error}")
-        return 2
+        return common.Exit.NO_ENGINE
     try:
         for line in checks.header(engine, args.plan_dynamic_hd):
             print(line)
@@ -45,11 +43,12 @@ async def main_async(argv: Sequence[str]) -> int:
     if failed:
         print(f"FAILED: {len(failed)} of {len(outcomes)} requests differ from the plan "
               f"({', '.join(o.name for o in failed)})")
-        return 1
+        return common.Exit.FAILED
     print(f"PASSED: all {len(outcomes)} requests counted as planned, with the planned adapters")
-    return 0
+    return common.Exit.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return asyncio.run(main_async(sys.argv[1:] if argv is None else argv))
+    args = parser().parse_args(argv)
+    return common.run_command("check-real", lambda: asyncio.run(check_real(args)))
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import logging
 import os
+import sys
+from collections.abc import Callable
 
 from phi4ui.core.engine import Engine
-from phi4ui.errors import EngineUnavailable
+from phi4ui.errors import BadInput, EngineUnavailable, SettingsError
 from phi4ui.settings import Settings, build_parser, flag_name, load_settings
 
 
@@ -52,3 +55,24 @@ async def start_engine(settings: Settings) -> Engine:
         await engine.close()
         raise EngineUnavailable(f"The engine did not start: {engine.status.message}")
     return engine
+
+
+class Exit(enum.IntEnum):
+    """Every command's exit codes."""
+    OK = 0
+    FAILED = 1  # a check failed, or a record did not replay
+    BAD_INPUT = 2  # a bad flag, file or bundle; nothing ran
+    NO_ENGINE = 3  # the engine did not start
+
+
+def run_command(name: str, body: Callable[[], int]) -> int:
+    """Runs a command's body: a bad flag or input, or an engine that did not start, ends it
+    with one line on stderr and its exit code, never a traceback."""
+    try:
+        return body()
+    except (SettingsError, BadInput) as error:
+        print(f"phi4ui {name}: {error}", file=sys.stderr)
+        return Exit.BAD_INPUT
+    except EngineUnavailable as error:
+        print(f"phi4ui {name}: {error}", file=sys.stderr)
+        return Exit.NO_ENGINE

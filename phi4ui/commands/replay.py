@@ -9,13 +9,13 @@ flag, 3 when the engine did not start. The last line sums up the records.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from phi4ui.commands import common
-from phi4ui.errors import BadInput, EngineUnavailable, SettingsError
+from phi4ui.errors import BadInput
 from phi4ui.evaluation import replay, staging
 from phi4ui.evaluation.bundle import (
     Bundle,
@@ -46,7 +46,8 @@ async def run(bundle_path: Path, settings: Settings, only: str | None) -> int:
             if store:
                 store.close()
     print(replay_summary(results), flush=True)
-    return 0 if all(isinstance(r, ReplayResult) for r in results) else 1
+    replayed = all(isinstance(r, ReplayResult) for r in results)
+    return common.Exit.OK if replayed else common.Exit.FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,14 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", metavar="ID", help="replay only the record whose id "
                         "starts with ID")
     args = parser.parse_args(argv)
-    try:
-        settings = common.settings_from(args)
-        common.configure_logging(settings)
-        return asyncio.run(run(args.bundle, settings, args.only))
-    except (SettingsError, BadInput) as error:
-        print(f"phi4ui replay: {error}", file=sys.stderr)
-        return 2
-    except EngineUnavailable as error:
-        print(f"phi4ui replay: {error}", file=sys.stderr)
-        return 3
+    return common.run_command("replay", lambda: _run(args))
 
+
+def _run(args: argparse.Namespace) -> int:
+    settings = common.settings_from(args)
+    common.configure_logging(settings)
+    return asyncio.run(run(args.bundle, settings, args.only))

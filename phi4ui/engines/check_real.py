@@ -9,7 +9,7 @@ It starts the configured engine exactly as the app does, then sends one text, on
 one audio and one image+audio request, each planned as the page plans it, and checks
 that the prompt tokens the engine reports are the planned ones and that the engine ran
 the adapter the planner chose. It prints a line a request and exits 1 on any mismatch,
-2 when the engine does not start. `--plan-dynamic-hd` plans images with another
+3 when the engine does not start. `--plan-dynamic-hd` plans images with another
 `dynamic_hd` than the engine's, to see a mismatch caught.
 """
 
