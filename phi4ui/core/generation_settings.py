@@ -17,7 +17,9 @@ from phi4ui.core.conversation import checked_text
 DEFAULT_SYSTEM = "You are a helpful assistant."
 TEMPERATURE_RANGE = (0.0, 2.0)
 TOP_P_RANGE = (0.05, 1.0)
+SLIDER_STEP = 0.05  # temperature and top-p
 MIN_NEW_TOKENS = 16
+NEW_TOKENS_STEP = 16
 DEFAULT_MAX_TOKENS = 512
 CARD_MAX_NEW_TOKENS = 1000  # max_new_tokens in the model card's examples
 SYSTEM_MAX_CHARS = 4000
