@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from phi4ui.evaluation.rows import MediaRow, from_row, insert_sql, params
+
 
 @dataclass(frozen=True)
 class MediaRecord:
@@ -72,21 +74,20 @@ class MediaStore:
                     "--media-store-max-mb or delete old records)")
         relative = f"{media.sha256[:2]}/{media.sha256}{Path(media.name).suffix.lower()}"
         _write_atomically(self.path_of(relative), candidate.data)
-        conn.execute("INSERT INTO media (sha256, kind, name, path, size, created_at) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
-                     (media.sha256, media.kind, media.name, relative, size,
-                      datetime.now(UTC).isoformat(timespec="milliseconds")))
+        row = MediaRow(media.sha256, media.kind, media.name, relative, size,
+                       datetime.now(UTC).isoformat(timespec="milliseconds"))
+        conn.execute(insert_sql("media", MediaRow), params(row))
         return None
 
     def _make_room(self, conn: sqlite3.Connection, size: int, protected: set[str]) -> bool:
         used = _used_bytes(conn)
         if used + size <= self.max_bytes:
             return True
-        for sha256, relative, file_size in _unreferenced(conn):
-            if sha256 in protected:
+        for row in _unreferenced(conn):
+            if row.sha256 in protected:
                 continue
-            self.forget(conn, sha256, relative)
-            used -= file_size
+            self.forget(conn, row.sha256, row.path)
+            used -= row.size
             if used + size <= self.max_bytes:
                 return True
         return False
@@ -104,11 +105,12 @@ def _used_bytes(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COALESCE(SUM(size), 0) FROM media").fetchone()[0])
 
 
-def _unreferenced(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
-    return conn.execute(
-        "SELECT sha256, path, size FROM media m WHERE NOT EXISTS "
+def _unreferenced(conn: sqlite3.Connection) -> list[MediaRow]:
+    rows = conn.execute(
+        "SELECT * FROM media m WHERE NOT EXISTS "
         "(SELECT 1 FROM answer_media a WHERE a.sha256 = m.sha256) ORDER BY created_at"
     ).fetchall()
+    return [from_row(MediaRow, row) for row in rows]
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -172,8 +172,10 @@ def migrate(conn: sqlite3.Connection, *, upto: int | None = None) -> list[int]:
                                 (step.number,)).fetchone()
             if not done:
                 step.apply(conn)
-                conn.execute("INSERT INTO migrations (number, name, applied_at) VALUES (?, ?, ?)",
-                             (step.number, step.name, datetime.now(UTC).isoformat()))
+                conn.execute("INSERT INTO migrations (number, name, applied_at) "
+                             "VALUES (:number, :name, :applied_at)",
+                             {"number": step.number, "name": step.name,
+                              "applied_at": datetime.now(UTC).isoformat()})
                 applied.append(step.number)
             conn.execute("COMMIT")
         except BaseException:

@@ -10,6 +10,7 @@ for milliseconds; from the event loop, run them with `asyncio.to_thread`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -22,7 +23,16 @@ from typing import Any, Literal
 from phi4ui.errors import BadInput, Phi4UIError
 from phi4ui.evaluation.mediastore import MediaRecord, MediaStore
 from phi4ui.evaluation.migrations import migrate
-from phi4ui.evaluation.review_query import ReviewFilter, review_query
+from phi4ui.evaluation.review_query import ReviewFilter, ReviewRow, review_query
+from phi4ui.evaluation.rows import (
+    AnswerRow,
+    BatchCaseRow,
+    BatchRow,
+    Rating,
+    from_row,
+    insert_sql,
+    params,
+)
 from phi4ui.settings import Settings
 
 Winner = Literal["left", "right", "tie"]
@@ -62,27 +72,6 @@ class AnswerRecord:
 class Recorded:
     answer_id: str
     notes: tuple[str, ...] = ()  # media that could not be kept
-
-
-@dataclass(frozen=True)
-class Rating:
-    answer_id: str
-    score: int  # 1 up (or the better of a pair), -1 down, 0 neither / a tie
-    comment: str = ""
-    tags: tuple[str, ...] = ()
-    versus_id: str = ""  # the other answer, for a side-by-side vote
-    created_at: str = ""
-    updated_at: str = ""
-
-
-@dataclass(frozen=True)
-class BatchCaseRow:
-    position: int
-    case_id: str
-    prompt: str
-    expected: str | None = None
-    tags: tuple[str, ...] = ()
-    error: str | None = None
 
 
 def now() -> str:
@@ -155,10 +144,12 @@ class Store:
         parent = _existing(conn, record.parent_id)
         conversation = (conn.execute("SELECT conversation_id FROM answers WHERE id = ?",
                                      (parent,)).fetchone()[0] if parent else record.id)
-        conn.execute(_INSERT_ANSWER, _answer_values(record, notes, parent, conversation))
+        conn.execute(insert_sql("answers", AnswerRow),
+                     params(_answer_row(record, notes, parent, conversation)))
         conn.executemany("INSERT INTO answer_media (answer_id, position, sha256) "
-                         "VALUES (?, ?, ?)",
-                         [(record.id, i, m.sha256) for i, m in enumerate(record.media)])
+                         "VALUES (:answer_id, :position, :sha256)",
+                         [{"answer_id": record.id, "position": i, "sha256": m.sha256}
+                          for i, m in enumerate(record.media)])
         return Recorded(record.id, tuple(problems))
 
     def answer(self, answer_id: str) -> AnswerRecord:
@@ -170,7 +161,7 @@ class Store:
             "SELECT a.sha256, m.kind, m.name, m.path FROM answer_media a LEFT JOIN media m "
             "ON m.sha256 = a.sha256 WHERE a.answer_id = ? ORDER BY a.position", (answer_id,)
         ).fetchall()
-        return _record_of(row, media, self.media)
+        return _record_of(from_row(AnswerRow, row), media, self.media)
 
     def answers(self, answer_ids: Sequence[str]) -> list[AnswerRecord]:
         return [self.answer(answer_id) for answer_id in answer_ids]
@@ -195,16 +186,15 @@ class Store:
             raise BadInput(f"A rating is 1 (up), -1 (down) or 0 (none), not {score!r}.")
         with self._write() as conn:
             _require(conn, answer_id)
-            current = _rating_row(conn, answer_id, "")
-            _upsert_rating(conn, Rating(
-                answer_id,
-                score if score is not None else (current["score"] if current else 0),
-                comment if comment is not None else (current["comment"] if current else ""),
-                _clean_tags(tags) if tags is not None
-                else (tuple(json.loads(current["tags"])) if current else ())))
+            current = _rating_row(conn, answer_id, "") or Rating(answer_id, 0)
+            _upsert_rating(conn, dataclasses.replace(
+                current,
+                score=score if score is not None else current.score,
+                comment=comment if comment is not None else current.comment,
+                tags=_clean_tags(tags) if tags is not None else current.tags))
             saved = _rating_row(conn, answer_id, "")
             assert saved is not None
-            return _rating_of(saved)
+            return saved
 
     def vote(self, left_id: str, right_id: str, winner: Winner, comment: str = "") -> None:
         """A side-by-side vote: each answer gets a rating against the other."""
@@ -218,11 +208,10 @@ class Store:
     def ratings(self, answer_id: str) -> list[Rating]:
         rows = self._conn().execute("SELECT * FROM ratings WHERE answer_id = ? "
                                     "ORDER BY versus_id", (answer_id,)).fetchall()
-        return [_rating_of(row) for row in rows]
+        return [from_row(Rating, row) for row in rows]
 
     def rating(self, answer_id: str) -> Rating | None:
-        row = _rating_row(self._conn(), answer_id, "")
-        return _rating_of(row) if row else None
+        return _rating_row(self._conn(), answer_id, "")
 
     def tags_in_use(self) -> list[str]:
         rows = self._conn().execute("SELECT DISTINCT value FROM ratings, json_each(ratings.tags) "
@@ -231,20 +220,19 @@ class Store:
 
     # ------------------------------------------------------------ review
 
-    def search(self, query: ReviewFilter) -> list[dict[str, Any]]:
+    def search(self, query: ReviewFilter) -> list[ReviewRow]:
         """Recorded answers matching `query`, newest first, with their thumbs rating."""
-        sql, params = review_query(query)
-        rows = self._conn().execute(sql, params).fetchall()
-        return [dict(row) for row in rows]
+        sql, values = review_query(query)
+        rows = self._conn().execute(sql, values).fetchall()
+        return [from_row(ReviewRow, row) for row in rows]
 
     # ------------------------------------------------------------ batches
 
     def start_batch(self, batch_id: str, source: str, cases: int,
                     options: dict[str, Any]) -> None:
+        row = BatchRow(batch_id, now(), source, cases, options)
         with self._write() as conn:
-            conn.execute("INSERT INTO batches (id, created_at, source, cases, options) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                         (batch_id, now(), source, cases, json.dumps(options)))
+            conn.execute(insert_sql("batches", BatchRow), params(row))
 
     def add_batch_case(self, batch_id: str, case: BatchCaseRow,
                        record: AnswerRecord | None) -> Recorded | None:
@@ -253,61 +241,53 @@ class Store:
                       if record else [])
         with self._write() as conn:
             recorded = self._insert_answer(conn, record, candidates) if record else None
-            conn.execute(
-                "INSERT INTO batch_cases (batch_id, position, case_id, prompt, expected, tags, "
-                "answer_id, error, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (batch_id, case.position, case.case_id, case.prompt, case.expected,
-                 json.dumps(list(case.tags)), record.id if record else None, case.error, now()))
+            row = dataclasses.replace(case, batch_id=batch_id,
+                                      answer_id=record.id if record else None,
+                                      finished_at=now())
+            conn.execute(insert_sql("batch_cases", BatchCaseRow), params(row))
             return recorded
 
     def finish_batch(self, batch_id: str, summary: dict[str, Any]) -> None:
         with self._write() as conn:
-            conn.execute("UPDATE batches SET finished_at = ?, summary = ? WHERE id = ?",
-                         (now(), json.dumps(summary), batch_id))
+            conn.execute("UPDATE batches SET finished_at = :finished_at, summary = :summary "
+                         "WHERE id = :id",
+                         {"finished_at": now(), "summary": json.dumps(summary), "id": batch_id})
 
-    def batch(self, batch_id: str) -> dict[str, Any] | None:
+    def batch(self, batch_id: str) -> BatchRow | None:
         row = self._conn().execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
-        return dict(row) if row else None
+        return from_row(BatchRow, row) if row else None
 
-    def batch_cases(self, batch_id: str) -> list[dict[str, Any]]:
+    def batch_cases(self, batch_id: str) -> list[BatchCaseRow]:
         rows = self._conn().execute("SELECT * FROM batch_cases WHERE batch_id = ? "
                                     "ORDER BY position", (batch_id,)).fetchall()
-        return [dict(row) for row in rows]
+        return [from_row(BatchCaseRow, row) for row in rows]
 
 
 # ---------------------------------------------------------------- SQL helpers
 
-_ANSWER_COLUMNS = (
-    "id", "created_at", "origin", "conversation_id", "parent_id", "pair_id", "replay_of",
-    "system", "turns", "prompt", "answer", "notes", "engine", "engine_kind", "model",
-    "revision", "adapter", "sampling", "temperature", "top_p", "max_tokens", "seed", "stats",
-    "ttft_s", "e2e_s", "tokens_per_s", "prompt_tokens", "completion_tokens", "finish_reason",
-    "versions", "user",
-)
-_INSERT_ANSWER = (f"INSERT INTO answers ({', '.join(_ANSWER_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' * len(_ANSWER_COLUMNS))})")
-def _answer_values(record: AnswerRecord, notes: tuple[str, ...], parent: str | None,
-                   conversation: str) -> tuple[Any, ...]:
-    stats, sampling = record.stats, record.sampling
-    return (
-        record.id, record.created_at, record.origin, conversation, parent, record.pair_id,
-        record.replay_of, record.system, json.dumps(record.turns), record.prompt, record.answer,
-        json.dumps(list(notes)), json.dumps(record.engine), record.engine.get("kind", ""),
-        record.engine.get("model", ""), record.engine.get("revision", "") or "",
-        record.adapter, json.dumps(sampling), sampling.get("temperature"),
-        sampling.get("top_p"), sampling.get("max_tokens"), sampling.get("seed"),
-        json.dumps(stats), stats.get("ttft_s"), stats.get("e2e_s"),
-        stats.get("decode_tokens_per_s"), stats.get("prompt_tokens"),
-        stats.get("completion_tokens"), stats.get("finish_reason"),
-        json.dumps(record.versions), record.user,
+def _answer_row(record: AnswerRecord, notes: tuple[str, ...], parent: str | None,
+                conversation: str) -> AnswerRow:
+    engine, sampling, stats = record.engine, record.sampling, record.stats
+    return AnswerRow(
+        id=record.id, created_at=record.created_at, origin=record.origin,
+        conversation_id=conversation, parent_id=parent, pair_id=record.pair_id,
+        replay_of=record.replay_of, system=record.system, turns=record.turns,
+        prompt=record.prompt, answer=record.answer, notes=notes, engine=engine,
+        engine_kind=engine.get("kind", ""), model=engine.get("model", ""),
+        revision=engine.get("revision", "") or "", adapter=record.adapter, sampling=sampling,
+        temperature=sampling.get("temperature"), top_p=sampling.get("top_p"),
+        max_tokens=sampling.get("max_tokens"), seed=sampling.get("seed"), stats=stats,
+        ttft_s=stats.get("ttft_s"), e2e_s=stats.get("e2e_s"),
+        tokens_per_s=stats.get("decode_tokens_per_s"), prompt_tokens=stats.get("prompt_tokens"),
+        completion_tokens=stats.get("completion_tokens"),
+        finish_reason=stats.get("finish_reason"), versions=record.versions, user=record.user,
     )
 
 
-def _record_of(row: sqlite3.Row, media: Sequence[sqlite3.Row],
+def _record_of(row: AnswerRow, media: Sequence[sqlite3.Row],
                store: MediaStore) -> AnswerRecord:
     kinds = {part["sha256"]: (part["type"], part.get("name", ""))
-             for turn in json.loads(row["turns"]) for part in turn["parts"]
-             if part["type"] != "text"}
+             for turn in row.turns for part in turn["parts"] if part["type"] != "text"}
     items = tuple(
         MediaRecord(m["sha256"], m["kind"] or kinds.get(m["sha256"], ("", ""))[0],
                     m["name"] or kinds.get(m["sha256"], ("", ""))[1],
@@ -315,13 +295,12 @@ def _record_of(row: sqlite3.Row, media: Sequence[sqlite3.Row],
         for m in media
     )
     return AnswerRecord(
-        id=row["id"], created_at=row["created_at"], origin=row["origin"], system=row["system"],
-        turns=json.loads(row["turns"]), prompt=row["prompt"], answer=row["answer"],
-        notes=tuple(json.loads(row["notes"])), engine=json.loads(row["engine"]),
-        adapter=row["adapter"], sampling=json.loads(row["sampling"]),
-        stats=json.loads(row["stats"]), versions=json.loads(row["versions"]), media=items,
-        parent_id=row["parent_id"], conversation_id=row["conversation_id"],
-        pair_id=row["pair_id"], replay_of=row["replay_of"], user=row["user"],
+        id=row.id, created_at=row.created_at, origin=row.origin, system=row.system,
+        turns=row.turns, prompt=row.prompt, answer=row.answer, notes=row.notes,
+        engine=row.engine, adapter=row.adapter, sampling=row.sampling, stats=row.stats,
+        versions=row.versions, media=items, parent_id=row.parent_id,
+        conversation_id=row.conversation_id, pair_id=row.pair_id, replay_of=row.replay_of,
+        user=row.user,
     )
 
 
@@ -345,28 +324,24 @@ def _require(conn: sqlite3.Connection, answer_id: str) -> None:
                              "rated. Is recording on (--record)?")
 
 
-def _rating_row(conn: sqlite3.Connection, answer_id: str, versus_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute(
-        "SELECT * FROM ratings WHERE answer_id = ? AND versus_id = ?",
-        (answer_id, versus_id)).fetchone()
-    return row
+def _rating_row(conn: sqlite3.Connection, answer_id: str, versus_id: str) -> Rating | None:
+    row = conn.execute("SELECT * FROM ratings WHERE answer_id = ? AND versus_id = ?",
+                       (answer_id, versus_id)).fetchone()
+    return from_row(Rating, row) if row else None
+
+
+# The first rating's created_at stays; every change sets updated_at.
+_UPSERT_RATING = (
+    insert_sql("ratings", Rating) + " ON CONFLICT (answer_id, versus_id) DO UPDATE SET "
+    "score = excluded.score, comment = excluded.comment, tags = excluded.tags, "
+    "updated_at = excluded.updated_at"
+)
 
 
 def _upsert_rating(conn: sqlite3.Connection, rating: Rating) -> None:
     stamp = now()
-    conn.execute(
-        "INSERT INTO ratings (answer_id, versus_id, score, comment, tags, created_at, "
-        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (answer_id, versus_id) DO UPDATE "
-        "SET score = excluded.score, comment = excluded.comment, tags = excluded.tags, "
-        "updated_at = excluded.updated_at",
-        (rating.answer_id, rating.versus_id, rating.score, rating.comment,
-         json.dumps(list(rating.tags)), stamp, stamp))
-
-
-def _rating_of(row: sqlite3.Row) -> Rating:
-    return Rating(answer_id=row["answer_id"], score=row["score"], comment=row["comment"],
-                  tags=tuple(json.loads(row["tags"])), versus_id=row["versus_id"],
-                  created_at=row["created_at"], updated_at=row["updated_at"])
+    conn.execute(_UPSERT_RATING,
+                 params(dataclasses.replace(rating, created_at=stamp, updated_at=stamp)))
 
 
 def _clean_tags(tags: Sequence[str]) -> tuple[str, ...]:

@@ -6,13 +6,13 @@ are shown as plain text (datatype "str"), so they are not escaped."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from phi4ui.evaluation.batch import CaseResult, Progress, Summary
 from phi4ui.evaluation.compare import Side
+from phi4ui.evaluation.review_query import ReviewRow
 from phi4ui.evaluation.store import AnswerRecord, Rating
 from phi4ui.page.safe_markdown import code_span, escape_markdown, safe_markdown
 
@@ -45,12 +45,12 @@ def last_question(prompt: str) -> str:
 
 # ---------------------------------------------------------------- review
 
-def review_rows(found: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-    return [[row["id"][:SHORT_ID], row["created_at"][:19].replace("T", " "), row["origin"],
-             row["model"], row["adapter"] or "none", RATING_LABELS.get(row["rating"], ""),
-             ", ".join(json.loads(row["tags"] or "[]")), shorten(last_question(row["prompt"])),
-             shorten(row["answer"]), _round(row["ttft_s"], 3), _round(row["tokens_per_s"], 1),
-             row["user"] or "—"]
+def review_rows(found: Sequence[ReviewRow]) -> list[list[Any]]:
+    return [[row.id[:SHORT_ID], row.created_at[:19].replace("T", " "), row.origin, row.model,
+             row.adapter or "none", RATING_LABELS.get(row.rating, "") if row.rating is not None
+             else "", ", ".join(row.tags), shorten(last_question(row.prompt)),
+             shorten(row.answer), _round(row.ttft_s, 3), _round(row.tokens_per_s, 1),
+             row.user or "—"]
             for row in found]
 
 

@@ -70,12 +70,12 @@ def test_a_batch_killed_half_way_keeps_the_cases_it_finished(tmp_path, checkpoin
     [(batch_id,)] = sqlite3.connect(db).execute("SELECT id FROM batches").fetchall()
     rows = store.batch_cases(batch_id)
     assert finished_before_kill <= len(rows) < 300
-    assert store.batch(batch_id)["finished_at"] is None  # it never got to finish
+    assert store.batch(batch_id).finished_at is None  # it never got to finish
     for row in rows:
-        answer = store.answer(row["answer_id"])
-        assert row["error"] is None and answer.origin == "batch"
+        answer = store.answer(row.answer_id)
+        assert row.error is None and answer.origin == "batch"
         assert answer.stats["completion_tokens"] == 64 and answer.answer
-        assert answer.prompt.endswith(f"Question number {row['position'] - 1}?<|end|>"
+        assert answer.prompt.endswith(f"Question number {row.position - 1}?<|end|>"
                                       "<|assistant|>")
     check = sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0]
     assert check == "ok"
@@ -322,9 +322,9 @@ def test_a_mixed_batch_gives_the_right_table_summary_and_record(tmp_path, embedd
     assert "cases 6: 3 answered, 3 errors" in summary.lines()
 
     recorded = store.batch_cases(run.batch_id)
-    assert [r["case_id"] for r in recorded] == [r["id"] for r in rows]
-    assert [r["answer_id"] or "" for r in recorded] == [r["answer_id"] for r in rows]
-    assert json.loads(store.batch(run.batch_id)["summary"])["errors"] == 3
+    assert [r.case_id for r in recorded] == [r["id"] for r in rows]
+    assert [r.answer_id or "" for r in recorded] == [r["answer_id"] for r in rows]
+    assert store.batch(run.batch_id).summary["errors"] == 3
     assert store.answer(rows[0]["answer_id"]).origin == "batch"
 
     csv_path, json_path = batch.write_results(run, tmp_path / "results")
@@ -357,7 +357,8 @@ def test_the_page_runs_a_batch_with_bad_lines_to_its_end_showing_paths_as_given(
     import asyncio
 
     from phi4ui.evaluation import staging
-    from phi4ui.page.eval_tabs import _batch_updates, _load_cases
+    from phi4ui.page.batch_tab import batch_updates as _batch_updates
+    from phi4ui.page.batch_tab import load_cases as _load_cases
 
     image = write_image(tmp_path, "cat.png", size=(64, 48))
     cases = tmp_path / "cases.jsonl"
@@ -396,15 +397,15 @@ def test_the_page_runs_a_batch_with_bad_lines_to_its_end_showing_paths_as_given(
     document = json.loads(json_path.read_text())
     assert document["source"] == "cases.jsonl"
     assert document["results"][3]["images"] == "img/cat.png"
-    [recorded] = [r for r in store.batch_cases(document["batch_id"]) if r["case_id"] == "img"]
-    assert store.answer(recorded["answer_id"]).user == "ada"
+    [recorded] = [r for r in store.batch_cases(document["batch_id"]) if r.case_id == "img"]
+    assert store.answer(recorded.answer_id).user == "ada"
     store.close()
 
 
 def test_results_that_cannot_be_written_still_end_the_page_with_the_summary(monkeypatch):
     import asyncio
 
-    from phi4ui.page.eval_tabs import _batch_end
+    from phi4ui.page.batch_tab import batch_end as _batch_end
 
     def fail(run, folder):
         raise OSError(28, "No space left on device")

@@ -238,7 +238,7 @@ def test_review_filters(store):
     store.rate(down, -1, tags=["wrong"])
 
     def ids(**query):
-        return {row["id"] for row in store.search(ReviewFilter(**query))}
+        return {row.id for row in store.search(ReviewFilter(**query))}
 
     assert ids(rating="up") == {up}
     assert ids(rating="down") == {down}
