@@ -20,8 +20,8 @@ from phi4ui.evaluation.batch import (
     seconds_or_na,
     write_results,
 )
-from phi4ui.evaluation.bundle import ReplayRefused, sampling_of
 from phi4ui.evaluation.cases import read_cases
+from phi4ui.evaluation.replay import ReplayRefused, sampling_of
 from phi4ui.evaluation.store import Store
 
 

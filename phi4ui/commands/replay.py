@@ -17,13 +17,8 @@ from pathlib import Path
 from phi4ui.commands import common
 from phi4ui.errors import BadInput
 from phi4ui.evaluation import replay, staging
-from phi4ui.evaluation.bundle import (
-    Bundle,
-    ReplayResult,
-    read_bundle,
-    replay_bundle,
-    replay_summary,
-)
+from phi4ui.evaluation.bundle import Bundle, read_bundle
+from phi4ui.evaluation.replay import ReplayResult, replay_bundle, replay_summary
 from phi4ui.evaluation.store import Store
 from phi4ui.settings import Settings
 

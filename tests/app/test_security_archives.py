@@ -28,9 +28,10 @@ from phi4ui.commands import replay as replay_command
 from phi4ui.evaluation import batch, bundle, staging
 from phi4ui.evaluation.archives import MAX_ENTRIES, ArchiveRefused, CheckedZip, Limits
 from phi4ui.evaluation.batch import BatchOptions, BatchRun, CaseResult
-from phi4ui.evaluation.bundle import BundleError, ReplayMismatch
+from phi4ui.evaluation.bundle import BundleError
 from phi4ui.evaluation.cases import Case, CaseFileError, read_cases, stage_upload
 from phi4ui.evaluation.csvsafe import safe_cell
+from phi4ui.evaluation.replay import ReplayMismatch, check_same
 from phi4ui.evaluation.store import Store
 from tests.support.evalhelpers import record_for, request_with
 from tests.support.mediafiles import image_bytes, write_image
@@ -459,7 +460,7 @@ def test_a_tampered_record_never_reaches_the_engine_and_other_media_are_caught(t
     other = write_image(tmp_path, "b.png", size=(64, 49))
     original = record_for("What is this?", (image,))
     with pytest.raises(ReplayMismatch, match="the media differ from the recorded ones"):
-        bundle.check_same(original, request_with("What is this?", (other,)))
+        check_same(original, request_with("What is this?", (other,)))
 
 
 # ---------------------------------------------------------------- staging folders

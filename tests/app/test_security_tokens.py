@@ -40,7 +40,7 @@ from phi4ui.core.stats import StatsRecorder
 from phi4ui.core.textguard import GENERIC, JOINER, TextGuard, checked_guard, control_tokens, leaks
 from phi4ui.engines.openai_wire import inline_placeholders
 from phi4ui.engines.remote import RemoteEngine
-from phi4ui.evaluation import bundle
+from phi4ui.evaluation import replay
 from phi4ui.evaluation.recording import build_record
 from phi4ui.settings import load_settings
 from phi4ui.tinymodel.vocab import (
@@ -216,12 +216,12 @@ def test_the_record_keeps_the_words_and_the_prompt_as_sent():
     assert answer.system == TYPED
     assert answer.prompt == prompt_as_sent(request) != render_phi4_prompt(TYPED, request.turns,
                                                                          guard=_NOTHING)
-    bundle.check_same(answer, request)
+    replay.check_same(answer, request)
     # A record from before neutralising cannot be replayed exactly, and says why.
     older = dataclasses.replace(answer, prompt=render_phi4_prompt(TYPED, request.turns,
                                                                   guard=_NOTHING))
-    with pytest.raises(bundle.ReplayMismatch, match="plain text"):
-        bundle.check_same(older, request)
+    with pytest.raises(replay.ReplayMismatch, match="plain text"):
+        replay.check_same(older, request)
 
 
 def _stats(request: ChatRequest) -> Any:
@@ -358,5 +358,5 @@ def test_embedded_the_replay_of_such_a_record_matches(embedded_engine, engine_lo
     request, finished = engine_loop.run(plan_and_run(embedded_engine, TYPED, [], TYPED))
     answer = build_record(request, "x", finished.stats, embedded_engine.info, origin="chat")
     assert answer.turns[-1]["parts"][-1]["text"] == TYPED
-    rebuilt = engine_loop.run(bundle.rebuild_request(embedded_engine, answer))
+    rebuilt = engine_loop.run(replay.rebuild_request(embedded_engine, answer))
     assert prompt_as_sent(rebuilt) == answer.prompt

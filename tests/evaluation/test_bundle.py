@@ -14,7 +14,8 @@ from phi4ui.commands import replay as replay_command
 from phi4ui.core import history as chat_history
 from phi4ui.core.chat import Sampling
 from phi4ui.evaluation import bundle, recording, replay
-from phi4ui.evaluation.bundle import BundleError, ReplayMismatch, ReplayResult
+from phi4ui.evaluation.bundle import BundleError
+from phi4ui.evaluation.replay import ReplayMismatch, ReplayResult
 from phi4ui.evaluation.review_query import ReviewFilter
 from phi4ui.evaluation.store import Store
 from tests.support.evalhelpers import answer_of
@@ -82,7 +83,7 @@ def test_replay_gives_the_same_prompt_and_media(tmp_path, store, conversation,
     opened = bundle.read_bundle(path, tmp_path / "extracted")
     seen: list = []
 
-    results = engine_loop.run(bundle.replay_bundle(embedded_engine, opened, store=store,
+    results = engine_loop.run(replay.replay_bundle(embedded_engine, opened, store=store,
                                                    on_result=seen.append))
 
     assert seen == results and len(results) == 2
@@ -125,7 +126,7 @@ def test_a_replay_whose_prompt_would_differ_is_refused(tmp_path, store, conversa
     original = store.answer(chat_history.answer_ids(conversation)[0])
     changed = dataclasses.replace(original, prompt=original.prompt.replace("What", "Who"))
     with pytest.raises(ReplayMismatch, match=r"prompt differs .* at character"):
-        engine_loop.run(bundle.rebuild_request(embedded_engine, changed))
+        engine_loop.run(replay.rebuild_request(embedded_engine, changed))
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -185,21 +186,21 @@ ODD_SAMPLING = [
 @pytest.mark.parametrize(("change", "message"), ODD_SAMPLING)
 def test_odd_sampling_is_refused_naming_the_field_value_and_range(change, message):
     recorded = {**dataclasses.asdict(GREEDY), **change}
-    with pytest.raises(bundle.ReplayRefused) as refused:
-        bundle.sampling_of(recorded, 4096, where="Record r1: ")
+    with pytest.raises(replay.ReplayRefused) as refused:
+        replay.sampling_of(recorded, 4096, where="Record r1: ")
     assert str(refused.value) == f"Record r1: {message}"
 
 
 def test_recorded_sampling_in_range_is_kept_exactly():
-    assert bundle.sampling_of(dataclasses.asdict(GREEDY), 4096) == GREEDY
-    assert bundle.sampling_of({}, 4096) == Sampling()
+    assert replay.sampling_of(dataclasses.asdict(GREEDY), 4096) == GREEDY
+    assert replay.sampling_of({}, 4096) == Sampling()
     top = {"temperature": 2, "top_p": 0.05, "max_tokens": 4096, "seed": 2**31 - 1}
-    assert bundle.sampling_of(top, 4096) == Sampling(2, 0.05, 4096, 2**31 - 1)
+    assert replay.sampling_of(top, 4096) == Sampling(2, 0.05, 4096, 2**31 - 1)
 
 
 def test_the_replay_summary_counts_replayed_same_and_refused():
-    refused = bundle.ReplayRefused("Record x: no")
-    assert bundle.replay_summary([refused, refused], 3) == (
+    refused = replay.ReplayRefused("Record x: no")
+    assert replay.replay_summary([refused, refused], 3) == (
         "3 record(s): 0 replayed, 0 with the same answer, 2 refused.")
     assert replay.describe(refused) == "REFUSED Record x: no"
 
