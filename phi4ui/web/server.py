@@ -24,6 +24,7 @@ from phi4ui.evaluation.store import Store
 from phi4ui.page.chat_tab import CSS_PATH, build_page, theme
 from phi4ui.page.file_owners import FileOwners
 from phi4ui.page.files import PageFiles, upload_root
+from phi4ui.page.gradio_workarounds import CSS as WORKAROUNDS_CSS
 from phi4ui.settings import Settings
 from phi4ui.web import web_guard
 from phi4ui.web.file_guard import FileGuard
@@ -104,7 +105,8 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
     mounted = gr.mount_gradio_app(app, page, path="/",
                                   max_file_size=int(settings.upload_max_mb * 1e6),
                                   allowed_paths=[], show_error=False, theme=theme(),
-                                  css_paths=[CSS_PATH], auth=settings.logins() or None,
+                                  css=WORKAROUNDS_CSS, css_paths=[CSS_PATH],
+                                  auth=settings.logins() or None,
                                   auth_message="phi4ui: sign in to continue.",
                                   root_path=settings.root_path or None)
     _check_files_like_a_launched_app(page)

@@ -1,0 +1,311 @@
+"""What each event of the chat tab and its side panel does: one `ChatHandlers` per page,
+bound to the engine, the store and the visitor's files. `chat_wiring` says when each runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from html import escape
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from phi4ui.core import answer_stream, cost_preview
+from phi4ui.core import history as chat_history
+from phi4ui.core.conversation import (
+    Conversation,
+    StopSignal,
+    checked_files,
+    checked_message,
+    checked_text,
+    usable_files,
+)
+from phi4ui.core.engine import Engine
+from phi4ui.core.generation_settings import (
+    MIN_NEW_TOKENS,
+    TEMPERATURE_RANGE,
+    TOP_P_RANGE,
+    GenerationSettings,
+)
+from phi4ui.core.history import History
+from phi4ui.core.session_summary import SessionSummary
+from phi4ui.core.stats import EngineSnapshot, RequestStats
+from phi4ui.core.throughput import ThroughputHistory
+from phi4ui.errors import Phi4UIError
+from phi4ui.evaluation import recording
+from phi4ui.evaluation.store import Store
+from phi4ui.page import panels
+from phi4ui.page.examples import message_for
+from phi4ui.page.files import PageFiles, login_of
+from phi4ui.page.gradio_workarounds import Refusal
+from phi4ui.page.safe_markdown import WORD_JOINER, safe_markdown
+
+log = logging.getLogger(__name__)
+TICK_S = 2.0
+PLOT_WINDOW_S = 300.0
+BUSY = "An answer is still being written. Wait for it, or press Stop first."
+SOMETHING_BROKE = ("Something went wrong on our side and the answer stopped. Your conversation "
+                   "is kept; press Retry to try again.")
+
+
+class ChatHandlers:
+    """What each event does; one instance per page, bound to the engine."""
+
+    def __init__(self, engine: Engine, store: Store | None, files: PageFiles) -> None:
+        self.engine = engine
+        self.store = store
+        self.files = files
+        self.throughput = ThroughputHistory(window_s=PLOT_WINDOW_S)
+        self._panels: tuple[float, tuple[Any, ...]] | None = None  # (when, outputs)
+        self._panels_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------ starting an answer
+
+    # The steps are async and return plain values: a sync handler costs a thread hop, and a
+    # component returned as an update makes Gradio rebuild it and its JSON schema.
+
+    async def accept(self, message: Any, conversation: Conversation, system: Any,
+                     refusal: Refusal, request: gr.Request) -> tuple[History, None]:
+        """Checks the new message against the engine before anything changes on the page;
+        returns the chat to show while the answer comes, and an empty input."""
+        refusal.refuse_if(conversation.is_busy(), BUSY)
+        checked = refusal.unless_fails(checked_message, message, self.files.checker(request))
+        history = conversation.messages
+        system = GenerationSettings.checked(system, None, None, None, None, 0).system
+        await self._check(history, checked, system, refusal)
+        conversation.begin([*history, *chat_history.user_messages(checked)])
+        return _shown(conversation.messages), None
+
+    async def accept_retry(self, conversation: Conversation, refusal: Refusal) -> History:
+        refusal.refuse_if(conversation.is_busy(), BUSY)
+        conversation.begin(refusal.unless_fails(chat_history.for_retry, conversation.messages))
+        return _shown(conversation.messages)
+
+    async def accept_edit(self, conversation: Conversation, refusal: Refusal,
+                          edit: gr.EditData) -> History:
+        refusal.refuse_if(conversation.is_busy(), BUSY)
+        index = edit.index[0] if isinstance(edit.index, list | tuple) else edit.index
+        if not isinstance(index, int) or isinstance(index, bool):
+            refusal.refuse("Only your own messages can be edited.")
+        # The page shows text with invisible word joiners (see `safe_markdown`); not typed.
+        text = refusal.unless_fails(checked_text, edit.value).replace(WORD_JOINER, "")
+        conversation.begin(refusal.unless_fails(chat_history.for_edit, conversation.messages,
+                                                index, text))
+        return _shown(conversation.messages)
+
+    async def _check(self, history: History, message: dict[str, Any], system: str,
+                     refusal: Refusal) -> None:
+        try:
+            await answer_stream.plan(self.engine, history, message, system,
+                               GenerationSettings().sampling())
+        except Phi4UIError as error:
+            refusal.refuse(str(error))
+
+    # ------------------------------------------------------------ streaming it
+
+    async def answer(self, conversation: Conversation, session: SessionSummary, system: str,
+                     temperature: float, top_p: float, max_tokens: float, seed: float | None,
+                     request: gr.Request) -> AsyncIterator[tuple[Any, Any]]:
+        """Streams the answer to the newest user message of the conversation. Each update
+        carries only the chat (and, at the end, the session): `gr.skip()` for another
+        component would make Gradio rebuild that component on every update."""
+        stopped = conversation.stop
+        if stopped.requested or not conversation.busy:  # Stop came first; `finish` says so
+            return
+        conversation.answering = True
+        settings = GenerationSettings.checked(system, temperature, top_p, max_tokens, seed,
+                                              max_new_tokens(self.engine))
+        history = list(conversation.messages)
+        try:
+            chat_request = await answer_stream.plan(self.engine, history, None, settings.system,
+                                          settings.sampling())
+            stopped.started(chat_request)
+            updates = answer_stream.answer(self.engine, chat_request, progress=stopped.progress)
+            async with contextlib.aclosing(updates):
+                async for update in updates:
+                    if stopped.requested:
+                        return  # closing the updates aborts the engine request
+                    conversation.messages = [*history, {"role": "assistant",
+                                                        "content": update.text}]
+                    if update.stats is None:
+                        yield _shown(conversation.messages), gr.skip()  # skipping a state is free
+                        continue
+                    session = session.add(update.stats)
+                    answer = await self._record(history, update, request)
+                    conversation.messages = [
+                        *history, answer,
+                        *chat_history.answer_annotations(update.stats, update.notes)]
+                    yield _shown(conversation.messages), session
+        except Phi4UIError as error:
+            conversation.messages = _interrupted(conversation.messages, str(error))
+            yield _shown(conversation.messages), gr.skip()
+        except Exception:
+            log.exception("streaming an answer failed")
+            conversation.messages = _interrupted(conversation.messages, SOMETHING_BROKE)
+            yield _shown(conversation.messages), gr.skip()
+        finally:
+            # Also when the page's connection dropped and no finishing step will come.
+            conversation.end(conversation.messages)
+
+    async def _record(self, history: History, update: answer_stream.AnswerUpdate,
+                      request: gr.Request) -> dict[str, Any]:
+        """The finished answer's message, marked with its record id when it was recorded."""
+        message = {"role": "assistant", "content": update.text}
+        if self.store is None:
+            return message
+        try:
+            recorded = await recording.record_update(
+                self.store, self.engine.info, update,
+                parent_id=chat_history.last_answer_id(history), user=login_of(request))
+        except Phi4UIError as error:
+            gr.Warning(escape(str(error)))
+            return message
+        for note in recorded.notes:
+            gr.Info(escape(note))
+        return chat_history.mark(message, recorded.answer_id)
+
+    async def finish(self, conversation: Conversation, session: SessionSummary
+                     ) -> tuple[History, str]:
+        """Runs after every answer, finished or stopped."""
+        if conversation.busy and not conversation.answering and not conversation.stop.requested:
+            # The answer step was refused before it ran: Gradio checks the settings first.
+            final = _interrupted(conversation.messages, self._not_started())
+        else:
+            final = chat_history.with_stop_noted(conversation.messages,
+                                                 self._stopped_stats(conversation.stop))
+        conversation.end(final)
+        return _shown(final), session.text()
+
+    def _not_started(self) -> str:
+        low, high = TEMPERATURE_RANGE
+        return (f"The answer could not start: the settings sent are not valid (temperature "
+                f"{low:g} to {high:g}, top-p {TOP_P_RANGE[0]:g} to {TOP_P_RANGE[1]:g}, max new "
+                f"tokens {MIN_NEW_TOKENS} to {max_new_tokens(self.engine):,}, seed a whole "
+                "number from 0). Reset the settings and press Retry.")
+
+    def _stopped_stats(self, stopped: StopSignal) -> RequestStats | None:
+        if stopped.request is None or stopped.progress is None:  # it never began
+            return None
+        return answer_stream.stopped_stats(self.engine, stopped.request, stopped.progress)
+
+    # ------------------------------------------------------------ other chat actions
+
+    async def undo(self, conversation: Conversation, refusal: Refusal) -> tuple[Any, Any]:
+        refusal.refuse_if(conversation.is_busy(), BUSY)
+        history, message = refusal.unless_fails(chat_history.undo, conversation.messages)
+        conversation.end(history)
+        return _shown(history), message
+
+    async def request_stop(self, conversation: Conversation) -> None:
+        conversation.stop.requested = True
+
+    async def clear(self, conversation: Conversation) -> None:
+        conversation.stop.requested = True
+        conversation.end([])
+
+    async def preview(self, message: Any, conversation: Conversation, system: Any,
+                      request: gr.Request) -> str:
+        try:
+            checked = checked_message(message, self.files.checker(request))
+            system = GenerationSettings.checked(system, None, None, None, None, 0).system
+            return await cost_preview.describe(self.engine, conversation.messages, checked, system)
+        except Phi4UIError as error:
+            return escape(str(error))
+        except Exception:
+            log.exception("estimating the prompt size failed")
+            return ""
+
+    def use_example(self, selected: gr.SelectData) -> Any:
+        # By index into our own list: the browser's copy of the example is not trusted.
+        message = message_for(selected.index)
+        return message if message else gr.skip()
+
+    def attach_photo(self, photo: Any, message: Any, request: gr.Request) -> tuple[Any, Any]:
+        if not photo or not isinstance(photo, str):
+            return gr.skip(), gr.skip()
+        may_use = self.files.checker(request)
+        try:
+            checked_files([photo], may_use)
+        except Phi4UIError as error:
+            gr.Warning(escape(str(error)))
+            return gr.skip(), None
+        message = message if isinstance(message, dict) else {}
+        files = [*usable_files(chat_history.files_of(message), may_use), photo]
+        text = message.get("text")
+        return {"text": text if isinstance(text, str) else "", "files": files}, None
+
+    # ------------------------------------------------------------ settings
+
+    def load_settings(self, stored: Any) -> list[Any]:
+        settings = GenerationSettings.from_stored(stored, max_new_tokens(self.engine))
+        return _settings_values(settings)
+
+    def save_settings(self, system: str, temperature: float, top_p: float, max_tokens: float,
+                      seed: float | None) -> dict[str, Any]:
+        return GenerationSettings.checked(system, temperature, top_p, max_tokens, seed,
+                                          max_new_tokens(self.engine)).stored()
+
+    def default_settings(self) -> list[Any]:
+        return _settings_values(GenerationSettings())
+
+    def card_settings(self) -> list[Any]:
+        return _settings_values(GenerationSettings.card_greedy(max_new_tokens(self.engine)))
+
+    # ------------------------------------------------------------ engine panel
+
+    async def refresh(self) -> tuple[Any, ...]:
+        """The engine panel. Every open page asks every TICK_S; they all see the same engine,
+        so one reading serves them all for half a tick."""
+        async with self._panels_lock:
+            now = time.monotonic()
+            if self._panels is None or now - self._panels[0] >= TICK_S / 2:
+                self._panels = (now, await self._panel_outputs())
+            return self._panels[1]
+
+    async def _panel_outputs(self) -> tuple[Any, ...]:
+        engine = self.engine
+        info, status = engine.info, engine.status
+        snapshot = await self._snapshot() if status.state == "ready" else None
+        if snapshot is not None:
+            self.throughput.observe(snapshot.generation_tokens_total, snapshot.taken_at)
+        return (panels.header_html(info, status), panels.status_text(status),
+                panels.live_markdown(snapshot, self.throughput.latest() if snapshot else None),
+                rates_frame(self.throughput.rates(time.time())),
+                panels.engine_settings_markdown(info))
+
+    async def _snapshot(self) -> EngineSnapshot | None:
+        try:
+            return await self.engine.snapshot()
+        except Exception:  # the panel says "n/a"; the next tick tries again
+            log.debug("engine snapshot failed", exc_info=True)
+            return None
+
+
+def _shown(messages: History) -> History:
+    """The chat as the browser gets it: a copy (the server's stays its own) whose text
+    cannot make the browser load anything from another host."""
+    return [{**message, "content": safe_markdown(message["content"])}
+            if isinstance(message.get("content"), str) else dict(message)
+            for message in messages]
+
+
+def _interrupted(history: History, message: str) -> History:
+    gr.Warning(escape(message))
+    return [*history, chat_history.annotation(chat_history.INTERRUPTED_TITLE, message)]
+
+
+def _settings_values(settings: GenerationSettings) -> list[Any]:
+    return [settings.system, settings.temperature, settings.top_p, settings.max_tokens,
+            settings.seed]
+
+
+def max_new_tokens(engine: Engine) -> int:
+    return engine.info.max_model_len or 16384
+
+
+def rates_frame(points: list[tuple[float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(points, columns=["seconds", "tokens/s"], dtype=float)

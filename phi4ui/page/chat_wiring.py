@@ -1,0 +1,94 @@
+"""When each step of the chat tab and its side panel runs: the events between the
+components `chat_tab` lays out and the `ChatHandlers` that do the work.
+
+Sending, retrying and editing share one chain, as in Gradio's ChatInterface: a
+step checks the message against the engine and shows it at once (a refusal shows
+a warning, ends the chain and leaves the chat and the input as they were), a
+queued step streams the answer (Stop and Clear cancel it, and cancelling aborts
+the engine request), and a last step runs in every case to note a stop, with how
+far the answer got, and give the send button back. The input stays usable while
+an answer streams; only sending waits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from phi4ui.page.chat_handlers import TICK_S, ChatHandlers
+from phi4ui.page.gradio_workarounds import INTERNAL, answering_js, tell_refusals
+
+
+@dataclass
+class ChatParts:
+    """The components the events refer to."""
+
+    header: gr.HTML
+    status: gr.Markdown
+    chatbot: gr.Chatbot
+    textbox: gr.MultimodalTextbox
+    cost: gr.Markdown
+    session_line: gr.Markdown
+    camera: gr.Image
+    settings: list[Any]  # system, temperature, top_p, max_tokens, seed
+    reset: gr.Button
+    card_preset: gr.Button
+    stored: gr.BrowserState
+    live: gr.Markdown
+    plot: gr.LinePlot
+    engine_settings: gr.Markdown
+    conversation: gr.State  # a Conversation: the chat as the server keeps it
+    session: gr.State
+    refusal: gr.State  # a Refusal: why the last step was refused, for the toast
+
+
+def wire_chat(p: ChatParts, h: ChatHandlers) -> None:
+    # The chat shown in the browser is an output only: every step reads the server's copy
+    # in `conversation`. The steps that start an answer, and undo, check first and may
+    # refuse. They are not queued (see `gradio_workarounds` for how a refusal is told).
+    c, r = p.conversation, p.refusal
+    starts = [
+        p.textbox.submit(h.accept, [p.textbox, c, p.settings[0], r], [p.chatbot, p.textbox],
+                         queue=False, **INTERNAL),
+        p.chatbot.retry(h.accept_retry, [c, r], [p.chatbot], queue=False, **INTERNAL),
+        p.chatbot.edit(h.accept_edit, [c, r], [p.chatbot], queue=False, **INTERNAL),
+    ]
+    undo = p.chatbot.undo(h.undo, [c, r], [p.chatbot, p.textbox], queue=False, **INTERNAL)
+    tell_refusals([*starts, undo], r)
+    answers = []
+    for start in starts:
+        start.success(None, None, None, js=answering_js(True), **INTERNAL)
+        answers.append(start.success(h.answer, [c, p.session, *p.settings],
+                                     [p.chatbot, p.session], concurrency_limit=None, **INTERNAL))
+    for answer in answers:
+        answer.then(h.finish, [c, p.session], [p.chatbot, p.session_line], queue=False,
+                    **INTERNAL).then(None, None, None, js=answering_js(False), **INTERNAL)
+    # Cancelling ends a streaming answer the browser knows of; the signal also stops one that
+    # has not begun, or whose start the browser has not heard of yet.
+    p.textbox.stop(h.request_stop, [c], None, cancels=answers, queue=False, **INTERNAL)
+    p.chatbot.clear(h.clear, [c], None, cancels=answers, queue=False, **INTERNAL)
+    _wire_inputs(p, h)
+
+
+def _wire_inputs(p: ChatParts, h: ChatHandlers) -> None:
+    c = p.conversation
+    preview_args = ([p.textbox, c, p.settings[0]], [p.cost])
+    gr.on([p.textbox.change, p.settings[0].change], h.preview, *preview_args, queue=False,
+          trigger_mode="always_last", **INTERNAL)
+    p.chatbot.example_select(h.use_example, None, [p.textbox], queue=False, **INTERNAL)
+    # A value set by this handler does not fire the textbox's change event: update the cost here.
+    p.camera.change(h.attach_photo, [p.camera, p.textbox], [p.textbox, p.camera], queue=False,
+                    **INTERNAL).then(h.preview, *preview_args, queue=False, **INTERNAL)
+
+
+def wire_panels(page: gr.Blocks, p: ChatParts, h: ChatHandlers) -> None:
+    page.load(h.load_settings, [p.stored], p.settings, queue=False, **INTERNAL)
+    gr.on([s.change for s in p.settings], h.save_settings, p.settings, [p.stored], queue=False,
+          trigger_mode="always_last", **INTERNAL)
+    p.reset.click(h.default_settings, None, p.settings, queue=False, **INTERNAL)
+    p.card_preset.click(h.card_settings, None, p.settings, queue=False, **INTERNAL)
+    panel_outputs = [p.header, p.status, p.live, p.plot, p.engine_settings]
+    gr.Timer(TICK_S).tick(h.refresh, None, panel_outputs, queue=False, **INTERNAL)
+    page.load(h.refresh, None, panel_outputs, queue=False, **INTERNAL)

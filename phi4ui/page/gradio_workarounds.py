@@ -1,0 +1,94 @@
+"""The page's ways around Gradio's behaviour, in one place: the Python side, and the CSS and
+JavaScript it puts on the page. Each is written for Gradio 6.31 and says which behaviour it
+works around; `tests/page/test_gradio_behaviour.py` (over HTTP) and
+`tests/browser/test_gradio_behaviour.py` (in Chromium) check each of those behaviours on a
+small Blocks of their own, so that an upgrade that changes one fails there first.
+
+The chat's steps that check a message are not queued: a queued event costs a join, an SSE
+stream and the queue's bookkeeping, and the time to first token passes through them. These
+workarounds make a refusal of such a step look as a queued one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from html import escape
+from typing import Any, NoReturn, TypeVar
+
+import gradio as gr
+
+from phi4ui.errors import Phi4UIError
+
+INTERNAL: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
+Result = TypeVar("Result")
+
+# Switches the input's Send button for its Stop button while an answer is written, in the
+# browser: no round trip, and no component update for Gradio to rebuild (see CSS).
+ANSWERING_JS = "() => {{ document.body.classList.toggle('p4-answering', {on}); }}"
+
+CSS = """
+/* Send or Stop: the input shows Send, or Stop while an answer is written (the body's
+   p4-answering class, set by `answering_js`). */
+body:not(.p4-answering) #mm button[aria-label="Stop"],
+body.p4-answering #mm [data-testid="submit-button"] {
+  display: none !important;
+}
+
+/* The error veil: a refused message is told by a toast and changes nothing. Gradio would
+   also veil the chat and the input (the outputs of the refused step) with its "Error"
+   badge, hiding the conversation; the chat's events show no other progress, so the veil
+   is never needed. */
+#chatbot .wrap:has(> .error),
+#mm .wrap:has(> .error) {
+  display: none !important;
+}
+"""
+
+
+class Refusal:
+    """Why the last step was refused, kept in a `gr.State` for `tell_refusal`.
+
+    Works around: Gradio shows no toast (`gr.Warning`, `gr.Info`) raised in a step that is not
+    queued; the message is only printed on the server. A refusing step therefore ends its
+    event chain with an error that has no toast of its own (`gr.Error(visible=False)`), and
+    the queued step `tell_refusal`, chained with `.failure`, shows the reason kept here."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+
+    def refuse(self, reason: str) -> NoReturn:
+        self.reason = reason
+        raise gr.Error(escape(reason), visible=False, print_exception=False)
+
+    def refuse_if(self, condition: bool, reason: str) -> None:
+        if condition:
+            self.refuse(reason)
+
+    def unless_fails(self, function: Callable[..., Result], *args: Any) -> Result:
+        try:
+            return function(*args)
+        except Phi4UIError as error:
+            self.refuse(str(error))
+
+
+async def tell_refusal(refusal: Refusal) -> None:
+    """Queued, so that its toast shows: why the step before was refused."""
+    if refusal.reason:
+        gr.Warning(escape(refusal.reason))
+        refusal.reason = ""
+
+
+def tell_refusals(refusable: Iterable[Any], refusal: gr.State) -> None:
+    """After each of the `refusable` unqueued events, a queued step that tells why it failed."""
+    for event in refusable:
+        event.failure(tell_refusal, [refusal], None, concurrency_limit=None, **INTERNAL)
+
+
+def answering_js(on: bool) -> str:
+    """The browser-side step that shows Stop (`on`) or Send in the input.
+
+    Works around: `gr.MultimodalTextbox` shows its Send and Stop buttons as its `submit_btn`
+    and `stop_btn` say, and switching them means returning an update of the whole textbox,
+    which Gradio rebuilds (as `gr.ChatInterface` does). Both buttons stay on, and this class
+    with `CSS` hides the one that does not apply."""
+    return ANSWERING_JS.format(on="true" if on else "false")
