@@ -276,7 +276,7 @@ def test_page_cases_cannot_name_server_files_and_cannot_tell_if_they_exist(tmp_p
 
 
 def test_the_page_loads_uploaded_cases_confined_to_their_staging_folder(tmp_path):
-    from phi4ui.page.eval_tabs import _load_cases
+    from phi4ui.page.batch_tab import load_cases as _load_cases
 
     upload = tmp_path / "upload"
     upload.mkdir()
@@ -566,7 +566,7 @@ def test_a_replay_from_the_command_line_leaves_no_folder(tmp_path, capsys):
 
 
 def test_the_page_replay_report_names_a_bad_bundle(tmp_path):
-    from phi4ui.page.eval_tabs import _replay_report
+    from phi4ui.page.replay_panel import replay_report as _replay_report
 
     path, store = _bundle(tmp_path)
     changed = _rewrite(path, change_media=lambda _: b"changed")

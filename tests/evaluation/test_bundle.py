@@ -217,7 +217,7 @@ def test_the_batch_command_line_checks_its_sampling_like_a_replay(capsys):
 def test_a_bundle_with_odd_sampling_replays_its_good_record_and_refuses_each_other(
         tmp_path, store, conversation, embedded_engine, engine_loop):
     from phi4ui.evaluation import staging
-    from phi4ui.page.eval_tabs import _replay_report
+    from phi4ui.page.replay_panel import replay_report as _replay_report
 
     first = chat_history.answer_ids(conversation)[0]
     path = bundle.export_bundle(store, [first], tmp_path / "one.zip")
