@@ -15,10 +15,7 @@ from playwright.sync_api import Locator, Page, expect
 from tests.browser.chatpage import ChatPage
 from tests.support.mediafiles import write_image
 
-ROOT = Path(__file__).resolve().parents[2]
-WIRED = "ui_eval" in (ROOT / "phi4ui" / "ui.py").read_text()
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not WIRED, reason="the evaluation tabs are not in ui.py yet")]
+pytestmark = pytest.mark.browser
 BATCH_TIMEOUT_MS = 180_000
 
 
