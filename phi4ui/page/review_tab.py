@@ -79,15 +79,13 @@ def build_review_tab(store: Store | None, engine: Engine | None, files: PageFile
 def render(tab: gr.Tab) -> ReviewParts:
     """The tab's content, inside `tab`."""
     with gr.Row():
-        filters = [
-            gr.Dropdown(RATINGS, value="any", label="Rating", elem_id="review-rating"),
-            gr.Dropdown([""], value="", allow_custom_value=True, label="Tag",
-                        elem_id="review-tag"),
-            gr.Dropdown(ORIGINS, value="", label="Origin", elem_id="review-origin"),
-            gr.Textbox(label="From (YYYY-MM-DD, UTC)", elem_id="review-since"),
-            gr.Textbox(label="To (YYYY-MM-DD, UTC)", elem_id="review-until"),
-            gr.Textbox(label="Text in prompt or answer", elem_id="review-text"),
-        ]
+        rating = gr.Dropdown(RATINGS, value="any", label="Rating", elem_id="review-rating")
+        tag = gr.Dropdown([""], value="", allow_custom_value=True, label="Tag",
+                          elem_id="review-tag")
+        origin = gr.Dropdown(ORIGINS, value="", label="Origin", elem_id="review-origin")
+        since = gr.Textbox(label="From (YYYY-MM-DD, UTC)", elem_id="review-since")
+        until = gr.Textbox(label="To (YYYY-MM-DD, UTC)", elem_id="review-until")
+        text = gr.Textbox(label="Text in prompt or answer", elem_id="review-text")
     search = gr.Button("Search", variant="primary", elem_id="review-search")
     table = gr.Dataframe(headers=eval_views.REVIEW_COLUMNS, type="array", interactive=False,
                          wrap=True, elem_id="review-table")
@@ -103,10 +101,10 @@ def render(tab: gr.Tab) -> ReviewParts:
     with gr.Row():
         export = gr.Button("Export the filtered set", elem_id="review-export")
         download = gr.DownloadButton("Download", visible=False, elem_id="review-download")
-    return ReviewParts(tab=tab, filters=filters, tag=filters[1], search=search, table=table,
-                       found=found, selected=selected, details=details, up=up, down=down,
-                       comment=comment, tags=tags, more=more, save=save, export=export,
-                       download=download)
+    return ReviewParts(tab=tab, filters=[rating, tag, origin, since, until, text], tag=tag,
+                       search=search, table=table, found=found, selected=selected,
+                       details=details, up=up, down=down, comment=comment, tags=tags,
+                       more=more, save=save, export=export, download=download)
 
 
 def wire(p: ReviewParts, h: ReviewHandlers) -> None:
