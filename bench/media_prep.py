@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from phi4ui.core.media import MediaLimits, prepare_audio_bytes, prepare_image_bytes
+from phi4ui.core.audio import prepare_audio_bytes
+from phi4ui.core.images import prepare_image_bytes
+from phi4ui.core.media import MediaLimits
 from phi4ui.core.stats import percentile
 
 REPEATS = 7

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 from gradio_client.utils import apply_diff
 
+from phi4ui.core.generation_settings import DEFAULT_SYSTEM
+
 API = "/gradio_api"
 TOKENS_IN_STATS = re.compile(r"(\d+) tokens in")
 
@@ -97,7 +99,7 @@ class GradioApp:
                 "meta": {"_type": "gradio.FileData"}}
 
     async def chat(self, session: str, text: str, files: list[dict[str, Any]], max_tokens: int,
-                   system: str = "You are a helpful assistant.") -> Reply:
+                   system: str = DEFAULT_SYSTEM) -> Reply:
         """One message in a new conversation, timed from pressing Enter."""
         # The server keeps the conversation (the states are sent as None, as a browser does);
         # clearing it first makes each message a new conversation.

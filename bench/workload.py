@@ -15,10 +15,11 @@ import numpy as np
 import soundfile
 from PIL import Image, ImageDraw
 
+from phi4ui.core.generation_settings import DEFAULT_SYSTEM
 from phi4ui.core.stats import percentile
 
 KINDS = ("text", "image", "audio")
-SYSTEM = "You are a helpful assistant."
+SYSTEM = DEFAULT_SYSTEM
 QUESTIONS = {
     "text": "Request {i}: write a short story about a lighthouse keeper.",
     "image": "Request {i}: describe this image in detail.",

@@ -21,6 +21,10 @@ DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
 # The remote code of later revisions may not load on the transformers that vLLM pins.
 DEFAULT_REVISION = "0ae13bd0f508a906f8b8288fc5e36b01b903c132"
 ENV_PREFIX = "PHI4UI_"
+# Most 448-pixel crops per image: the real model's own processor default, and few enough for
+# random weights, whose vision tower is full size even in the tiny model, to stay quick on CPU.
+REAL_DYNAMIC_HD = 16
+RANDOM_DYNAMIC_HD = 4
 
 
 def _option(default: Any, help: str, *, choices: Sequence[str] | None = None,
@@ -67,8 +71,9 @@ class Settings:
     max_images: int = _option(2, "images per prompt (whole conversation)", check=_between(0, 16))
     max_audios: int = _option(1, "audio clips per prompt (whole conversation)",
                               check=_between(0, 8))
-    dynamic_hd: int = _option(0, "most 448-pixel crops per image; 0: 16 for the real model, "
-                              "4 for random weights", check=_between(0, 64))
+    dynamic_hd: int = _option(0, "most 448-pixel crops per image; 0: "
+                              f"{REAL_DYNAMIC_HD} for the real model, {RANDOM_DYNAMIC_HD} for "
+                              "random weights", check=_between(0, 64))
     audio_min_seconds: float = _option(0.3, "shortest accepted recording", check=_at_least(0.03))
     audio_max_seconds: float = _option(180.0, "longest accepted recording",
                                        check=_between(1.0, 3600.0))
@@ -191,7 +196,7 @@ def load_settings(argv: Sequence[str] | None = None,
 
 
 def _convert(spec: dataclasses.Field[Any], raw: str, source: str) -> Any:
-    kind = type(spec.default)
+    kind: type[Any] = type(spec.default)
     try:
         value = _parse_bool(raw) if kind is bool else kind(raw.strip())
     except ValueError:

@@ -17,6 +17,7 @@ from bench.workload import make_media
 from phi4ui.core import answer_stream
 from phi4ui.core.chat import Sampling
 from phi4ui.core.engine import Finished, TextDelta
+from phi4ui.core.generation_settings import DEFAULT_SYSTEM
 from phi4ui.engines.embedded import EmbeddedEngine
 from phi4ui.settings import load_settings
 
@@ -38,8 +39,7 @@ async def run(checkpoint: str, extra: list[str]) -> dict[str, Any]:
         for attempt in ("first", "again"):  # a new image is encoded once, then cached
             message = {"text": f"Describe what you got ({name}).",
                        "files": [str(media[k]) for k in kinds]}
-            request = await answer_stream.plan(engine, [], message, "You are a helpful assistant.",
-                                         sampling)
+            request = await answer_stream.plan(engine, [], message, DEFAULT_SYSTEM, sampling)
             before = engine.adapter_steps()
             deltas, stats = 0, None
             async for event in engine.stream(request):

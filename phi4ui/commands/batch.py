@@ -11,9 +11,9 @@ from typing import Any
 
 from phi4ui.commands import common
 from phi4ui.core.chat import Sampling
+from phi4ui.core.generation_settings import DEFAULT_SYSTEM, PHI4MM_SAMPLING
 from phi4ui.errors import SettingsError
 from phi4ui.evaluation.batch import (
-    DEFAULT_SYSTEM,
     BatchOptions,
     CaseResult,
     run_batch,
@@ -33,9 +33,11 @@ def _parser() -> Any:
                         help="folder for results.csv and results.json (default: results)")
     parser.add_argument("--concurrency", type=int, default=4, help="cases at once (default 4)")
     parser.add_argument("--system", default=DEFAULT_SYSTEM, help="system prompt")
-    parser.add_argument("--max-tokens", type=int, default=512, help="most answer tokens")
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--max-tokens", type=int, default=PHI4MM_SAMPLING.max_tokens,
+                        help="most answer tokens")
+    parser.add_argument("--temperature", type=float, default=PHI4MM_SAMPLING.temperature,
+                        help="0 = greedy (default)")
+    parser.add_argument("--top-p", type=float, default=PHI4MM_SAMPLING.top_p)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--ignore-eos", action="store_true",
                         help="always generate --max-tokens tokens (for timing runs)")

@@ -21,9 +21,8 @@ from phi4ui.core.chat import (
     Sampling,
     Turn,
     plan_request,
-    turn_from_message,
-    turns_from_history,
 )
+from phi4ui.core.chat_messages import turn_from_message, turns_from_history
 from phi4ui.core.engine import Engine, Finished, TextDelta
 from phi4ui.core.media import MediaLimits, prepare
 from phi4ui.core.stats import RequestStats, StatsRecorder
@@ -88,7 +87,7 @@ async def plan(engine: Engine, history: Sequence[Mapping[str, Any]],
                                       engine.prompt_limits, engine.count_text_tokens)
     if notes:
         request = ChatRequest(**{**request.__dict__, "notes": tuple(notes) + request.notes})
-    used = {m.sha256 for m in (*request.images, *request.audios)}
+    used = {m.sha256 for m in request.images} | {m.sha256 for m in request.audios}
     return replace(request, media_files=tuple((h, p) for h, p in sources.items() if h in used))
 
 

@@ -12,12 +12,14 @@ never becomes a control token (see `phi4ui.core.textguard`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
-from phi4ui.core.media import PreparedAudio, PreparedImage, kind_of
+from phi4ui.core.audio import PreparedAudio
+from phi4ui.core.images import PreparedImage
+from phi4ui.core.media import kind_of
 from phi4ui.core.textguard import GENERIC, TextGuard
 from phi4ui.errors import BadInput, PromptTooLong
 
@@ -59,11 +61,20 @@ class Turn:
 
 @dataclass(frozen=True)
 class Sampling:
-    temperature: float = 0.7
-    top_p: float = 0.95
+    """Defaults are Phi-4-MM's, as in Microsoft's examples for the model: greedy decoding and
+    512 new tokens. The page, the batch tool and replays all start from them."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
     max_tokens: int = 512
     seed: int | None = None
     ignore_eos: bool = False
+
+
+class PromptTokenSplit(TypedDict):
+    prompt_text_tokens: int
+    prompt_image_tokens: int
+    prompt_audio_tokens: int
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ class TokenCount:
     def total(self) -> int:
         return self.text + self.image + self.audio
 
-    def split(self) -> dict[str, int]:
+    def split(self) -> PromptTokenSplit:
         """The prompt's parts as `StatsRecorder.finish` takes them."""
         return {"prompt_text_tokens": self.text, "prompt_image_tokens": self.image,
                 "prompt_audio_tokens": self.audio}
@@ -119,79 +130,6 @@ class ChatRequest:
 class _Draft:
     turns: list[Turn]
     notes: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------- from Gradio's shapes
-
-def turns_from_history(history: Sequence[Mapping[str, Any]]) -> list[Turn]:
-    """Turns from a Gradio chat history (messages format, or gradio_client's shape).
-
-    Messages that carry a metadata title are the page's own annotations
-    (statistics, notes), not model output, and are skipped. Consecutive
-    messages of one role merge into one turn.
-    """
-    turns: list[Turn] = []
-    for message in history:
-        metadata = message.get("metadata") or {}
-        if metadata.get("title"):
-            continue
-        role = message.get("role")
-        if role not in ("user", "assistant"):
-            continue
-        parts = tuple(_parts_of(message.get("content")))
-        if not parts:
-            continue
-        if turns and turns[-1].role == role:
-            turns[-1] = Turn(role, turns[-1].parts + parts)
-        else:
-            turns.append(Turn(role, parts))
-    return turns
-
-
-def turn_from_message(message: Mapping[str, Any] | str) -> Turn:
-    """The person's new message: `{"text": ..., "files": [...]}` from a MultimodalTextbox."""
-    if isinstance(message, str):
-        message = {"text": message, "files": []}
-    parts: list[Part] = [MediaRef(_file_path(f)) for f in message.get("files") or []]
-    text = (message.get("text") or "").strip()
-    if text:
-        parts.append(text)
-    if not parts:
-        raise BadInput("The message is empty: type something or attach an image or audio.")
-    return Turn("user", tuple(parts))
-
-
-def _parts_of(content: Any) -> Iterable[Part]:
-    items = content if isinstance(content, list | tuple) else [content]
-    for item in items:
-        if item is None:
-            continue
-        if isinstance(item, str):
-            if item.strip():
-                yield item
-        elif isinstance(item, Mapping):
-            yield from _part_of_mapping(item)
-        elif hasattr(item, "path"):  # a gradio FileData-like object
-            yield MediaRef(str(item.path))
-
-
-def _part_of_mapping(item: Mapping[str, Any]) -> Iterable[Part]:
-    kind = item.get("type")
-    if kind == "text" or (kind is None and "text" in item):
-        if str(item.get("text", "")).strip():
-            yield str(item["text"])
-    elif kind == "file" or "file" in item or "path" in item:
-        path = _file_path(item.get("file", item))
-        if path:
-            yield MediaRef(path)
-
-
-def _file_path(file: Any) -> str:
-    if isinstance(file, str):
-        return file
-    if isinstance(file, Mapping):
-        return str(file.get("path") or "")
-    return str(getattr(file, "path", "") or "")
 
 
 # ---------------------------------------------------------------- planning

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from phi4ui.core import answer_stream
+from phi4ui.core.audio import PreparedAudio, long_audio_note
 from phi4ui.core.chat import Sampling
 from phi4ui.core.engine import Engine
 from phi4ui.core.history import files_of
-from phi4ui.core.media import MediaLimits, PreparedAudio, PreparedImage, long_audio_note, prepare
+from phi4ui.core.images import PreparedImage
+from phi4ui.core.media import MediaLimits, prepare
 from phi4ui.errors import BadInput, EngineUnavailable
 
 

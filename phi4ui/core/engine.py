@@ -10,6 +10,7 @@ from typing import Literal, Protocol
 from phi4ui.core.chat import ChatRequest, PromptLimits
 from phi4ui.core.media import MediaLimits
 from phi4ui.core.stats import EngineSnapshot, RequestStats
+from phi4ui.settings import REAL_DYNAMIC_HD
 
 # "restarting": the embedded engine died and is being started again in the background.
 State = Literal["loading", "ready", "restarting", "failed"]
@@ -25,7 +26,7 @@ class EngineInfo:
     max_model_len: int = 0
     max_images: int = 0
     max_audios: int = 0
-    dynamic_hd: int = 16
+    dynamic_hd: int = REAL_DYNAMIC_HD
     dynamic_hd_source: str = ""  # where the value came from, e.g. measured on the server
     adapters: dict[str, str] = field(default_factory=dict)
     random_weights: bool = False

@@ -20,19 +20,20 @@ TOP_P_RANGE = (0.05, 1.0)
 SLIDER_STEP = 0.05  # temperature and top-p
 MIN_NEW_TOKENS = 16
 NEW_TOKENS_STEP = 16
-DEFAULT_MAX_TOKENS = 512
 CARD_MAX_NEW_TOKENS = 1000  # max_new_tokens in the model card's examples
 SYSTEM_MAX_CHARS = 4000
 SEED_MAX = 2**31 - 1
+PHI4MM_SAMPLING = Sampling()
+DEFAULT_MAX_TOKENS = PHI4MM_SAMPLING.max_tokens
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Greedy decoding and 512 new tokens, as in Microsoft's examples for the model."""
+    """Starts from `Sampling`'s defaults, Phi-4-MM's own."""
 
     system: str = DEFAULT_SYSTEM
-    temperature: float = 0.0
-    top_p: float = 1.0
+    temperature: float = PHI4MM_SAMPLING.temperature
+    top_p: float = PHI4MM_SAMPLING.top_p
     max_tokens: int = DEFAULT_MAX_TOKENS
     seed: int | None = None
 

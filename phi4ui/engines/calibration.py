@@ -18,7 +18,7 @@ the image's cost, which names the value.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +26,12 @@ import httpx
 import openai
 from PIL import Image
 
+from phi4ui.core.audio import audio_wav_base64
 from phi4ui.core.chat import MEDIA_MARKER, Turn, render_openai_messages, render_phi4_prompt
-from phi4ui.core.media import (
+from phi4ui.core.images import (
     MIN_RESIZED_SIDE,
     VIT_IMAGE_SIZE,
     PreparedImage,
-    audio_wav_base64,
     image_data_url,
     image_token_count,
 )
@@ -98,8 +98,9 @@ async def measure(http: httpx.AsyncClient, client: openai.AsyncOpenAI, model: st
     text_tokens = count_text_tokens(prompt) - 1
     costs = image_costs(image)
     # An older /tokenize may count the placeholder's text without the image: then ask again.
-    for count_prompt in (lambda: _tokenized(http, model, messages),
-                         lambda: _completed(client, model, messages)):
+    ways: tuple[Callable[[], Awaitable[int | None]], ...] = (
+        lambda: _tokenized(http, model, messages), lambda: _completed(client, model, messages))
+    for count_prompt in ways:
         served = await count_prompt()
         found = None if served is None else match(served, text_tokens, costs, exact=exact)
         if found is not None:

@@ -29,11 +29,12 @@ from PIL import Image
 from phi4ui.core import answer_stream
 from phi4ui.core.chat import ChatRequest, Sampling
 from phi4ui.core.engine import Engine, Finished
+from phi4ui.core.generation_settings import DEFAULT_SYSTEM
 from phi4ui.core.media import MediaLimits
 from phi4ui.core.stats import RequestStats
 from phi4ui.errors import Phi4UIError
 
-SYSTEM = "You are a helpful assistant."
+SYSTEM = DEFAULT_SYSTEM
 # A few greedy tokens: enough to see the adapter run, quick on any machine.
 CHECK_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_tokens=8)
 # 1200x900 is cut into 3x3 crops from dynamic_hd 9 up and fewer below, so its cost

@@ -13,9 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from phi4ui.core.audio import SAMPLE_RATE
 from phi4ui.core.chat import ChatRequest, PromptLimits, prompt_as_sent
 from phi4ui.core.engine import EngineInfo, Event, Finished, Status, TextDelta
-from phi4ui.core.media import SAMPLE_RATE, MediaLimits
+from phi4ui.core.media import MediaLimits
 from phi4ui.core.stats import (
     EngineSnapshot,
     StatsRecorder,
@@ -27,7 +28,7 @@ from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tok
 from phi4ui.engines import vllm_compat
 from phi4ui.engines.model_source import ModelSource, resolve
 from phi4ui.errors import BadInput, EngineUnavailable
-from phi4ui.settings import Settings
+from phi4ui.settings import REAL_DYNAMIC_HD, Settings
 
 log = logging.getLogger(__name__)
 ADAPTER_IDS = {"vision": 1, "speech": 2}
@@ -121,7 +122,8 @@ class EmbeddedEngine:
 
     @property
     def media_limits(self) -> MediaLimits:
-        dynamic_hd = self._source.dynamic_hd if self._source else (self.settings.dynamic_hd or 16)
+        dynamic_hd = (self._source.dynamic_hd if self._source
+                      else self.settings.dynamic_hd or REAL_DYNAMIC_HD)
         return MediaLimits.from_settings(self.settings, dynamic_hd)
 
     @property

@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phi4ui.errors import SettingsError
-from phi4ui.settings import Settings
+from phi4ui.settings import RANDOM_DYNAMIC_HD, REAL_DYNAMIC_HD, Settings
 
 log = logging.getLogger(__name__)
 
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM accepts
-REAL_DYNAMIC_HD = 16
-RANDOM_DYNAMIC_HD = 4  # the vision tower is full size even in the tiny model: keep crops few on CPU
 
 
 @dataclass(frozen=True)

@@ -25,22 +25,24 @@ from typing import Any, cast
 import httpx
 import openai
 
+from phi4ui.core.audio import audio_wav_base64
 from phi4ui.core.chat import ChatRequest, PromptLimits, Sampling, render_openai_messages
 from phi4ui.core.engine import EngineInfo, Event, Finished, Status, TextDelta
-from phi4ui.core.media import MediaLimits, audio_wav_base64, image_data_url
+from phi4ui.core.images import image_data_url
+from phi4ui.core.media import MediaLimits
 from phi4ui.core.stats import EngineSnapshot, RequestStats, StatsRecorder, process_memory
 from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 from phi4ui.engines import calibration, prometheus
 from phi4ui.engines import openai_wire as wire
 from phi4ui.engines.remote_tokens import PROBE, TokenCounter, load_tokenizer
 from phi4ui.errors import EngineUnavailable, Phi4UIError
-from phi4ui.settings import Settings
+from phi4ui.settings import REAL_DYNAMIC_HD, Settings
 
 log = logging.getLogger(__name__)
 
 ADAPTERS = ("vision", "speech")
 ADAPTER_INPUTS = {"vision": "images", "speech": "audio clips"}
-DEFAULT_DYNAMIC_HD = 16  # until the server's own is measured; see engines/calibration.py
+DEFAULT_DYNAMIC_HD = REAL_DYNAMIC_HD  # until the server's own is measured (calibration.py)
 METRICS_TIMEOUT_S = 2.0
 TOKENIZER_TIMEOUT_S = 30.0  # a download from the Hugging Face hub, at most once
 # After the last token, vLLM records the request's histograms a moment later.

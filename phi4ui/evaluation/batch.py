@@ -23,6 +23,7 @@ from typing import Any
 from phi4ui.core import answer_stream
 from phi4ui.core.chat import ChatRequest, Sampling
 from phi4ui.core.engine import Engine
+from phi4ui.core.generation_settings import DEFAULT_SYSTEM
 from phi4ui.core.stats import RequestStats, percentile
 from phi4ui.errors import Phi4UIError
 from phi4ui.evaluation import csvsafe
@@ -31,7 +32,6 @@ from phi4ui.evaluation.recording import build_record
 from phi4ui.evaluation.store import BatchCaseRow, Store
 
 log = logging.getLogger(__name__)
-DEFAULT_SYSTEM = "You are a helpful assistant."
 COLUMNS = ("case", "id", "prompt", "images", "audios", "expected", "tags", "answer", "error",
            "expected_found", "ttft_s", "tokens_per_s", "e2e_s", "prompt_tokens",
            "completion_tokens", "finish_reason", "adapter", "answer_id")
@@ -40,8 +40,7 @@ COLUMNS = ("case", "id", "prompt", "images", "audios", "expected", "tags", "answ
 @dataclass(frozen=True)
 class BatchOptions:
     system: str = DEFAULT_SYSTEM
-    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0,
-                                                                max_tokens=512))
+    sampling: Sampling = field(default_factory=Sampling)
     concurrency: int = 4
     user: str = ""  # the login name of whoever ran it, kept on each record
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from phi4ui.core.answer_stream import AnswerUpdate
+from phi4ui.core.audio import PreparedAudio
 from phi4ui.core.chat import ChatRequest, Turn, prompt_as_sent
 from phi4ui.core.engine import EngineInfo
-from phi4ui.core.media import PreparedAudio, PreparedImage
+from phi4ui.core.images import PreparedImage
 from phi4ui.core.stats import RequestStats
 from phi4ui.errors import Phi4UIError
 from phi4ui.evaluation.mediastore import MediaRecord

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from phi4ui.settings import RANDOM_DYNAMIC_HD
+
 from . import hf_config
 from .adapters import write_adapters
 from .shapes import TINY, CheckpointShape
@@ -58,7 +60,7 @@ def build_checkpoint(
     folder: Path,
     shape: CheckpointShape = TINY,
     *,
-    dynamic_hd: int = 4,
+    dynamic_hd: int = RANDOM_DYNAMIC_HD,
     with_adapters: bool = True,
 ) -> Path:
     """Writes a checkpoint folder that vLLM loads with trust_remote_code=True, load_format="dummy".
@@ -91,7 +93,7 @@ def _folder_name(shape: CheckpointShape, dynamic_hd: int) -> str:
 
 
 def ensure_checkpoint(
-    cache_dir: Path, shape: CheckpointShape = TINY, *, dynamic_hd: int = 4
+    cache_dir: Path, shape: CheckpointShape = TINY, *, dynamic_hd: int = RANDOM_DYNAMIC_HD
 ) -> Path:
     """A ready checkpoint folder under cache_dir, built only if absent.
 

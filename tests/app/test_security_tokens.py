@@ -32,8 +32,8 @@ from phi4ui.core.chat import (
     prompt_as_sent,
     render_openai_messages,
     render_phi4_prompt,
-    turn_from_message,
 )
+from phi4ui.core.chat_messages import turn_from_message
 from phi4ui.core.engine import Engine, EngineInfo, Finished
 from phi4ui.core.media import MediaLimits, prepare
 from phi4ui.core.stats import StatsRecorder

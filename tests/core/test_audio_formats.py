@@ -6,7 +6,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from phi4ui.core.media import SAMPLE_RATE, MediaLimits, PreparedAudio, audio_token_count, prepare
+from phi4ui.core.audio import SAMPLE_RATE, PreparedAudio, audio_token_count
+from phi4ui.core.media import MediaLimits, prepare
 from phi4ui.errors import BadInput
 from tests.support.mediafiles import (
     FRAME_SAMPLES,

@@ -11,9 +11,8 @@ from phi4ui.core.chat import (
     plan_request,
     render_openai_messages,
     render_phi4_prompt,
-    turn_from_message,
-    turns_from_history,
 )
+from phi4ui.core.chat_messages import turn_from_message, turns_from_history
 from phi4ui.core.media import MediaLimits, prepare
 from phi4ui.errors import BadInput, PromptTooLong
 from tests.support.mediafiles import write_audio, write_image

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from phi4ui.core import history
-from phi4ui.core.chat import turns_from_history
+from phi4ui.core.chat_messages import turns_from_history
 from phi4ui.core.stats import RequestStats, StatsRecorder
 from phi4ui.errors import BadInput
 

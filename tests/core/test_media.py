@@ -3,15 +3,9 @@ import pytest
 import soundfile
 from PIL import Image
 
-from phi4ui.core.media import (
-    SAMPLE_RATE,
-    MediaLimits,
-    PreparedAudio,
-    PreparedImage,
-    audio_token_count,
-    image_token_count,
-    prepare,
-)
+from phi4ui.core.audio import SAMPLE_RATE, PreparedAudio, audio_token_count
+from phi4ui.core.images import PreparedImage, image_token_count
+from phi4ui.core.media import MediaLimits, prepare
 from phi4ui.errors import BadInput
 from tests.support.mediafiles import image_bytes, write_audio, write_image
 
@@ -252,7 +246,7 @@ def test_a_very_thin_image_is_refused_with_its_size_and_what_works(tmp_path, siz
 
 
 def test_the_thin_image_rule_is_the_processors():
-    from phi4ui.core.media import MIN_RESIZED_SIDE, resized_size
+    from phi4ui.core.images import MIN_RESIZED_SIDE, resized_size
     from phi4ui.tinymodel.remote import processing_phi4mm as processing
 
     sizes = [(1000, 6), (1000, 8), (5, 2000), (9, 2000), (4000, 20), (20, 9000), (3, 3)]

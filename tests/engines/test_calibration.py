@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from phi4ui.core.media import image_token_count
+from phi4ui.core.images import image_token_count
 from phi4ui.engines import calibration
 from phi4ui.engines.remote import DEFAULT_DYNAMIC_HD, RemoteEngine
 from phi4ui.page import panels

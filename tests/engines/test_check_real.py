@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from phi4ui.core.media import image_token_count
+from phi4ui.core.images import image_token_count
 from phi4ui.engines.check_real import CASES, IMAGE_SIZE, check
 from tests.conftest import TEST_DYNAMIC_HD
 
