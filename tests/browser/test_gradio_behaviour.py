@@ -1,0 +1,106 @@
+"""The Gradio behaviours behind `phi4ui.page.gradio_workarounds` that only a browser shows,
+checked in Chromium on a small Blocks of their own (no engine), once without the workarounds'
+CSS, to see Gradio's own behaviour, and once with it. When a Gradio upgrade changes one of
+them, its test fails here: change or drop the workaround then."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+import pytest
+from playwright.sync_api import Page, expect
+
+from phi4ui.page.chat_tab import theme
+from phi4ui.page.gradio_workarounds import CSS, Refusal, answering_js, tell_refusals
+from tests.support.apprun import free_port
+
+pytestmark = pytest.mark.browser
+
+REASON = "That message cannot be sent."
+
+
+async def refuse(message: Any, refusal: Refusal) -> tuple[Any, Any]:
+    refusal.refuse(REASON)
+
+
+def launch(css: str | None) -> tuple[gr.Blocks, str]:
+    """The chat's input and chat, with a send step that always refuses, wired as the page's."""
+    with gr.Blocks(analytics_enabled=False) as demo:
+        chatbot = gr.Chatbot(elem_id="chatbot")
+        textbox = gr.MultimodalTextbox(elem_id="mm", submit_btn=True, stop_btn=True)
+        refusal = gr.State(Refusal())
+        refused = textbox.submit(refuse, [textbox, refusal], [chatbot, textbox], queue=False,
+                                 show_progress="hidden")
+        tell_refusals([refused], refusal)
+    demo.queue()
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
+                            prevent_thread_lock=True, quiet=True, theme=theme(), css=css)
+    return demo, url
+
+
+@pytest.fixture(scope="module", params=["gradio", "workarounds"])
+def demo(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    blocks, url = launch(CSS if request.param == "workarounds" else None)
+    try:
+        yield request.param, url
+    finally:
+        blocks.close()
+
+
+def open_and_refuse(page: Page, url: str) -> None:
+    page.goto(url, wait_until="domcontentloaded")
+    textbox = page.locator("#mm textarea[data-testid=textbox]")
+    textbox.fill("hello")
+    textbox.press("Enter")
+
+
+def test_a_refused_step_is_told_by_the_queued_failure_step(page: Page, demo: tuple[str, str]
+                                                          ) -> None:
+    """The browser runs the `.failure` step after an unqueued step failed, and shows its toast
+    (and nothing else: the refused step's own error asks for none)."""
+    _, url = demo
+    open_and_refuse(page, url)
+    toasts = page.locator("[data-testid=toast-body]")
+    expect(toasts.filter(has_text=REASON)).to_be_visible(timeout=15_000)
+    page.wait_for_timeout(1000)
+    expect(toasts).to_have_count(1)
+
+
+def test_gradio_veils_a_refused_steps_outputs_and_the_css_lifts_it(
+        page: Page, demo: tuple[str, str]) -> None:
+    """Gradio marks the outputs of a failed step with an "Error" veil, even with its progress
+    hidden; the workarounds' CSS hides it for the chat and the input."""
+    kind, url = demo
+    open_and_refuse(page, url)
+    expect(page.locator("[data-testid=toast-body]")).to_be_visible(timeout=15_000)
+    for part in ("#chatbot", "#mm"):
+        veil = page.locator(f"{part} .wrap:has(> .error)").first
+        expect(veil).to_be_attached()
+        if kind == "gradio":
+            expect(veil).to_be_visible()
+            expect(veil).to_contain_text("Error")
+        else:
+            expect(veil).to_be_hidden()
+
+
+def test_the_input_shows_both_its_buttons_and_the_css_shows_one(
+        page: Page, demo: tuple[str, str]) -> None:
+    """With `submit_btn` and `stop_btn` both on, Gradio shows Send and Stop side by side;
+    the body class that `answering_js` sets picks one, with no update of the textbox."""
+    kind, url = demo
+    page.goto(url, wait_until="domcontentloaded")
+    send = page.locator("#mm [data-testid=submit-button]")
+    stop = page.locator('#mm button[aria-label="Stop"]')
+    expect(send).to_be_visible(timeout=30_000)
+    if kind == "gradio":
+        expect(stop).to_be_visible()
+        return
+    expect(stop).to_be_hidden()
+    page.evaluate(answering_js(True))
+    expect(stop).to_be_visible()
+    expect(send).to_be_hidden()
+    page.evaluate(answering_js(False))
+    expect(send).to_be_visible()
+    expect(stop).to_be_hidden()
