@@ -77,10 +77,10 @@ def _wire_inputs(p: ChatParts, h: ChatHandlers) -> None:
     preview_args = ([p.textbox, c, p.settings[0]], [p.cost])
     gr.on([p.textbox.change, p.settings[0].change], h.preview, *preview_args, queue=False,
           trigger_mode="always_last", **INTERNAL)
+    # A value either handler sets fires the textbox's change event, and so the cost preview.
     p.chatbot.example_select(h.use_example, None, [p.textbox], queue=False, **INTERNAL)
-    # A value set by this handler does not fire the textbox's change event: update the cost here.
     p.camera.change(h.attach_photo, [p.camera, p.textbox], [p.textbox, p.camera], queue=False,
-                    **INTERNAL).then(h.preview, *preview_args, queue=False, **INTERNAL)
+                    **INTERNAL)
 
 
 def wire_panels(page: gr.Blocks, p: ChatParts, h: ChatHandlers) -> None:

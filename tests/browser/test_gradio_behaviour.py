@@ -25,6 +25,10 @@ async def refuse(message: Any, refusal: Refusal) -> tuple[Any, Any]:
     refusal.refuse(REASON)
 
 
+def count_up(count: float) -> float:
+    return count + 1
+
+
 def launch(css: str | None) -> tuple[gr.Blocks, str]:
     """The chat's input and chat, with a send step that always refuses, wired as the page's."""
     with gr.Blocks(analytics_enabled=False) as demo:
@@ -104,3 +108,24 @@ def test_the_input_shows_both_its_buttons_and_the_css_shows_one(
     page.evaluate(answering_js(False))
     expect(send).to_be_visible()
     expect(stop).to_be_hidden()
+
+
+def test_a_value_set_by_a_handler_fires_the_change_event(page: Page) -> None:
+    """Why the camera's step needs no step of its own to update the prompt's cost: the
+    textbox's change event fires for a value a handler sets, as for one typed (so in Gradio
+    6.31; the page used to chain the cost preview after the camera's step by hand)."""
+    with gr.Blocks(analytics_enabled=False) as demo:
+        textbox = gr.MultimodalTextbox(elem_id="mm")
+        changes = gr.Number(0, elem_id="changes")
+        gr.Button("Set", elem_id="set").click(
+            lambda: {"text": "set by a handler", "files": []}, None, [textbox], queue=False)
+        textbox.change(count_up, [changes], [changes], queue=False)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
+                            prevent_thread_lock=True, quiet=True, theme=theme())
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.locator("#set").click()
+        expect(page.locator("#mm textarea")).to_have_value("set by a handler", timeout=15_000)
+        expect(page.locator("#changes input")).to_have_value("1", timeout=10_000)
+    finally:
+        demo.close()
