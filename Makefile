@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: run test lint
+.PHONY: run test test-fast lint typecheck
 
 $(VENV)/.app: scripts/setup.sh requirements.txt requirements-cpu.txt requirements-gpu.txt
 	scripts/setup.sh $(VENV)
@@ -21,8 +21,19 @@ run: $(VENV)/.app
 # asyncio command-line tools and vLLM's start-up cannot share.
 test: $(VENV)/.dev
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest --ignore=tests/browser --durations=15
 	$(PY) -m pytest tests/browser
 
+# About a minute: the checks and the tests that need neither a vLLM engine nor a browser.
+test-fast: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m pytest -m "not engine and not browser" --ignore=tests/browser
+
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
+
+# Strict for phi4ui.core and phi4ui.engines, a baseline elsewhere (pyproject.toml).
+typecheck: $(VENV)/.dev
+	$(PY) -m mypy

@@ -17,13 +17,8 @@ from phi4ui.core.audio import SAMPLE_RATE
 from phi4ui.core.chat import ChatRequest, PromptLimits, prompt_as_sent
 from phi4ui.core.engine import EngineInfo, Event, Finished, Status, TextDelta
 from phi4ui.core.media import MediaLimits
-from phi4ui.core.stats import (
-    EngineSnapshot,
-    StatsRecorder,
-    children_memory,
-    gpu_memory,
-    process_memory,
-)
+from phi4ui.core.memory import children_memory, gpu_memory, process_memory
+from phi4ui.core.stats import EngineSnapshot, StatsRecorder
 from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 from phi4ui.engines import vllm_compat
 from phi4ui.engines.model_source import ModelSource, resolve
@@ -323,8 +318,10 @@ class EmbeddedEngine:
         return EngineUnavailable(DIED_WHILE_ANSWERING)
 
     def _generate(self, llm: Any, request: ChatRequest, request_id: str) -> AsyncIterator[Any]:
-        return llm.generate(vllm_prompt(request), vllm_sampling(request), request_id,
-                            lora_request=self.lora_for(request.adapter))
+        outputs: AsyncIterator[Any] = llm.generate(
+            vllm_prompt(request), vllm_sampling(request), request_id,
+            lora_request=self.lora_for(request.adapter))
+        return outputs
 
     def lora_for(self, adapter: str | None) -> Any:
         if adapter is None or self._source is None:

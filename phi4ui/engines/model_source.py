@@ -13,13 +13,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from phi4ui.errors import SettingsError
 from phi4ui.settings import RANDOM_DYNAMIC_HD, REAL_DYNAMIC_HD, Settings
 
 log = logging.getLogger(__name__)
 
-LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM accepts
+LoraRank = Literal[8, 16, 32, 64, 128, 256, 320, 512]  # the ranks vLLM accepts
+LORA_RANKS: tuple[LoraRank, ...] = (8, 16, 32, 64, 128, 256, 320, 512)
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class ModelSource:
     display_name: str
 
     @property
-    def max_lora_rank(self) -> int:
+    def max_lora_rank(self) -> LoraRank:
         rank = max(_adapter_rank(self.vision_lora), _adapter_rank(self.speech_lora))
         return next((r for r in LORA_RANKS if r >= rank), LORA_RANKS[-1])
 

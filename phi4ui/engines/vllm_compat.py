@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from phi4ui.core.stats import EngineTimings
+from phi4ui.engines.model_source import LoraRank
 
 SUPPORTED_RANGE = ">=0.24,<0.33"
 
@@ -53,7 +54,7 @@ class EngineConfig:
     max_images: int
     max_audios: int
     dynamic_hd: int
-    max_lora_rank: int
+    max_lora_rank: LoraRank
     max_num_seqs: int
     gpu_memory_utilization: float
     tensor_parallel_size: int
