@@ -10,6 +10,9 @@ when that fails, or the server goes away later, `watch()` checks again in the
 background (and so does the next request), so a server that comes back is used
 without restarting the app. The API key only ever goes into request
 headers: no message, log line or `info` field carries it.
+
+What the check learns is in `remote_server`; the server's view of each answer in
+`remote_metrics`.
 """
 
 from __future__ import annotations
@@ -17,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
 
 import httpx
@@ -30,48 +31,32 @@ from phi4ui.core.chat import ChatRequest, PromptLimits, Sampling, render_openai_
 from phi4ui.core.engine import EngineInfo, Event, Finished, Status, TextDelta
 from phi4ui.core.images import image_data_url
 from phi4ui.core.media import MediaLimits
-from phi4ui.core.stats import EngineSnapshot, RequestStats, StatsRecorder, process_memory
-from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
-from phi4ui.engines import calibration, prometheus
+from phi4ui.core.stats import EngineSnapshot, StatsRecorder
+from phi4ui.core.textguard import GENERIC, TextGuard
+from phi4ui.engines import calibration
 from phi4ui.engines import openai_wire as wire
-from phi4ui.engines.remote_tokens import PROBE, TokenCounter, load_tokenizer
+from phi4ui.engines.remote_metrics import ServerView
+from phi4ui.engines.remote_server import (
+    ADAPTERS,
+    DEFAULT_DYNAMIC_HD,
+    Server,
+    StartFailed,
+    check_server,
+    text_guard,
+    token_counter,
+    warnings,
+)
+from phi4ui.engines.remote_tokens import TokenCounter
 from phi4ui.errors import EngineUnavailable, Phi4UIError
-from phi4ui.settings import REAL_DYNAMIC_HD, Settings
+from phi4ui.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ADAPTERS = ("vision", "speech")
-ADAPTER_INPUTS = {"vision": "images", "speech": "audio clips"}
-DEFAULT_DYNAMIC_HD = REAL_DYNAMIC_HD  # until the server's own is measured (calibration.py)
 METRICS_TIMEOUT_S = 2.0
-TOKENIZER_TIMEOUT_S = 30.0  # a download from the Hugging Face hub, at most once
-# After the last token, vLLM records the request's histograms a moment later.
-AFTER_SCRAPE_DELAYS_S = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
-NO_METRICS = ("KV-cache use", "running and waiting requests", "queue time", "prefill time",
-              "decode time")
-NO_REQUEST_TIMINGS = ("queue time", "prefill time", "decode time")
-ALWAYS_MISSING = ("device memory",)  # vLLM's /metrics does not export it
 PROBE_EVERY_S = 10.0  # a server in use is asked whether it is still there
 RECHECK_DELAYS_S = (2.0, 4.0, 8.0, 10.0)  # a server that went away, until it is back
 APP_STOPPING = "The app is stopping, so this answer was cut off."
 ANSWER_GRACE_S = 2.0  # at shutdown, for answers in flight to finish before they are cut
-
-
-class _StartFailed(Exception):
-    """The server cannot be used; the message is the one line the page shows."""
-
-
-@dataclass(frozen=True)
-class _Server:
-    """What the start-up check learned about the server."""
-
-    model: str
-    root: str  # where the server loaded the model from: a Hugging Face id or a folder
-    max_model_len: int | None
-    adapters: dict[str, str]  # adapter name -> its folder on the server
-    is_vllm: bool
-    has_metrics: bool
-    random_weights: bool
 
 
 class RemoteEngine:
@@ -91,7 +76,7 @@ class RemoteEngine:
         self._http = httpx.AsyncClient(
             base_url=wire.server_root(self._url), headers=key,
             timeout=httpx.Timeout(METRICS_TIMEOUT_S, connect=settings.connect_timeout))
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._tokens = TokenCounter()
         self._text_guard: TextGuard = GENERIC
         self._warnings: tuple[str, ...] = ()
@@ -99,7 +84,7 @@ class RemoteEngine:
         self._stopping = False
         self._answering = 0  # answers streaming now
         self._count_mismatch_logged = False
-        self._last_scrape: prometheus.Scrape | None = None
+        self._view = ServerView(self._http)
         self._measured_hd: calibration.Measured | None = None  # the server's dynamic_hd
 
     # ------------------------------------------------------------ description
@@ -169,11 +154,12 @@ class RemoteEngine:
         if not quietly:
             self.status.set("loading", f"connecting to {self._shown_url}")
         try:
-            server = await self._check_server()
+            server = await check_server(self._client, self._http, self.settings,
+                                        self._shown_url)
             self._tokens, token_note = await self._token_counter(server)
-            self._text_guard = _text_guard(self._tokens)
+            self._text_guard = text_guard(self._tokens)
             measured_hd = await self._measure_dynamic_hd(server)
-        except _StartFailed as failure:
+        except StartFailed as failure:
             self._fail(str(failure))
             return
         except Exception as error:
@@ -183,9 +169,7 @@ class RemoteEngine:
             return
         self._server = server
         self._measured_hd = measured_hd
-        self._warnings = (*_adapter_warnings(server), *self._length_warnings(server),
-                          *self._dynamic_hd_warnings(server, measured_hd),
-                          *_metrics_warnings(server), *token_note)
+        self._warnings = (*warnings(server, self.settings, measured_hd), *token_note)
         log.info("Remote engine: %s serves %s (context %s tokens, adapters: %s, metrics: %s)",
                  self._shown_url, server.model, server.max_model_len or "not reported",
                  ", ".join(server.adapters) or "none", "yes" if server.has_metrics else "no")
@@ -232,102 +216,17 @@ class RemoteEngine:
         except openai.OpenAIError:
             return  # it answered: whatever it said, a request will tell
 
-    async def _check_server(self) -> _Server:
-        try:
-            listed = (await self._client.models.list()).data
-        except openai.OpenAIError as error:
-            raise _StartFailed(wire.start_failure(
-                error, where=self._shown_url, connect_timeout=self.settings.connect_timeout,
-                request_timeout=self.settings.request_timeout)) from error
-        base = self._choose_base(listed)
-        root = str(getattr(base, "root", None) or base.id)
-        length = getattr(base, "max_model_len", None)
-        return _Server(
-            model=base.id, root=root,
-            max_model_len=int(length) if isinstance(length, int | float) else None,
-            adapters={m.id: str(getattr(m, "root", "") or "") for m in listed if m.id in ADAPTERS},
-            is_vllm=base.owned_by == "vllm",
-            has_metrics=await self._has_metrics(),
-            random_weights=await asyncio.to_thread(_is_random_weight_folder, root),
-        )
-
-    async def _measure_dynamic_hd(self, server: _Server) -> calibration.Measured | None:
+    async def _measure_dynamic_hd(self, server: Server) -> calibration.Measured | None:
         """The server's image tiling, before any request is planned with it."""
         if not server.is_vllm:
             return None
         return await calibration.measure(self._http, self._client, server.model,
                                          self._tokens.count, exact=self._tokens.exact)
 
-    def _dynamic_hd_warnings(self, server: _Server,
-                             measured: calibration.Measured | None) -> list[str]:
-        given = self.settings.dynamic_hd
-        if measured is None:
-            assumed = given or DEFAULT_DYNAMIC_HD
-            reason = "it is not vLLM" if not server.is_vllm else "the measurement failed"
-            return [f"The server's image tiling (dynamic_hd) could not be measured ({reason}): "
-                    f"image costs are planned for {assumed} crops and may be off."]
-        if given and given != measured.dynamic_hd:
-            return [f"--dynamic-hd {given} differs from the server's {measured.text}: image "
-                    "costs are planned with the server's."]
-        return []
-
-    def _length_warnings(self, server: _Server) -> list[str]:
-        if server.max_model_len is not None:
-            return []
-        return [f"The server does not report its context length: prompts are planned for "
-                f"--max-model-len {self.settings.max_model_len}."]
-
-    def _choose_base(self, listed: Sequence[Any]) -> Any:
-        names = [model.id for model in listed]
-        wanted = self.settings.remote_model
-        if wanted:
-            chosen = [model for model in listed if model.id == wanted]
-            if not chosen or wanted in ADAPTERS:
-                raise _StartFailed(f"{self._shown_url} does not serve {wanted!r} (it lists "
-                                   f"{', '.join(names) or 'nothing'}); check --remote-model")
-            return chosen[0]
-        bases = [model for model in listed
-                 if model.id not in ADAPTERS and not getattr(model, "parent", None)]
-        if not bases:
-            raise _StartFailed(f"{self._shown_url} lists no base model "
-                               f"(only {', '.join(names) or 'nothing'})")
-        return bases[0]
-
-    async def _has_metrics(self) -> bool:
-        try:
-            response = await self._http.get("/metrics")
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200 and prometheus.looks_like_vllm(response.text)
-
-    async def _token_counter(self, server: _Server) -> tuple[TokenCounter, tuple[str, ...]]:
+    async def _token_counter(self, server: Server) -> tuple[TokenCounter, tuple[str, ...]]:
         if self._tokens.exact and self._server is not None and self._server.root == server.root:
             return self._tokens, ()  # a reconnection to the same model
-        revision = self.settings.revision if server.root == self.settings.model else None
-        try:
-            counter = await asyncio.wait_for(
-                asyncio.to_thread(load_tokenizer, server.root, revision), TOKENIZER_TIMEOUT_S)
-        except TimeoutError:
-            counter = None
-        if counter is not None and await self._counts_differently(counter, server.model):
-            log.warning("Remote engine: the tokenizer of %s here counts differently from the "
-                        "server's; estimating instead", server.root)
-            counter = None
-        if counter is not None:
-            return counter, ()
-        return TokenCounter(), (f"No tokenizer for {server.root} on this machine: prompt sizes "
-                                "are estimated, and a prompt near the context limit may be "
-                                "refused by the server.",)
-
-    async def _counts_differently(self, counter: TokenCounter, model: str) -> bool:
-        """Checks a local tokenizer once against the server's `/tokenize`, when offered."""
-        try:
-            response = await self._http.post("/tokenize", json={
-                "model": model, "prompt": PROBE, "add_special_tokens": False})
-            served = response.json().get("tokens") if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            return False
-        return served is not None and served != counter.ids(PROBE)
+        return await token_counter(self._http, server, self.settings)
 
     def stopping(self) -> None:
         self._stopping = True
@@ -354,8 +253,7 @@ class RemoteEngine:
         # processing counts in the embedded engine.
         recorder = StatsRecorder()
         messages = await asyncio.to_thread(self._messages, request, server.is_vllm)
-        before = _Before(self._last_scrape, asyncio.ensure_future(self._scrape())
-                         ) if server.has_metrics else None
+        before = self._view.before() if server.has_metrics else None
         progress = wire.StreamProgress()
         self._answering += 1
         try:
@@ -375,7 +273,7 @@ class RemoteEngine:
             **request.tokens.split(), completion_tokens=progress.completion_tokens or None)
         self._check_prompt_count(request, progress.prompt_tokens)
         # The answer's timings are final; the server's view is added without touching them.
-        yield Finished(await self._with_server_view(stats, before, progress),
+        yield Finished(await self._view.with_server_view(stats, before, progress),
                        prompt_token_ids=progress.prompt_token_ids)
 
     def _model_for(self, adapter: str | None) -> str:
@@ -437,105 +335,6 @@ class RemoteEngine:
 
     # ------------------------------------------------------------ the server's view
 
-    async def _with_server_view(self, stats: RequestStats, before: _Before | None,
-                                progress: wire.StreamProgress) -> RequestStats:
-        if before is None:
-            return replace(stats, snapshot=EngineSnapshot(device_name="remote server",
-                                                          process_memory=process_memory()),
-                           missing=NO_METRICS + ALWAYS_MISSING)
-        assert progress.finished_at is not None
-        first = await before.taken_before(progress.finished_at)
-        last = await self._scrape_after(first)
-        if last is None:
-            return replace(stats, missing=NO_METRICS + ALWAYS_MISSING)
-        timings, adapters = None, None
-        if first is not None:
-            timings = prometheus.request_timings(first, last, prompt_tokens=progress.prompt_tokens,
-                                                 completion_tokens=progress.completion_tokens)
-            adapters = prometheus.adapters_between(first, last)
-        snapshot = prometheus.snapshot(last, process_memory=process_memory(), adapters=adapters)
-        if timings is None:
-            return replace(stats, snapshot=snapshot, missing=NO_REQUEST_TIMINGS + ALWAYS_MISSING)
-        return replace(stats, snapshot=snapshot, queue_s=timings.queue_s,
-                       prefill_s=timings.prefill_s, decode_s=timings.decode_s,
-                       missing=ALWAYS_MISSING)
-
-    async def _scrape_after(self, first: prometheus.Scrape | None) -> prometheus.Scrape | None:
-        """A scrape that shows the request finished (waits up to `AFTER_SCRAPE_DELAYS_S`)."""
-        last = None
-        for delay in AFTER_SCRAPE_DELAYS_S if first is not None else (0.0,):
-            await asyncio.sleep(delay)
-            last = await self._scrape()
-            if last is None or first is None or prometheus.finished_between(first, last):
-                break
-        return last
-
-    async def _scrape(self) -> prometheus.Scrape | None:
-        try:
-            response = await self._http.get("/metrics")
-            response.raise_for_status()
-            self._last_scrape = prometheus.parse(response.text)
-        except (httpx.HTTPError, ValueError) as error:
-            log.debug("Remote engine: /metrics failed: %s", error)
-            return None
-        return self._last_scrape
-
     async def snapshot(self) -> EngineSnapshot:
         server = self._server
-        scrape = await self._scrape() if server and server.has_metrics else None
-        if scrape is None:
-            return EngineSnapshot(device_name="remote server", process_memory=process_memory())
-        return prometheus.snapshot(scrape, process_memory=process_memory())
-
-
-@dataclass(frozen=True)
-class _Before:
-    """The scrapes that can serve as "before" a request: the latest one at hand when it
-    was sent, and a fresh one started beside it."""
-
-    latest: prometheus.Scrape | None
-    fresh: asyncio.Future[prometheus.Scrape | None]
-
-    async def taken_before(self, finished_at: float) -> prometheus.Scrape | None:
-        """The fresh scrape, unless the answer ended first (on a busy machine a short
-        answer can): one taken after the end already counts the request."""
-        fresh = await self.fresh
-        if fresh is not None and fresh.taken_at < finished_at:
-            return fresh
-        return self.latest
-
-
-def _text_guard(tokens: TokenCounter) -> TextGuard:
-    """The guard for the served model's tokenizer when it is at hand, else `GENERIC`, which
-    covers every token shaped `<|...|>` (all of Phi-4's) and the media placeholders."""
-    if not tokens.exact:
-        return GENERIC
-    try:
-        return checked_guard(control_tokens(tokens.added_tokens()), tokens.ids)
-    except ValueError as error:
-        raise _StartFailed(f"the served model's tokenizer is not supported: {error}") from error
-
-
-def _is_random_weight_folder(root: str) -> bool:
-    if not Path(root).is_dir():
-        return False
-    from phi4ui.tinymodel import is_random_weight_checkpoint
-
-    return is_random_weight_checkpoint(Path(root))
-
-
-def _adapter_warnings(server: _Server) -> list[str]:
-    missing = [name for name in ADAPTERS if name not in server.adapters]
-    if not missing:
-        return []
-    names = " or ".join(repr(name) for name in missing)
-    inputs = " and ".join(ADAPTER_INPUTS[name] for name in missing)
-    return [f"The server lists no {names} LoRA adapter: {inputs} go to the base model, which "
-            "handles them poorly. Start the server with --enable-lora --lora-modules "
-            "vision=<model>/vision-lora speech=<model>/speech-lora."]
-
-
-def _metrics_warnings(server: _Server) -> list[str]:
-    if server.has_metrics:
-        return []
-    return [f"The server has no vLLM /metrics: {', '.join(NO_METRICS)} are not shown."]
+        return await self._view.snapshot(bool(server and server.has_metrics))

@@ -17,7 +17,8 @@ import pytest
 
 from phi4ui.core.images import image_token_count
 from phi4ui.engines import calibration
-from phi4ui.engines.remote import DEFAULT_DYNAMIC_HD, RemoteEngine
+from phi4ui.engines.remote import RemoteEngine
+from phi4ui.engines.remote_server import DEFAULT_DYNAMIC_HD
 from phi4ui.page import panels
 from phi4ui.settings import load_settings
 from tests.conftest import TEST_DYNAMIC_HD

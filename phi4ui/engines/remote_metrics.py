@@ -1,0 +1,105 @@
+"""The remote server's own view of an answer, from its Prometheus `/metrics`: KV cache,
+queue, and the request's queue, prefill and decode time. Read beside the stream, never
+in its way: a scrape that fails leaves the figures out and says which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, replace
+
+import httpx
+
+from phi4ui.core.memory import process_memory
+from phi4ui.core.stats import EngineSnapshot, RequestStats
+from phi4ui.engines import openai_wire as wire
+from phi4ui.engines import prometheus
+from phi4ui.engines.remote_server import NO_METRICS
+
+log = logging.getLogger(__name__)
+
+# After the last token, vLLM records the request's histograms a moment later.
+AFTER_SCRAPE_DELAYS_S = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+NO_REQUEST_TIMINGS = ("queue time", "prefill time", "decode time")
+ALWAYS_MISSING = ("device memory",)  # vLLM's /metrics does not export it
+
+
+@dataclass(frozen=True)
+class Before:
+    """The scrapes that can serve as "before" a request: the latest one at hand when it
+    was sent, and a fresh one started beside it."""
+
+    latest: prometheus.Scrape | None
+    fresh: asyncio.Future[prometheus.Scrape | None]
+
+    async def taken_before(self, finished_at: float) -> prometheus.Scrape | None:
+        """The fresh scrape, unless the answer ended first (on a busy machine a short
+        answer can): one taken after the end already counts the request."""
+        fresh = await self.fresh
+        if fresh is not None and fresh.taken_at < finished_at:
+            return fresh
+        return self.latest
+
+
+class ServerView:
+    """Scrapes one server's `/metrics` and adds what they tell to an answer's statistics."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+        self._last_scrape: prometheus.Scrape | None = None
+
+    def before(self) -> Before:
+        """Call as a request is sent; the scrape it starts runs beside the stream."""
+        return Before(self._last_scrape, asyncio.ensure_future(self.scrape()))
+
+    async def with_server_view(self, stats: RequestStats, before: Before | None,
+                               progress: wire.StreamProgress) -> RequestStats:
+        """`stats` with the server's figures for this request; its own timings untouched.
+        `before` is None for a server without metrics."""
+        if before is None:
+            return replace(stats, snapshot=EngineSnapshot(device_name="remote server",
+                                                          process_memory=process_memory()),
+                           missing=NO_METRICS + ALWAYS_MISSING)
+        assert progress.finished_at is not None
+        first = await before.taken_before(progress.finished_at)
+        last = await self._scrape_after(first)
+        if last is None:
+            return replace(stats, missing=NO_METRICS + ALWAYS_MISSING)
+        timings, adapters = None, None
+        if first is not None:
+            timings = prometheus.request_timings(first, last, prompt_tokens=progress.prompt_tokens,
+                                                 completion_tokens=progress.completion_tokens)
+            adapters = prometheus.adapters_between(first, last)
+        snapshot = prometheus.snapshot(last, process_memory=process_memory(), adapters=adapters)
+        if timings is None:
+            return replace(stats, snapshot=snapshot, missing=NO_REQUEST_TIMINGS + ALWAYS_MISSING)
+        return replace(stats, snapshot=snapshot, queue_s=timings.queue_s,
+                       prefill_s=timings.prefill_s, decode_s=timings.decode_s,
+                       missing=ALWAYS_MISSING)
+
+    async def _scrape_after(self, first: prometheus.Scrape | None) -> prometheus.Scrape | None:
+        """A scrape that shows the request finished (waits up to `AFTER_SCRAPE_DELAYS_S`)."""
+        last = None
+        for delay in AFTER_SCRAPE_DELAYS_S if first is not None else (0.0,):
+            await asyncio.sleep(delay)
+            last = await self.scrape()
+            if last is None or first is None or prometheus.finished_between(first, last):
+                break
+        return last
+
+    async def scrape(self) -> prometheus.Scrape | None:
+        try:
+            response = await self._http.get("/metrics")
+            response.raise_for_status()
+            self._last_scrape = prometheus.parse(response.text)
+        except (httpx.HTTPError, ValueError) as error:
+            log.debug("Remote engine: /metrics failed: %s", error)
+            return None
+        return self._last_scrape
+
+    async def snapshot(self, has_metrics: bool) -> EngineSnapshot:
+        scrape = await self.scrape() if has_metrics else None
+        if scrape is None:
+            return EngineSnapshot(device_name="remote server", process_memory=process_memory())
+        return prometheus.snapshot(scrape, process_memory=process_memory())
