@@ -4,12 +4,20 @@ A task sleeps a fixed short interval and records how much later than asked it wo
 Anything that holds the loop (a blocking call, a long stretch of CPU work between two
 awaits, a flood of ready callbacks) delays that wake-up by about as long as it held it;
 a stall of L ms reads as between L - interval and L ms.
+
+A stall longer than `REPORT_AFTER_S` is logged with where the loop was held: a thread
+of the watch looks at the loop thread's stack while the stall lasts, so the log names
+the blocking call instead of only its length.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
+import threading
 import time
+import traceback
 from collections import deque
 
 INTERVAL_S = 0.02
@@ -17,6 +25,10 @@ BUCKET_S = 10.0
 # "Recent" is the worst of the current and the previous BUCKET_S (the last 10 to 20 s), so
 # that a monitor reading /healthz every 10 s sees every stall and when it happened.
 RECENT_BUCKETS = 2
+REPORT_AFTER_S = 0.1
+STACK_LINES = 8  # innermost frames of the held loop that the log shows
+
+log = logging.getLogger(__name__)
 
 
 class LoopWatch:
@@ -26,16 +38,39 @@ class LoopWatch:
         self.wakeups = 0
         # The worst lateness of each BUCKET_S, newest last: a fixed cost per wake-up.
         self._buckets: deque[tuple[int, float]] = deque(maxlen=RECENT_BUCKETS)
+        self._due_at = float("inf")  # when the sleeping watch should wake, time.monotonic()
+        self._held_in: str | None = None  # the loop's stack, seen during the current stall
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            asked = loop.time() + self.interval_s
-            await asyncio.sleep(self.interval_s)
-            self.observe(loop.time() - asked)
+        stop = threading.Event()
+        spy = threading.Thread(target=self._spy, args=(threading.get_ident(), stop),
+                               name="loop-stall-spy", daemon=True)
+        spy.start()
+        try:
+            while True:
+                asked = loop.time() + self.interval_s
+                self._due_at = time.monotonic() + self.interval_s
+                await asyncio.sleep(self.interval_s)
+                self.observe(loop.time() - asked)
+        finally:
+            stop.set()
+
+    def _spy(self, loop_thread: int, stop: threading.Event) -> None:
+        """Takes the loop thread's stack once a stall passes REPORT_AFTER_S."""
+        while not stop.wait(REPORT_AFTER_S / 2):
+            if self._held_in is None and time.monotonic() - self._due_at > REPORT_AFTER_S:
+                frame = sys._current_frames().get(loop_thread)
+                if frame is not None:
+                    lines = traceback.format_stack(frame)[-STACK_LINES:]
+                    self._held_in = "".join(lines).rstrip()
 
     def observe(self, late_s: float) -> None:
         late_s = max(0.0, late_s)
+        held_in, self._held_in = self._held_in, None
+        if late_s > REPORT_AFTER_S:
+            log.warning("The event loop was held for %.0f ms%s", late_s * 1000,
+                        f", in:\n{held_in}" if held_in else "")
         self.wakeups += 1
         self.worst_s = max(self.worst_s, late_s)
         bucket = int(time.monotonic() // BUCKET_S)

@@ -1,6 +1,8 @@
 """The event-loop stall probe that /healthz reports."""
 
 import asyncio
+import logging
+import re
 import time
 
 from phi4ui.web.loopwatch import LoopWatch
@@ -42,3 +44,39 @@ def test_recent_forgets_what_is_older_than_twenty_seconds(monkeypatch):
     clock[0] += 21
     watch.observe(0.002)
     assert watch.figures() == {"loop_stall_max_ms": 500.0, "loop_stall_recent_ms": 2.0}
+
+
+def hold_the_loop_in_a_named_function() -> None:
+    time.sleep(0.4)
+
+
+def test_a_long_stall_is_logged_with_where_the_loop_was_held(caplog):
+    async def scenario() -> None:
+        watch = LoopWatch(interval_s=0.01)
+        task = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.05)
+        hold_the_loop_in_a_named_function()
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
+        asyncio.run(scenario())
+    [record] = caplog.records
+    held_ms = re.match(r"The event loop was held for (\d+) ms, in:\n", record.getMessage())
+    assert held_ms and 300 <= int(held_ms[1]) <= 600, record.getMessage()
+    assert "hold_the_loop_in_a_named_function" in record.getMessage()
+    assert "time.sleep(0.4)" in record.getMessage()
+
+
+def test_short_stalls_are_not_logged(caplog):
+    async def scenario() -> None:
+        watch = LoopWatch(interval_s=0.01)
+        task = asyncio.create_task(watch.run())
+        for _ in range(5):
+            time.sleep(0.03)
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
+        asyncio.run(scenario())
+    assert caplog.records == []
