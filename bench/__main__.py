@@ -182,7 +182,7 @@ def _python(module: list[str], job: dict[str, Any], work: Path, name: str) -> di
 
 
 def _has_gpu() -> bool:
-    from phi4ui.core.stats import gpu_memory
+    from phi4ui.core.memory import gpu_memory
 
     return gpu_memory() is not None
 
@@ -190,7 +190,7 @@ def _has_gpu() -> bool:
 def machine() -> dict[str, Any]:
     import psutil
 
-    from phi4ui.core.stats import gpu_memory
+    from phi4ui.core.memory import gpu_memory
 
     gpu = gpu_memory()
     return {"host": platform.node(), "cpu": platform.processor() or platform.machine(),

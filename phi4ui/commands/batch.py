@@ -11,13 +11,13 @@ from typing import Any
 
 from phi4ui.commands import common
 from phi4ui.core.chat import Sampling
+from phi4ui.core.figures import exact_seconds
 from phi4ui.core.generation_settings import DEFAULT_SYSTEM, PHI4MM_SAMPLING
 from phi4ui.errors import SettingsError
 from phi4ui.evaluation.batch import (
     BatchOptions,
     CaseResult,
     run_batch,
-    seconds_or_na,
     write_results,
 )
 from phi4ui.evaluation.cases import read_cases
@@ -57,7 +57,7 @@ def _sampling(args: Any, max_model_len: int) -> Sampling:
 
 def _progress(done: int, total: int, result: CaseResult) -> None:
     state = f"error: {result.error}" if result.error else \
-        f"ok, first token {seconds_or_na(result.stats.ttft_s if result.stats else None)}"
+        f"ok, first token {exact_seconds(result.stats.ttft_s if result.stats else None)}"
     print(f"[{done}/{total}] case {result.case.position} ({result.case.id}) {state}",
           file=sys.stderr, flush=True)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -112,7 +112,7 @@ PACER = UpdatePacer()  # shared by every session of this process
 
 async def answer(engine: Engine, request: ChatRequest, interval_s: float | None = None,
                  pacer: UpdatePacer = PACER, progress: StatsRecorder | None = None
-                 ) -> AsyncIterator[AnswerUpdate]:
+                 ) -> AsyncGenerator[AnswerUpdate, None]:
     """Streams the engine's answer; stopping the iteration aborts the engine request.
     `interval_s` fixes the spacing of updates instead of the pacer's. `progress`, when
     given, counts every token as it arrives, so that an answer stopped midway can still
@@ -137,6 +137,15 @@ async def answer(engine: Engine, request: ChatRequest, interval_s: float | None 
     finally:
         pacer.active -= 1
         await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def final_update(engine: Engine, request: ChatRequest) -> AnswerUpdate | None:
+    """The answer read to its end, for callers that show no progress (batches, replays,
+    tests): the last update, with its stats; None if the engine ended without one."""
+    final = None
+    async for update in answer(engine, request, interval_s=float("inf")):
+        final = update
+    return final if final is not None and final.done else None
 
 
 def stopped_stats(engine: Engine, request: ChatRequest, progress: StatsRecorder

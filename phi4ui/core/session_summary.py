@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from phi4ui.core import figures
 from phi4ui.core.stats import RequestStats
 
 
@@ -41,8 +42,7 @@ class SessionSummary:
             return "This session: no answers yet."
         pieces = [f"{self.answers} answer{'s' if self.answers != 1 else ''}"]
         if (ttft := self.mean_ttft_s) is not None:
-            shown = f"{ttft * 1000:.0f} ms" if ttft < 1 else f"{ttft:.2f} s"
-            pieces.append(f"mean first token {shown}")
+            pieces.append(f"mean first token {figures.seconds(ttft)}")
         if (rate := self.mean_tokens_per_s) is not None:
             pieces.append(f"mean {rate:.1f} tok/s")
         pieces.append(f"{self.completion_tokens} tokens generated")

@@ -9,13 +9,12 @@ stored with it.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import psutil
+from phi4ui.core import figures
 
 
 @dataclass(frozen=True)
@@ -73,10 +72,10 @@ class RequestStats:
         """One line for under the answer."""
         pieces = []
         if self.ttft_s is not None:
-            pieces.append(f"first token {_seconds(self.ttft_s)}")
+            pieces.append(f"first token {figures.seconds(self.ttft_s)}")
         if self.decode_tokens_per_s is not None:
             pieces.append(f"{self.decode_tokens_per_s:.1f} tok/s")
-        pieces.append(f"{self.completion_tokens} tokens in {_seconds(self.e2e_s)}")
+        pieces.append(f"{self.completion_tokens} tokens in {figures.seconds(self.e2e_s)}")
         pieces.append(f"prompt {self.prompt_tokens}")
         if self.adapter:
             pieces.append(f"{self.adapter} adapter")
@@ -85,17 +84,17 @@ class RequestStats:
     def details(self) -> str:
         """A Markdown table of every figure."""
         rows = [
-            ("Time to first token", _seconds(self.ttft_s)),
-            ("End to end", _seconds(self.e2e_s)),
-            ("Decode speed", _rate(self.decode_tokens_per_s)),
+            ("Time to first token", figures.seconds(self.ttft_s)),
+            ("End to end", figures.seconds(self.e2e_s)),
+            ("Decode speed", figures.rate(self.decode_tokens_per_s)),
             ("Inter-token latency p50 / p95",
-             f"{_seconds(self.itl_p50_s)} / {_seconds(self.itl_p95_s)}"),
+             f"{figures.seconds(self.itl_p50_s)} / {figures.seconds(self.itl_p95_s)}"),
             ("Prompt tokens (text / image / audio)",
              f"{self.prompt_tokens} ({self.prompt_text_tokens} / {self.prompt_image_tokens} / "
              f"{self.prompt_audio_tokens})"),
             ("Completion tokens", f"{self.completion_tokens} ({self.finish_reason})"),
             ("Engine queue / prefill / decode",
-             f"{_seconds(self.queue_s)} / {_seconds(self.prefill_s)} / {_seconds(self.decode_s)}"),
+             " / ".join(figures.seconds(s) for s in (self.queue_s, self.prefill_s, self.decode_s))),
             ("Adapter", self.adapter or "none (base model)"),
         ]
         rows += snapshot_rows(self.snapshot)
@@ -110,11 +109,13 @@ def snapshot_rows(snapshot: EngineSnapshot | None) -> list[tuple[str, str]]:
         return []
     device = snapshot.device_name or "device"
     return [
-        ("KV cache in use", _percent(snapshot.kv_cache_usage)),
-        ("Requests running / waiting", f"{_count(snapshot.running)} / {_count(snapshot.waiting)}"),
+        ("KV cache in use", figures.percent(snapshot.kv_cache_usage)),
+        ("Requests running / waiting",
+         f"{figures.count(snapshot.running)} / {figures.count(snapshot.waiting)}"),
         ("Adapters running", ", ".join(snapshot.running_adapters) or "none"),
-        (f"Memory ({device})", _memory(snapshot.device_memory_used, snapshot.device_memory_total)),
-        ("App process memory", _memory(snapshot.process_memory, None)),
+        (f"Memory ({device})",
+         figures.memory(snapshot.device_memory_used, snapshot.device_memory_total)),
+        ("App process memory", figures.memory(snapshot.process_memory, None)),
     ]
 
 
@@ -175,61 +176,3 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return ordered[rank - 1]
-
-
-def process_memory(pid: int | None = None) -> int:
-    """Resident memory of a process (this one by default), in bytes."""
-    return psutil.Process(pid or os.getpid()).memory_info().rss
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def _rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f} tok/s"
-
-
-def _percent(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value * 100:.1f}%" if value == 0 or value >= 0.001 else f"{value * 100:.2g}%"
-
-
-def _count(value: int | None) -> str:
-    return "n/a" if value is None else str(value)
-
-
-def _memory(used: int | None, total: int | None) -> str:
-    if used is None:
-        return "n/a"
-    text = f"{used / 2**30:.2f} GiB"
-    return f"{text} of {total / 2**30:.1f} GiB" if total else text
-
-
-def gpu_memory(index: int = 0) -> tuple[int, int, str] | None:
-    """(used, total, name) of a GPU through NVML, which sees every process on the card;
-    None without an NVIDIA driver."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        info = pynvml.nvmlDeviceGetMemoryInfo(handle)
-        name = pynvml.nvmlDeviceGetName(handle)
-    except Exception:  # noqa: BLE001 - no driver, no library or no device: all mean "no GPU"
-        return None
-    return int(info.used), int(info.total), name if isinstance(name, str) else name.decode()
-
-
-def children_memory() -> int:
-    """Resident memory of this process's children (vLLM's engine processes), in bytes."""
-    total = 0
-    for child in psutil.Process().children(recursive=True):
-        try:
-            total += child.memory_info().rss
-        except psutil.Error:
-            continue
-    return total

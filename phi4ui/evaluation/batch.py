@@ -11,6 +11,7 @@ own, so a run killed half-way keeps the cases it finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -20,10 +21,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phi4ui.core import answer_stream
+from phi4ui.core import answer_stream, figures
 from phi4ui.core.chat import ChatRequest, Sampling
 from phi4ui.core.engine import Engine
 from phi4ui.core.generation_settings import DEFAULT_SYSTEM
+from phi4ui.core.merged import merged
 from phi4ui.core.stats import RequestStats, percentile
 from phi4ui.errors import Phi4UIError
 from phi4ui.evaluation import csvsafe
@@ -98,11 +100,11 @@ class Summary:
 
     def lines(self) -> list[str]:
         lines = [f"cases {self.cases}: {self.answered} answered, {self.errors} errors",
-                 f"time to first token p50 {seconds_or_na(self.ttft_p50_s)}, "
-                 f"p95 {seconds_or_na(self.ttft_p95_s)}",
-                 f"decode speed p50 {_rate(self.tokens_per_s_p50)} per answer; "
+                 f"time to first token p50 {figures.exact_seconds(self.ttft_p50_s)}, "
+                 f"p95 {figures.exact_seconds(self.ttft_p95_s)}",
+                 f"decode speed p50 {figures.rate(self.tokens_per_s_p50)} per answer; "
                  f"{self.completion_tokens} tokens in {self.wall_s:.1f} s = "
-                 f"{_rate(self.output_tokens_per_s)} overall"]
+                 f"{figures.rate(self.output_tokens_per_s)} overall"]
         if self.expected_checked:
             lines.append(f"expected answer found in {self.expected_found} of "
                          f"{self.expected_checked}")
@@ -127,9 +129,7 @@ async def run_case(engine: Engine, case: Case, options: BatchOptions) -> CaseRes
     try:
         message = {"text": case.prompt, "files": list(case.files)}
         request = await answer_stream.plan(engine, [], message, options.system, options.sampling)
-        final = None
-        async for update in answer_stream.answer(engine, request, interval_s=float("inf")):
-            final = update
+        final = await answer_stream.final_update(engine, request)
     except Phi4UIError as error:
         return CaseResult(case, error=f"{case.where}: {error}")
     except Exception as error:
@@ -172,7 +172,6 @@ async def stream_batch(engine: Engine, cases: Sequence[Case], options: BatchOpti
     """Results in the order they finish. Stopping the iteration stops the run: answers in
     flight are aborted, finished ones stay recorded."""
     pending = iter(cases)
-    finished: asyncio.Queue[CaseResult | None] = asyncio.Queue()
 
     async def one(case: Case) -> CaseResult:
         try:
@@ -185,24 +184,14 @@ async def stream_batch(engine: Engine, cases: Sequence[Case], options: BatchOpti
             return CaseResult(case, error=_internal(case, error))
         return result
 
-    async def worker() -> None:
+    async def worker() -> AsyncIterator[CaseResult]:
         for case in pending:
-            finished.put_nowait(await one(case))
+            yield await one(case)
 
-    async def all_workers() -> None:
-        try:
-            await asyncio.gather(*(worker() for _ in range(max(1, options.concurrency))))
-        finally:
-            finished.put_nowait(None)
-
-    everything = asyncio.ensure_future(all_workers())
-    try:
-        while (result := await finished.get()) is not None:
+    workers = [worker() for _ in range(max(1, options.concurrency))]
+    async with contextlib.aclosing(merged(workers)) as results:
+        async for result in results:
             yield result
-        await everything
-    finally:
-        everything.cancel()
-        await asyncio.gather(everything, return_exceptions=True)
 
 
 @dataclass(frozen=True)
@@ -293,11 +282,3 @@ def write_results(run: BatchRun, folder: Path) -> tuple[Path, Path]:
 
 def _normal(text: str) -> str:
     return " ".join(text.casefold().split())
-
-
-def seconds_or_na(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f} s"
-
-
-def _rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f} tok/s"

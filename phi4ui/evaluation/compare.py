@@ -9,6 +9,7 @@ pair id, and a vote for the better one is stored as a rating on each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import uuid
@@ -19,6 +20,7 @@ from typing import Any, Literal
 from phi4ui.core import answer_stream
 from phi4ui.core.chat import ChatRequest, Sampling
 from phi4ui.core.engine import Engine
+from phi4ui.core.merged import merged
 from phi4ui.core.stats import RequestStats
 from phi4ui.errors import BadInput, Phi4UIError
 from phi4ui.evaluation.recording import record
@@ -79,41 +81,28 @@ async def compare(configurations: tuple[Configuration, Configuration],
     pair_id = uuid.uuid4().hex
     sides = [Side(c.label) for c in configurations]
     requests: list[ChatRequest | None] = [None, None]
-    updates: asyncio.Queue[tuple[int, Side | None]] = asyncio.Queue()
 
-    async def run(index: int) -> None:
+    async def run(index: int) -> AsyncIterator[tuple[int, Side]]:
         config = configurations[index]
         try:
             request = config.apply(await answer_stream.plan(config.engine, history, message, system,
                                                       config.sampling))
             requests[index] = request
             async for update in answer_stream.answer(config.engine, request):
-                updates.put_nowait((index, Side(config.label, update.text, update.stats)))
+                yield index, Side(config.label, update.text, update.stats)
         except Phi4UIError as error:
-            updates.put_nowait((index, Side(config.label, error=str(error))))
+            yield index, Side(config.label, error=str(error))
         except Exception as error:
             log.exception("side-by-side answer %s failed", config.label)
-            updates.put_nowait((index, Side(config.label, error=f"internal error ({error})")))
-        finally:
-            updates.put_nowait((index, None))
+            yield index, Side(config.label, error=f"internal error ({error})")
 
-    tasks = [asyncio.ensure_future(run(i)) for i in range(2)]
-    try:
-        running = 2
-        while running:
-            index, side = await updates.get()
-            if side is None:
-                running -= 1
-                continue
+    async with contextlib.aclosing(merged([run(0), run(1)])) as updates:
+        async for index, side in updates:
             sides[index] = side
             yield Pair(sides[0], sides[1], pair_id)
-        if store is not None:
-            sides = await _record_both(configurations, requests, sides, pair_id, store, user)
-            yield Pair(sides[0], sides[1], pair_id)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    if store is not None:
+        sides = await _record_both(configurations, requests, sides, pair_id, store, user)
+        yield Pair(sides[0], sides[1], pair_id)
 
 
 async def _record_both(configurations: Sequence[Configuration],

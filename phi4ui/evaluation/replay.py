@@ -124,10 +124,8 @@ async def replay(engine: Engine, original: AnswerRecord, *, store: Store | None 
     """Replays one record; raises `ReplayRefused` when it cannot be replayed, with the
     reason. `user`: the login name of whoever replays it, kept on the new record."""
     request = await rebuild_request(engine, original)
-    final = None
     try:
-        async for update in answer_stream.answer(engine, request, interval_s=float("inf")):
-            final = update
+        final = await answer_stream.final_update(engine, request)
     except (BadInput, ValueError) as error:  # the engine's own check of the settings
         raise ReplayRefused(f"Record {original.id}: the engine refused it: {error}") from error
     if final is None or final.stats is None:

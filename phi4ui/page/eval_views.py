@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from phi4ui.core import figures
 from phi4ui.evaluation.batch import CaseResult, Progress, Summary
 from phi4ui.evaluation.compare import Side
 from phi4ui.evaluation.review_query import ReviewRow
@@ -88,9 +89,9 @@ def _settings_table(record: AnswerRecord) -> str:
                    f"@ {engine.get('revision', '') or 'n/a'}"),
         ("Adapter", record.adapter or "none (base model)"),
         ("Sampling", ", ".join(f"{k} {v}" for k, v in sampling.items())),
-        ("First token / end to end", f"{_seconds(stats.get('ttft_s'))} / "
-                                     f"{_seconds(stats.get('e2e_s'))}"),
-        ("Decode speed", _rate(stats.get("decode_tokens_per_s"))),
+        ("First token / end to end", f"{figures.exact_seconds(stats.get('ttft_s'))} / "
+                                     f"{figures.exact_seconds(stats.get('e2e_s'))}"),
+        ("Decode speed", figures.rate(stats.get("decode_tokens_per_s"))),
         ("Tokens (prompt / answer)", f"{stats.get('prompt_tokens')} / "
                                      f"{stats.get('completion_tokens')} "
                                      f"({stats.get('finish_reason')})"),
@@ -152,11 +153,3 @@ def side_stats(side: Side) -> str:
 
 def _round(value: Any, digits: int) -> Any:
     return "" if value is None else round(float(value), digits)
-
-
-def _seconds(value: Any) -> str:
-    return "n/a" if value is None else f"{float(value):.3f} s"
-
-
-def _rate(value: Any) -> str:
-    return "n/a" if value is None else f"{float(value):.1f} tok/s"

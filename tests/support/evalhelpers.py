@@ -49,7 +49,4 @@ async def answer_of(engine: Any, message: Any, sampling: Sampling, history: Any 
                     system: str = "Be brief.") -> Any:
     """The final update of a real answer (text, stats and the request)."""
     request = await answer_stream.plan(engine, list(history), message, system, sampling)
-    final = None
-    async for update in answer_stream.answer(engine, request, interval_s=float("inf")):
-        final = update
-    return final
+    return await answer_stream.final_update(engine, request)
