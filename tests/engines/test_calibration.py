@@ -43,6 +43,15 @@ def test_the_calibration_image_tells_every_value_apart():
     assert calibration.match(costs[2] + 1, 0, costs, exact=True) is None
 
 
+def test_an_estimate_too_far_from_every_value_names_none():
+    costs = calibration.image_costs(calibration.calibration_image())
+    off = calibration.ESTIMATE_TOLERANCE + 1
+    assert calibration.match(costs[5] + 3 + off, 3, costs, exact=False) is None
+    assert calibration.match(costs[5] + 3 - off, 3, costs, exact=False) is None
+    assert calibration.Measured(5).text == "5"
+    assert calibration.Measured(44, at_least=True).text == "44 or more"
+
+
 def test_the_test_values_give_the_large_image_different_costs():
     counts = {hd: image_token_count(*LARGE, dynamic_hd=hd)
               for hd in (1, TEST_DYNAMIC_HD, DEFAULT_DYNAMIC_HD)}
