@@ -1,4 +1,6 @@
-"""Starting, watching and stopping the processes a benchmark measures."""
+"""Starting, watching and stopping the processes a benchmark measures, and that tests start:
+each server in its own process group, waited for until its health check answers, and
+stopped with its whole group (vLLM's engine processes too)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +24,58 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+class NotReady(RuntimeError):
+    """A started process exited, or its health check did not pass in time."""
+
+
+def start_in_group(command: list[str], log_path: Path, env: Mapping[str, str] | None = None,
+                   *, append: bool = False) -> subprocess.Popen[bytes]:
+    """Starts `command` from the repository's root in a process group of its own, so that
+    `stop_group` also stops what it starts; its output goes to `log_path`."""
+    with log_path.open("ab" if append else "wb") as log:
+        return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool], *,
+                     name: str, timeout_s: float, log: Callable[[], str],
+                     every_s: float = 0.5) -> None:
+    """Polls `ready` (a health check) until it passes; raises `NotReady` with `log()` (the
+    log's tail, or where it is) if the process exits first or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NotReady(f"{name} exited with {process.returncode}:\n{log()}")
+        if ready():
+            return
+        time.sleep(every_s)
+    raise NotReady(f"{name} was not ready in {timeout_s:g} s:\n{log()}")
+
+
+def answers_ok(url: str, timeout_s: float = 2) -> bool:
+    """Whether a GET of `url` answers 200 now."""
+    try:
+        return httpx.get(url, timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stop_group(process: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    """SIGTERM to the process's group, then SIGKILL if it has not ended after `grace_s`."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 def tree_rss(pid: int) -> int:
@@ -77,36 +128,21 @@ class Service:
     milestones: dict[str, float] = field(default_factory=dict)
 
     def wait_for(self, path: str, milestone: str, timeout_s: float = 900) -> float:
-        deadline = time.perf_counter() + timeout_s
-        while time.perf_counter() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {self.log}")
-            try:
-                if httpx.get(self.url + path, timeout=2).status_code == 200:
-                    self.milestones[milestone] = round(time.perf_counter() - self.started, 2)
-                    return self.milestones[milestone]
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name}: {path} not ready in {timeout_s} s; see {self.log}")
+        """Seconds from the start until `path` answers 200, kept as `milestone`."""
+        wait_until_ready(self.process, lambda: answers_ok(self.url + path),
+                         name=f"{self.name} ({path})", timeout_s=timeout_s,
+                         log=lambda: f"see {self.log}", every_s=0.1)
+        self.milestones[milestone] = round(time.perf_counter() - self.started, 2)
+        return self.milestones[milestone]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_group(self.process)
 
 
 def start(name: str, command: list[str], port: int, log_dir: Path,
           env: dict[str, str] | None = None) -> Service:
     log = log_dir / f"{name}.log"
-    handle = log.open("wb")
-    process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                               env={**os.environ, **(env or {})}, start_new_session=True)
-    return Service(name, process, f"http://127.0.0.1:{port}", log)
+    return Service(name, start_in_group(command, log, env), f"http://127.0.0.1:{port}", log)
 
 
 def app_command(app_args: list[str], port: int) -> list[str]:

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.apprun import ROOT, RunningApp, start_app
+from bench.procs import ROOT
+from tests.support.apprun import RunningApp, start_app
 from tests.support.mediafiles import image_bytes
 from tests.support.pageclient import EventResult, PageClient, file_urls
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,14 +19,14 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.support.apprun import free_port, health
+from bench.procs import NotReady
+from tests.support.apprun import launch_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("PHI4UI_CHROMIUM", "/usr/lib/chromium/chromium"))
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
-APP_START_TIMEOUT_S = 360
 
 
 @pytest.fixture(scope="session")
@@ -41,26 +38,16 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         yield given.rstrip("/")
         return
     checkpoint: Path = request.getfixturevalue("checkpoint")
-    scratch = tmp_path_factory.mktemp("app")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_TEMP_DIR": str(scratch / "gradio"),
-           "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "app.py", "--model", str(checkpoint), "--port", str(port),
-               "--max-model-len", "4096", "--cpu-kv-cache-gib", "1", "--max-num-seqs", "16",
-               "--cache-dir", str(scratch / "cache"), "--db-path", str(scratch / "answers.db")]
-    log_path = scratch / "app.log"
-    with log_path.open("wb") as log:
-        # Its own process group, so that stopping it also stops vLLM's engine processes.
-        app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    app = launch_app(checkpoint, tmp_path_factory.mktemp("app"))
     try:
-        _yield_the_cpu(app.pid)
-        _wait_ready(url, app, log_path)
-        yield url
+        _yield_the_cpu(app.process.pid)
+        try:
+            app.wait_ready()
+        except NotReady as not_ready:
+            pytest.fail(str(not_ready))
+        yield app.url
     finally:
-        _stop(app)
+        app.stop()
 
 
 def _yield_the_cpu(pid: int) -> None:
@@ -74,32 +61,6 @@ def _yield_the_cpu(pid: int) -> None:
     autogroup = Path(f"/proc/{pid}/autogroup")
     with contextlib.suppress(OSError):  # no autogroups here, or not ours to change
         autogroup.write_text("19")
-
-
-def _wait_ready(url: str, app: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + APP_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if app.poll() is not None:
-            pytest.fail(f"the app exited with {app.returncode}:\n{_tail(log_path)}")
-        if health(url):
-            return
-        time.sleep(1)
-    pytest.fail(f"the app was not ready in {APP_START_TIMEOUT_S} s:\n{_tail(log_path)}")
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _stop(app: subprocess.Popen[bytes]) -> None:
-    if app.poll() is not None:
-        return
-    os.killpg(app.pid, signal.SIGTERM)
-    try:
-        app.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(app.pid, signal.SIGKILL)
-        app.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

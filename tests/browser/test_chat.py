@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.chatpage import ChatPage
-from tests.browser.conftest import ROOT, health
+from tests.browser.conftest import ROOT
+from tests.support.apprun import health
 
 pytestmark = pytest.mark.browser
 

@@ -12,9 +12,9 @@ import gradio as gr
 import pytest
 from playwright.sync_api import Page, expect
 
+from bench.procs import free_port
 from phi4ui.page.chat_tab import theme
 from phi4ui.page.gradio_workarounds import CSS, Refusal, answering_js, tell_refusals
-from tests.support.apprun import free_port
 
 pytestmark = pytest.mark.browser
 

@@ -14,8 +14,8 @@ from typing import Any
 import gradio as gr
 import pytest
 
+from bench.procs import free_port
 from phi4ui.page.gradio_workarounds import Refusal, tell_refusals
-from tests.support.apprun import free_port
 from tests.support.pageclient import PageClient
 
 REASON = "Only your own messages can be edited."

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.support.apprun import free_port
+from bench.procs import NotReady, answers_ok, free_port, start_in_group, wait_until_ready
 
 READY_TIMEOUT_S = 300
 
@@ -65,30 +65,16 @@ class VllmServer:
 
     def start(self) -> None:
         """Starts the server and waits until it answers /v1/models."""
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(server_command(self.checkpoint, self.port,
-                                                           dynamic_hd=self.dynamic_hd),
-                                            stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                raise RuntimeError(f"vLLM exited with {code}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
-                    self._shared_memory = self._shared_memory_files()
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"vLLM was not ready in {READY_TIMEOUT_S} s:\n{self.log_tail()}")
+        env = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+        command = server_command(self.checkpoint, self.port, dynamic_hd=self.dynamic_hd)
+        self.process = start_in_group(command, self.log_path, env, append=True)
+        try:
+            wait_until_ready(self.process, lambda: answers_ok(f"{self.base_url}/models"),
+                             name="vLLM", timeout_s=READY_TIMEOUT_S, log=self.log_tail)
+        except NotReady:
+            self.stop()
+            raise
+        self._shared_memory = self._shared_memory_files()
 
     def kill(self) -> None:
         """Ends every process of the server at once, as a crash would."""
