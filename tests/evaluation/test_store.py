@@ -103,8 +103,8 @@ def test_a_real_answer_is_recorded_with_every_field(tmp_path, store, embedded_en
     audio = write_audio(tmp_path, "speech.wav", seconds=1.0)
     message = {"text": "What is in these?", "files": [str(image), str(audio)]}
     update = engine_loop.run(answer_of(embedded_engine, message,
-                                       Sampling(temperature=0.0, max_tokens=12, seed=7,
-                                                ignore_eos=True)))
+                                       Sampling(temperature=0.0, top_p=0.95, max_tokens=12,
+                                                seed=7, ignore_eos=True)))
 
     recorded = engine_loop.run(recording.record_update(store, embedded_engine.info, update))
     saved = store.answer(recorded.answer_id)
