@@ -4,7 +4,7 @@ runner's workers and the two sides of a side-by-side answer need."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -17,7 +17,7 @@ class _Ended(Generic[T]):
         self.error = error
 
 
-async def merged(streams: Sequence[AsyncIterator[T]]) -> AsyncIterator[T]:
+async def merged(streams: Sequence[AsyncIterator[T]]) -> AsyncGenerator[T, None]:
     """Items of every stream in the order they arrive. A stream that fails ends the merge
     with its error; closing the merge (read it inside `contextlib.aclosing`, so that a
     reader that stops early closes it at once) cancels the streams still running."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gradio.components.chatbot import ExampleMessage
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
@@ -26,9 +29,9 @@ class Example:
         """The example as a MultimodalTextbox value."""
         return {"text": self.text, "files": self.paths()}
 
-    def card(self) -> dict[str, Any]:
+    def card(self) -> ExampleMessage:
         """The example as a gr.Chatbot example, with its picture as the icon if it has one."""
-        card: dict[str, Any] = self.message()
+        card: ExampleMessage = {"text": self.text, "files": self.paths()}
         pictures = [path for path in self.paths() if path.endswith(".png")]
         if pictures:
             card["icon"] = pictures[0]
