@@ -237,7 +237,7 @@ def test_a_bundle_with_odd_sampling_replays_its_good_record_and_refuses_each_oth
     assert lines[-1] == (f"**{len(ODD_SAMPLING) + 1} record(s): 1 replayed, 1 with the same "
                          f"answer, {len(ODD_SAMPLING)} refused.**")
     [replayed] = store.search(ReviewFilter(origin="replay"))
-    assert store.answer(replayed["id"]).user == "ada"
+    assert store.answer(replayed.id).user == "ada"
     assert len(store.search(ReviewFilter())) == answers_before + 1  # the huge seed wrote nothing
 
 
