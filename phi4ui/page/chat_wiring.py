@@ -18,7 +18,12 @@ from typing import Any
 import gradio as gr
 
 from phi4ui.page.chat_handlers import TICK_S, ChatHandlers
-from phi4ui.page.gradio_workarounds import INTERNAL, answering_js, tell_refusals
+from phi4ui.page.gradio_workarounds import (
+    INTERNAL,
+    answering_js,
+    tell_refusals,
+    then_as_if_changed,
+)
 
 
 @dataclass
@@ -77,10 +82,10 @@ def _wire_inputs(p: ChatParts, h: ChatHandlers) -> None:
     preview_args = ([p.textbox, c, p.settings[0]], [p.cost])
     gr.on([p.textbox.change, p.settings[0].change], h.preview, *preview_args, queue=False,
           trigger_mode="always_last", **INTERNAL)
-    # A value either handler sets fires the textbox's change event, and so the cost preview.
     p.chatbot.example_select(h.use_example, None, [p.textbox], queue=False, **INTERNAL)
-    p.camera.change(h.attach_photo, [p.camera, p.textbox], [p.textbox, p.camera], queue=False,
-                    **INTERNAL)
+    attached = p.camera.change(h.attach_photo, [p.camera, p.textbox], [p.textbox, p.camera],
+                               queue=False, **INTERNAL)
+    then_as_if_changed(attached, h.preview, *preview_args)
 
 
 def wire_panels(page: gr.Blocks, p: ChatParts, h: ChatHandlers) -> None:

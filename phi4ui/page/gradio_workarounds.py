@@ -8,8 +8,6 @@ The chat's steps that check a message are not queued: a queued event costs a joi
 stream and the queue's bookkeeping, and the time to first token passes through them. These
 workarounds make a refusal of such a step look as a queued one would.
 
-No longer needed, and gone: chaining the cost preview after the camera's step, for a value a
-handler sets does fire the textbox's change event (checked in the browser test above).
 """
 
 from __future__ import annotations
@@ -95,3 +93,12 @@ def answering_js(on: bool) -> str:
     which Gradio rebuilds (as `gr.ChatInterface` does). Both buttons stay on, and this class
     with `CSS` hides the one that does not apply."""
     return ANSWERING_JS.format(on="true" if on else "false")
+
+
+def then_as_if_changed(event: Any, on_change: Callable[..., Any], inputs: list[Any],
+                       outputs: list[Any]) -> None:
+    """Runs `on_change` after `event`, whose step sets a `gr.MultimodalTextbox`'s files.
+
+    Works around: Gradio fires the textbox's change event for a value a step sets when its
+    text changes, but not when only its files do (a photo attached from the camera)."""
+    event.then(on_change, inputs, outputs, queue=False, **INTERNAL)

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from bench.procs import free_port
 from phi4ui.page.chat_tab import theme
+from phi4ui.page.examples import ASSETS
 from phi4ui.page.gradio_workarounds import CSS, Refusal, answering_js, tell_refusals
 
 pytestmark = pytest.mark.browser
@@ -110,22 +111,29 @@ def test_the_input_shows_both_its_buttons_and_the_css_shows_one(
     expect(stop).to_be_hidden()
 
 
-def test_a_value_set_by_a_handler_fires_the_change_event(page: Page) -> None:
-    """Why the camera's step needs no step of its own to update the prompt's cost: the
-    textbox's change event fires for a value a handler sets, as for one typed (so in Gradio
-    6.31; the page used to chain the cost preview after the camera's step by hand)."""
+
+def test_files_set_by_a_step_fire_no_change_event(page: Page) -> None:
+    """Why the camera's step is followed by the cost preview (`then_as_if_changed`): a step
+    that sets the textbox's text fires its change event, one that sets only its files not."""
+    picture = {"text": "", "files": [str(ASSETS / "house.png")]}
     with gr.Blocks(analytics_enabled=False) as demo:
         textbox = gr.MultimodalTextbox(elem_id="mm")
         changes = gr.Number(0, elem_id="changes")
-        gr.Button("Set", elem_id="set").click(
-            lambda: {"text": "set by a handler", "files": []}, None, [textbox], queue=False)
+        gr.Button("Files", elem_id="files").click(lambda: picture, None, [textbox], queue=False)
+        gr.Button("Text", elem_id="text").click(
+            lambda: {"text": "set by a step", "files": []}, None, [textbox], queue=False)
         textbox.change(count_up, [changes], [changes], queue=False)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
-                            prevent_thread_lock=True, quiet=True, theme=theme())
+                            prevent_thread_lock=True, quiet=True, theme=theme(),
+                            allowed_paths=[str(ASSETS)])
     try:
         page.goto(url, wait_until="domcontentloaded")
-        page.locator("#set").click()
-        expect(page.locator("#mm textarea")).to_have_value("set by a handler", timeout=15_000)
+        page.locator("#files").click()
+        expect(page.locator("#mm [aria-label='File thumbnail']")).to_have_count(1, timeout=15_000)
+        page.wait_for_timeout(2000)  # a change event would have counted by now
+        expect(page.locator("#changes input")).to_have_value("0")
+        page.locator("#text").click()
+        expect(page.locator("#mm textarea")).to_have_value("set by a step", timeout=15_000)
         expect(page.locator("#changes input")).to_have_value("1", timeout=10_000)
     finally:
         demo.close()
