@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import httpx2
 import openai
 
 from phi4ui.core.chat import Sampling, Turn, render_phi4_prompt
@@ -192,6 +193,10 @@ def reconnect_reason(error: openai.OpenAIError, *, where: str, model: str) -> st
     return None
 
 
+# The OpenAI client's own transport is httpx2; httpx is what other callers may raise.
+TIMEOUTS = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
+
+
 def connection_reason(error: BaseException) -> str:
     """Why a connection failed, in a few plain words."""
     cause: BaseException | None = error
@@ -202,7 +207,7 @@ def connection_reason(error: BaseException) -> str:
             return "connection refused"
         if isinstance(cause, socket.gaierror):
             return "unknown host name"
-        if isinstance(cause, TimeoutError | httpx.TimeoutException):
+        if isinstance(cause, TIMEOUTS):
             return "timed out"
         if "incomplete chunked read" in str(cause) or "peer closed" in str(cause):
             return "the server closed the connection mid-answer"

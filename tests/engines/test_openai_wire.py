@@ -15,6 +15,7 @@ import socket
 from typing import Any
 
 import httpx
+import httpx2
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
@@ -245,3 +246,17 @@ def test_the_server_root_is_the_address_without_v1():
     assert wire.server_root("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000"
     assert wire.server_root("http://host/proxy/v1/") == "http://host/proxy"
     assert wire.server_root("http://host") == "http://host"
+
+
+def test_a_timeout_of_the_client_s_own_transport_reads_as_timed_out():
+    request = httpx2.Request("POST", f"{WHERE}/chat/completions")
+    for error in (httpx2.ReadTimeout("read", request=request),
+                  httpx2.ConnectTimeout("connect", request=request)):
+        assert wire.connection_reason(_wrapped(error)) == "timed out"
+
+
+def _wrapped(cause: BaseException) -> BaseException:
+    try:
+        raise RuntimeError("the stream failed") from cause
+    except RuntimeError as error:
+        return error
