@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from phi4ui.core.chat import MediaRef, Part, Turn
+from phi4ui.core.history import file_path
 from phi4ui.errors import BadInput
 
 
@@ -40,7 +41,7 @@ def turn_from_message(message: Mapping[str, Any] | str) -> Turn:
     """The person's new message: `{"text": ..., "files": [...]}` from a MultimodalTextbox."""
     if isinstance(message, str):
         message = {"text": message, "files": []}
-    parts: list[Part] = [MediaRef(_file_path(f)) for f in message.get("files") or []]
+    parts: list[Part] = [MediaRef(file_path(f)) for f in message.get("files") or []]
     text = (message.get("text") or "").strip()
     if text:
         parts.append(text)
@@ -69,14 +70,6 @@ def _part_of_mapping(item: Mapping[str, Any]) -> Iterable[Part]:
         if str(item.get("text", "")).strip():
             yield str(item["text"])
     elif kind == "file" or "file" in item or "path" in item:
-        path = _file_path(item.get("file", item))
+        path = file_path(item.get("file", item))
         if path:
             yield MediaRef(path)
-
-
-def _file_path(file: Any) -> str:
-    if isinstance(file, str):
-        return file
-    if isinstance(file, Mapping):
-        return str(file.get("path") or "")
-    return str(getattr(file, "path", "") or "")

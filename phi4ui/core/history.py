@@ -40,7 +40,7 @@ def user_messages(message: Mapping[str, Any]) -> History:
 
 
 def files_of(message: Mapping[str, Any]) -> list[str]:
-    return [path for path in (_path(f) for f in message.get("files") or []) if path]
+    return [path for path in (file_path(f) for f in message.get("files") or []) if path]
 
 
 def annotation(title: str, text: str) -> Message:
@@ -126,12 +126,13 @@ def split_content(content: Any) -> tuple[str, list[str]]:
         elif isinstance(item, Mapping):
             if item.get("type") == "text" or ("text" in item and "file" not in item):
                 texts.append(str(item.get("text") or ""))
-            elif path := _path(item.get("file", item)):
+            elif path := file_path(item.get("file", item)):
                 files.append(path)
     return "\n".join(t for t in texts if t), files
 
 
-def _path(file: Any) -> str:
+def file_path(file: Any) -> str:
+    """The path of a file as Gradio hands it over: a string, a dict or a FileData."""
     if isinstance(file, str):
         return file
     if isinstance(file, Mapping):
