@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         run.update(_soak(app, args, media, work))
     finally:
         app.stop()
+    run["stalls_logged"] = logged_stalls(app.log.read_text(errors="replace"))
     run["load_after"] = _rounded(os.getloadavg())
     run["summary"] = summary(run)
     # Every message is summarised above; the report keeps only those that went wrong.
@@ -283,6 +285,32 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+STALL_LINE = re.compile(r"The event loop was held for (\d+) ms(?:, in:\n((?:  .*\n?)+))?")
+
+
+def logged_stalls(log: str) -> list[dict[str, Any]]:
+    """The app's log lines for stalls over 100 ms (phi4ui.web.loopwatch), each with the
+    innermost frame of phi4ui's own code that held the loop (or the innermost frame)."""
+    stalls = []
+    for match in STALL_LINE.finditer(log):
+        frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', match[2] or "")
+        ours = [f for f in frames if "/phi4ui/" in f[0]] or frames
+        where = f"{Path(ours[-1][0]).name}:{ours[-1][1]} {ours[-1][2]}" if ours else "unknown"
+        stalls.append({"ms": int(match[1]), "where": where})
+    return stalls
+
+
+def stall_places(stalls: list[dict[str, Any]]) -> str:
+    """Where the logged stalls were, the place with the most first."""
+    if not stalls:
+        return "none logged"
+    by_place: dict[str, list[int]] = {}
+    for stall in stalls:
+        by_place.setdefault(stall["where"], []).append(stall["ms"])
+    places = sorted(by_place.items(), key=lambda item: (-len(item[1]), -max(item[1])))
+    return "; ".join(f"`{where}` {len(ms)}x, worst {max(ms)} ms" for where, ms in places[:6])
+
+
 def _ttfts_by_kind(messages: list[dict[str, Any]]) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {}
     for m in messages:
@@ -357,6 +385,9 @@ def markdown(run: dict[str, Any]) -> str:
         f"- Worst stall since the app started: {run['app_start']['loop_stall_max_ms']} ms when "
         f"the engine was ready, {run['first_use']['loop_stall_max_ms']} ms after the first "
         f"uses, {s['loop_stall_since_start_ms']} ms at the end.",
+        f"- Stalls over 100 ms that the app logged with where the loop was held (from its "
+        f"start, warm-up and first uses included): {len(run.get('stalls_logged', []))}; "
+        f"{stall_places(run.get('stalls_logged', []))}.",
         f"- The people's processes used {s['people_cpu_pct_of_one_core']}% of one core on "
         f"average ({s['people_cpu_pct_worst_interval']}% in the busiest "
         f"{settings['sample_every_s']:.0f} s).",

@@ -6,6 +6,8 @@
 #                             app's embedded engine, with its statistics
 #   bench/gpu/run.sh bench [benchmark flags]
 #                             the benchmark: the app against the raw engine at 1, 16, 64 users
+#   bench/gpu/run.sh soak [soak flags]
+#                             the soak (bench/soak.py) on the tiny checkpoint, on this machine
 # The archives are made on a CPU machine (see the README's GPU section); a transfer holds 64 MiB,
 # so vLLM and the rest travel in separate calls to the same warm machine.
 # Results go to $OUT (or ./gpu-out).
@@ -41,5 +43,9 @@ case "${1:-}" in
       --max-num-seqs 64 --label "H100" --out "$out" "${@:2}" 2>&1 | tee "$out/bench.log" \
       | grep -vE "^\(|WARNING" || true
     ;;
-  *) echo "usage: $0 unpack|deps|smoke|bench" >&2; exit 2 ;;
+  soak)
+    python3 -m bench.soak --out "$out" "${@:2}" 2>&1 | tee "$out/soak.log" \
+      | grep -vE "^\(|WARNING" || true
+    ;;
+  *) echo "usage: $0 unpack|deps|smoke|bench|soak" >&2; exit 2 ;;
 esac

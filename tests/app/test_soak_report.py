@@ -1,6 +1,6 @@
 """The soak's figures and report, from a made-up run (the soak itself takes minutes)."""
 
-from bench.soak import markdown, summary
+from bench.soak import logged_stalls, markdown, stall_places, summary
 
 
 def _sample(t_s: float, app_mib: int, engine_mib: int, stall_ms: float,
@@ -63,3 +63,37 @@ def test_the_report_marks_each_missed_goal():
     assert "image 30.00 s to first token" in table
     assert "800.0 ms when the engine was ready, 850.0 ms after the first uses" in table
     assert "python -m bench.soak --quick" in table and "[2.0, 1.0, 1.0]" in table
+
+
+APP_LOG = """2026-01-01 00:00:01 INFO phi4ui: Settings: ...
+2026-01-01 00:00:09 WARNING phi4ui.web.loopwatch: The event loop was held for 230 ms, in:
+  File "/usr/lib/python3.11/asyncio/events.py", line 80, in _run
+    self._context.run(self._callback, *self._args)
+  File "/srv/app/phi4ui/core/answer_stream.py", line 120, in answer
+    update = pacer.next()
+  File "/srv/app/.venv/lib/python3.11/site-packages/gradio/utils.py", line 9, in helper
+    return thing()
+2026-01-01 00:00:10 WARNING phi4ui.web.loopwatch: The event loop was held for 120 ms, in:
+  File "/srv/app/phi4ui/core/answer_stream.py", line 120, in answer
+    update = pacer.next()
+2026-01-01 00:00:12 WARNING phi4ui.web.loopwatch: The event loop was held for 400 ms
+2026-01-01 00:00:13 INFO phi4ui: Stopped
+"""
+
+
+def test_the_stalls_the_app_logged_are_placed_in_its_own_code():
+    stalls = logged_stalls(APP_LOG)
+    assert stalls == [{"ms": 230, "where": "answer_stream.py:120 answer"},
+                      {"ms": 120, "where": "answer_stream.py:120 answer"},
+                      {"ms": 400, "where": "unknown"}]
+    assert stall_places(stalls) == ("`answer_stream.py:120 answer` 2x, worst 230 ms; "
+                                    "`unknown` 1x, worst 400 ms")
+    assert stall_places([]) == "none logged"
+
+
+def test_the_report_names_where_the_loop_was_held():
+    run = _run()
+    run["stalls_logged"] = logged_stalls(APP_LOG)
+    run["summary"] = summary(run)
+    assert "logged with where the loop was held" in markdown(run)
+    assert "`answer_stream.py:120 answer` 2x, worst 230 ms" in markdown(run)
