@@ -110,7 +110,7 @@ def wait_until_answering(app: RunningApp, answering: Future[Any]) -> None:
     """Waits until the engine runs the answer sent in the background. On a loaded machine
     the first token can take a while; an answer that ended early fails at once, saying why."""
     started = time.monotonic()
-    while health(app).get("running", 0) < 1:
+    while (health(app).get("running") or 0) < 1:
         if answering.done():
             pytest.fail(f"the answer ended before it was seen running: {_outcome(answering)}"
                         f"\n{app.log(40)}")
