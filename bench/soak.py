@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": ("python -m bench.soak " + shlex.join(
             sys.argv[1:] if argv is None else argv)).strip(),
         "machine": machine(), "versions": versions(), "app_args": app_args,
+        "app_environment": {k: v for k, v in os.environ.items() if k.startswith("PHI4UI_")
+                            and k not in ("PHI4UI_AUTH", "PHI4UI_API_KEY")},
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": _rounded(load_before),
         **_source()}
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         run.update(_soak(app, args, media, work))
     finally:
         app.stop()
-    run["stalls_logged"] = logged_stalls(app.log.read_text(errors="replace"))
+    run["stalls_logged"] = worst_stacks(logged_stalls(app.log.read_text(errors="replace")))
     run["load_after"] = _rounded(os.getloadavg())
     run["summary"] = summary(run)
     # Every message is summarised above; the report keeps only those that went wrong.
@@ -289,15 +291,29 @@ STALL_LINE = re.compile(r"The event loop was held for (\d+) ms(?:, in:\n((?:  .*
 
 
 def logged_stalls(log: str) -> list[dict[str, Any]]:
-    """The app's log lines for stalls over 100 ms (phi4ui.web.loopwatch), each with the
-    innermost frame of phi4ui's own code that held the loop (or the innermost frame)."""
+    """The app's log lines for stalls over 100 ms (phi4ui.web.loopwatch): how long, the
+    innermost frame that held the loop, and the innermost frame of phi4ui's own code
+    under the entry point, if any."""
     stalls = []
     for match in STALL_LINE.finditer(log):
-        frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', match[2] or "")
-        ours = [f for f in frames if "/phi4ui/" in f[0]] or frames
-        where = f"{Path(ours[-1][0]).name}:{ours[-1][1]} {ours[-1][2]}" if ours else "unknown"
-        stalls.append({"ms": int(match[1]), "where": where})
+        stack = match[2] or ""
+        frames = [f"{Path(path).name}:{line} {function}" for path, line, function
+                  in re.findall(r'File "([^"]+)", line (\d+), in (\S+)', stack)]
+        ours = [f"{Path(path).name}:{line} {function}" for path, line, function
+                in re.findall(r'File "([^"]+/phi4ui/(?!commands/)[^"]+)", line (\d+), in (\S+)',
+                              stack)]
+        where = frames[-1] if frames else "unknown"
+        if ours and ours[-1] != where:
+            where += f" (in {ours[-1]})"
+        stalls.append({"ms": int(match[1]), "where": where, "stack": stack.rstrip()})
     return stalls
+
+
+def worst_stacks(stalls: list[dict[str, Any]], count: int = 10) -> list[dict[str, Any]]:
+    """The longest stalls with their stacks; the others keep only where they were."""
+    worst = sorted(stalls, key=lambda stall: -stall["ms"])[:count]
+    return [*worst, *({k: v for k, v in stall.items() if k != "stack"}
+                      for stall in stalls if stall not in worst)]
 
 
 def stall_places(stalls: list[dict[str, Any]]) -> str:
@@ -342,7 +358,8 @@ def markdown(run: dict[str, Any]) -> str:
         f"{m['gpu'] or 'none'}; Python {m['python']}. Versions: "
         + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + ".",
         f"Model: {settings['model'] or 'the tiny random-weight checkpoint'}; app: "
-        f"`{' '.join(run['app_args'])}`.",
+        f"`{' '.join(run['app_args'])}`"
+        + "".join(f", `{k}={v}`" for k, v in run.get("app_environment", {}).items()) + ".",
         f"Command: `{run['command']}`: {settings['people']} people for {settings['minutes']} "
         f"minutes (the first {settings['warmup_s']:.0f} s are warm-up), think time exponential "
         f"with mean {settings['think_mean_s']} s, mix {settings['mix']}, max tokens "

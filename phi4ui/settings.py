@@ -124,6 +124,10 @@ class Settings:
     max_active_events: int = _option(512, "page events run at once, streaming answers "
                                      "included (Gradio's own default, 40, would queue the "
                                      "41st person behind the others)", check=_between(8, 8192))
+    thread_switch_ms: float = _option(
+        1.0, "how long a busy worker thread (decoding media, planning a prompt) may keep "
+        "Python's lock before the thread serving the pages gets it back, in ms (Python's "
+        "default is 5)", check=_between(0.1, 100.0))
     host: str = _option("127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
     port: int = _option(7860, "port to listen on", check=_port)
     log_level: str = _option("info", "log verbosity",

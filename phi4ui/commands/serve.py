@@ -41,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from phi4ui.engines import build_engine
     from phi4ui.web.server import build_server
 
+    # Every syscall the serving loop makes (Gradio checks each file of a chat on every
+    # update) gives up Python's lock; behind a busy worker thread, getting it back takes up
+    # to one switch interval each time.
+    sys.setswitchinterval(settings.thread_switch_ms / 1000)
     engine = build_engine(settings)
     server = build_server(settings, engine)
     logging.getLogger("phi4ui").info("Open http://%s:%d in a browser", settings.host,

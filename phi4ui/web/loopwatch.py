@@ -27,6 +27,7 @@ BUCKET_S = 10.0
 RECENT_BUCKETS = 2
 REPORT_AFTER_S = 0.1
 STACK_LINES = 8  # innermost frames of the held loop that the log shows
+SPY_EVERY_S = 0.02
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class LoopWatch:
 
     def _spy(self, loop_thread: int, stop: threading.Event) -> None:
         """Takes the loop thread's stack once a stall passes REPORT_AFTER_S."""
-        while not stop.wait(REPORT_AFTER_S / 2):
+        while not stop.wait(SPY_EVERY_S):
             if self._held_in is None and time.monotonic() - self._due_at > REPORT_AFTER_S:
                 frame = sys._current_frames().get(loop_thread)
                 if frame is not None:

@@ -1,6 +1,6 @@
 """The soak's figures and report, from a made-up run (the soak itself takes minutes)."""
 
-from bench.soak import logged_stalls, markdown, stall_places, summary
+from bench.soak import logged_stalls, markdown, stall_places, summary, worst_stacks
 
 
 def _sample(t_s: float, app_mib: int, engine_mib: int, stall_ms: float,
@@ -83,11 +83,13 @@ APP_LOG = """2026-01-01 00:00:01 INFO phi4ui: Settings: ...
 
 def test_the_stalls_the_app_logged_are_placed_in_its_own_code():
     stalls = logged_stalls(APP_LOG)
-    assert stalls == [{"ms": 230, "where": "answer_stream.py:120 answer"},
-                      {"ms": 120, "where": "answer_stream.py:120 answer"},
-                      {"ms": 400, "where": "unknown"}]
-    assert stall_places(stalls) == ("`answer_stream.py:120 answer` 2x, worst 230 ms; "
-                                    "`unknown` 1x, worst 400 ms")
+    assert [(s["ms"], s["where"]) for s in stalls] == [
+        (230, "utils.py:9 helper (in answer_stream.py:120 answer)"),
+        (120, "answer_stream.py:120 answer"), (400, "unknown")]
+    assert "update = pacer.next()" in stalls[0]["stack"]
+    assert stall_places(stalls) == (
+        "`unknown` 1x, worst 400 ms; `utils.py:9 helper (in answer_stream.py:120 answer)` 1x, "
+        "worst 230 ms; `answer_stream.py:120 answer` 1x, worst 120 ms")
     assert stall_places([]) == "none logged"
 
 
@@ -96,4 +98,11 @@ def test_the_report_names_where_the_loop_was_held():
     run["stalls_logged"] = logged_stalls(APP_LOG)
     run["summary"] = summary(run)
     assert "logged with where the loop was held" in markdown(run)
-    assert "`answer_stream.py:120 answer` 2x, worst 230 ms" in markdown(run)
+    assert "`answer_stream.py:120 answer` 1x, worst 120 ms" in markdown(run)
+
+
+def test_only_the_worst_stalls_keep_their_stacks():
+    stalls = [{"ms": ms, "where": "x", "stack": "s"} for ms in range(101, 131)]
+    kept = worst_stacks(stalls, count=3)
+    assert [s["ms"] for s in kept if "stack" in s] == [130, 129, 128]
+    assert len(kept) == 30
