@@ -287,7 +287,8 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-STALL_LINE = re.compile(r"The event loop was held for (\d+) ms(?:, in:\n((?:  .*\n?)+))?")
+STALL_LINE = re.compile(r"The event loop was held for (\d+) ms(?:, in:\n((?:  .*\n?)+))?"
+                        r"(?:busy threads: (.*))?")
 
 
 def logged_stalls(log: str) -> list[dict[str, Any]]:
@@ -305,7 +306,8 @@ def logged_stalls(log: str) -> list[dict[str, Any]]:
         where = frames[-1] if frames else "unknown"
         if ours and ours[-1] != where:
             where += f" (in {ours[-1]})"
-        stalls.append({"ms": int(match[1]), "where": where, "stack": stack.rstrip()})
+        stalls.append({"ms": int(match[1]), "where": where, "stack": stack.rstrip(),
+                       "busy_threads": match[3] or ""})
     return stalls
 
 

@@ -18,7 +18,9 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections import deque
+from pathlib import Path
 
 INTERVAL_S = 0.02
 BUCKET_S = 10.0
@@ -58,13 +60,17 @@ class LoopWatch:
             stop.set()
 
     def _spy(self, loop_thread: int, stop: threading.Event) -> None:
-        """Takes the loop thread's stack once a stall passes REPORT_AFTER_S."""
+        """Takes the loop thread's stack once a stall passes REPORT_AFTER_S, with where the
+        process's other busy threads are: a loop that runs no Python code of its own is
+        waiting for the interpreter's lock, which one of them holds."""
         while not stop.wait(SPY_EVERY_S):
             if self._held_in is None and time.monotonic() - self._due_at > REPORT_AFTER_S:
-                frame = sys._current_frames().get(loop_thread)
+                frames = sys._current_frames()
+                frame = frames.pop(loop_thread, None)
+                frames.pop(threading.get_ident(), None)
                 if frame is not None:
                     lines = traceback.format_stack(frame)[-STACK_LINES:]
-                    self._held_in = "".join(lines).rstrip()
+                    self._held_in = "".join(lines).rstrip() + _busy_threads(frames)
 
     def observe(self, late_s: float) -> None:
         late_s = max(0.0, late_s)
@@ -89,3 +95,17 @@ class LoopWatch:
         """For /healthz: the worst stall since start and of late, in ms."""
         return {"loop_stall_max_ms": round(self.worst_s * 1000, 1),
                 "loop_stall_recent_ms": round(self.recent_s() * 1000, 1)}
+
+
+# Where a thread waits rather than works: its innermost function.
+WAITING = frozenset({"wait", "_wait_for_tstate_lock", "select", "poll", "epoll", "get",
+                     "recv", "recv_into", "accept", "sleep", "_worker", "wait_for", "join"})
+
+
+def _busy_threads(frames: dict[int, types.FrameType]) -> str:
+    """`\nbusy threads: name at file:line function; ...`, or nothing when all wait."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    busy = [f"{names.get(ident, ident)} at {Path(frame.f_code.co_filename).name}:"
+            f"{frame.f_lineno} {frame.f_code.co_name}"
+            for ident, frame in frames.items() if frame.f_code.co_name not in WAITING]
+    return f"\nbusy threads: {'; '.join(busy[:6])}" if busy else ""

@@ -73,6 +73,7 @@ APP_LOG = """2026-01-01 00:00:01 INFO phi4ui: Settings: ...
     update = pacer.next()
   File "/srv/app/.venv/lib/python3.11/site-packages/gradio/utils.py", line 9, in helper
     return thing()
+busy threads: asyncio_0 at tokenizer.py:12 encode
 2026-01-01 00:00:10 WARNING phi4ui.web.loopwatch: The event loop was held for 120 ms, in:
   File "/srv/app/phi4ui/core/answer_stream.py", line 120, in answer
     update = pacer.next()
@@ -87,6 +88,8 @@ def test_the_stalls_the_app_logged_are_placed_in_its_own_code():
         (230, "utils.py:9 helper (in answer_stream.py:120 answer)"),
         (120, "answer_stream.py:120 answer"), (400, "unknown")]
     assert "update = pacer.next()" in stalls[0]["stack"]
+    assert stalls[0]["busy_threads"] == "asyncio_0 at tokenizer.py:12 encode"
+    assert stalls[1]["busy_threads"] == ""
     assert stall_places(stalls) == (
         "`unknown` 1x, worst 400 ms; `utils.py:9 helper (in answer_stream.py:120 answer)` 1x, "
         "worst 230 ms; `answer_stream.py:120 answer` 1x, worst 120 ms")

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import re
+import threading
 import time
 
 from phi4ui.web.loopwatch import LoopWatch
@@ -80,3 +81,28 @@ def test_short_stalls_are_not_logged(caplog):
     with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
         asyncio.run(scenario())
     assert caplog.records == []
+
+
+def spin_in_a_named_function(until: float) -> None:
+    while time.monotonic() < until:
+        sum(range(1000))
+
+
+def test_a_stall_names_the_other_threads_that_were_busy(caplog):
+    async def scenario() -> None:
+        watch = LoopWatch(interval_s=0.01)
+        task = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.05)
+        busy = threading.Thread(target=spin_in_a_named_function,
+                                args=(time.monotonic() + 0.6,), name="spinner")
+        busy.start()
+        hold_the_loop_in_a_named_function()
+        busy.join()
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
+        asyncio.run(scenario())
+    message = caplog.records[0].getMessage()
+    assert "\nbusy threads: spinner at test_loopwatch.py:" in message
+    assert "spin_in_a_named_function" in message
