@@ -404,8 +404,9 @@ def markdown(run: dict[str, Any]) -> str:
         f"- Worst stall since the app started: {run['app_start']['loop_stall_max_ms']} ms when "
         f"the engine was ready, {run['first_use']['loop_stall_max_ms']} ms after the first "
         f"uses, {s['loop_stall_since_start_ms']} ms at the end.",
-        f"- Stalls over 100 ms that the app logged with where the loop was held (from its "
-        f"start, warm-up and first uses included): {len(run.get('stalls_logged', []))}; "
+        f"- Stalls over 100 ms that the app logged with where the loop was held (from the "
+        f"engine's start, warm-up and first uses included): "
+        f"{len(run.get('stalls_logged', []))}; "
         f"{stall_places(run.get('stalls_logged', []))}.",
         f"- The people's processes used {s['people_cpu_pct_of_one_core']}% of one core on "
         f"average ({s['people_cpu_pct_worst_interval']}% in the busiest "

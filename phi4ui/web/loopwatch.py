@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 
 class LoopWatch:
-    def __init__(self, interval_s: float = INTERVAL_S) -> None:
+    def __init__(self, interval_s: float = INTERVAL_S, *, report_stalls: bool = True) -> None:
         self.interval_s = interval_s
+        self.report_stalls = report_stalls  # log long stalls with where the loop was held
         self.worst_s = 0.0
         self.wakeups = 0
         # The worst lateness of each BUCKET_S, newest last: a fixed cost per wake-up.
@@ -75,7 +76,7 @@ class LoopWatch:
     def observe(self, late_s: float) -> None:
         late_s = max(0.0, late_s)
         held_in, self._held_in = self._held_in, None
-        if late_s > REPORT_AFTER_S:
+        if late_s > REPORT_AFTER_S and self.report_stalls:
             log.warning("The event loop was held for %.0f ms%s", late_s * 1000,
                         f", in:\n{held_in}" if held_in else "")
         self.wakeups += 1

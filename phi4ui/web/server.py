@@ -39,7 +39,7 @@ def build_server(settings: Settings, engine: Engine) -> FastAPI:
     _lighten_gradio()
     staging.sweep()  # what earlier runs left in the temp folder
     store = Store.from_settings(settings)
-    loop_watch = LoopWatch()
+    loop_watch = LoopWatch(report_stalls=False)  # until the engine is ready
     app = FastAPI(lifespan=_lifespan(settings, engine, store, loop_watch),
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine = engine  # for `stop_serving`
@@ -52,7 +52,7 @@ def _lifespan(settings: Settings, engine: Engine, store: Store | None, loop_watc
     """Runs the engine and the loop watch while the app serves; stops them after."""
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        running = asyncio.create_task(_run_engine(engine))
+        running = asyncio.create_task(_run_engine(engine, loop_watch))
         watching = asyncio.create_task(loop_watch.run())
         sharing = asyncio.create_task(asyncio.to_thread(_share, settings.port)) \
             if settings.share else None
@@ -127,11 +127,13 @@ async def stop_serving(app: FastAPI) -> None:
     await app.state.engine.close()
 
 
-async def _run_engine(engine: Engine) -> None:
+async def _run_engine(engine: Engine, loop_watch: LoopWatch) -> None:
     """Starts the engine, then keeps it running: a dead engine is restarted, a server that
-    went away is checked again until it is back."""
+    went away is checked again until it is back. Stalls are logged from then on: while
+    the engine loads, its imports hold Python's lock, and every start would log a dozen."""
     await engine.start()
     _settle_memory()
+    loop_watch.report_stalls = True
     await engine.watch()
 
 

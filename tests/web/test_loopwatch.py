@@ -106,3 +106,19 @@ def test_a_stall_names_the_other_threads_that_were_busy(caplog):
     message = caplog.records[0].getMessage()
     assert "\nbusy threads: spinner at test_loopwatch.py:" in message
     assert "spin_in_a_named_function" in message
+
+
+def test_stalls_are_not_logged_while_reporting_is_off_but_still_counted(caplog):
+    async def scenario() -> LoopWatch:
+        watch = LoopWatch(interval_s=0.01, report_stalls=False)
+        task = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.05)
+        hold_the_loop_in_a_named_function()
+        await asyncio.sleep(0.05)
+        task.cancel()
+        return watch
+
+    with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
+        watch = asyncio.run(scenario())
+    assert caplog.records == []
+    assert watch.figures()["loop_stall_max_ms"] >= 300
