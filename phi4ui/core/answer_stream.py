@@ -3,16 +3,19 @@ chat, media and the engine, with no Gradio in it.
 
 `answer()` prepares the media of the whole conversation, plans the request,
 streams the engine and yields `AnswerUpdate`s; updates are coalesced so that a
-fast engine does not flood the browser (the first token is never delayed).
+fast engine does not flood the browser (the first token is never delayed), and
+the engine's stream is read as fast as it comes, however slowly updates are sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from phi4ui.core.chat import (
@@ -23,13 +26,14 @@ from phi4ui.core.chat import (
     plan_request,
 )
 from phi4ui.core.chat_messages import turn_from_message, turns_from_history
-from phi4ui.core.engine import Engine, Finished, TextDelta
+from phi4ui.core.engine import Engine, Event, Finished, TextDelta
 from phi4ui.core.media import MediaLimits, prepare
 from phi4ui.core.stats import RequestStats, StatsRecorder
 from phi4ui.errors import BadInput
 
 log = logging.getLogger(__name__)
 UPDATE_INTERVAL_S = 0.03
+MAX_UPDATE_INTERVAL_S = 0.1  # a person sees an answer move at least this often
 
 
 @dataclass(frozen=True)
@@ -92,51 +96,105 @@ async def plan(engine: Engine, history: Sequence[Mapping[str, Any]],
 
 
 class UpdatePacer:
-    """Spaces a stream's page updates so that all streams together send at most
-    `max_updates_per_s`: each update costs the web server a diff and a send, and at
-    64 concurrent answers per-token updates starve the event loop the engine needs.
-    The first token of an answer is never held back."""
+    """Spaces a stream's page updates: each update costs the web server a diff and a
+    send, so with many answers at once they are spread out, up to `max_updates_per_s`
+    for all streams together, but never further apart than `max_interval_s`, so that
+    every answer keeps moving. The first text of an answer is never held back."""
 
     def __init__(self, min_interval_s: float = UPDATE_INTERVAL_S,
-                 max_updates_per_s: float = 200.0) -> None:
+                 max_interval_s: float = MAX_UPDATE_INTERVAL_S,
+                 max_updates_per_s: float = 400.0) -> None:
         self.min_interval_s = min_interval_s
+        self.max_interval_s = max_interval_s
         self.max_updates_per_s = max_updates_per_s
         self.active = 0
 
     def interval(self) -> float:
-        return max(self.min_interval_s, self.active / self.max_updates_per_s)
+        wanted = self.active / self.max_updates_per_s
+        return min(self.max_interval_s, max(self.min_interval_s, wanted))
 
 
 PACER = UpdatePacer()  # shared by every session of this process
+
+
+@dataclass
+class _Drained:
+    """What a reader task has taken from the engine's stream so far."""
+
+    text: str = ""
+    finished: Finished | None = None
+    error: Exception | None = None
+    grew: asyncio.Event = field(default_factory=asyncio.Event)  # new text, or the end
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _drain(stream: AsyncIterator[Event], into: _Drained,
+                 progress: StatsRecorder | None) -> None:
+    try:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                into.text += event.text
+                if progress is not None:
+                    progress.tokens(event.tokens)
+                into.grew.set()
+            elif isinstance(event, Finished):
+                into.finished = event
+    except Exception as error:  # noqa: BLE001 - raised again to the reader of the updates
+        into.error = error
+    finally:
+        into.ended.set()
+        into.grew.set()
 
 
 async def answer(engine: Engine, request: ChatRequest, interval_s: float | None = None,
                  pacer: UpdatePacer = PACER, progress: StatsRecorder | None = None
                  ) -> AsyncGenerator[AnswerUpdate, None]:
     """Streams the engine's answer; stopping the iteration aborts the engine request.
-    `interval_s` fixes the spacing of updates instead of the pacer's. `progress`, when
-    given, counts every token as it arrives, so that an answer stopped midway can still
-    say how far it got (see `stopped_stats`)."""
-    text = ""
-    last_sent = 0.0
+
+    A reader task drains the engine's stream as fast as it comes, whether or not the
+    caller has asked for the next update yet, and each update carries all the text so
+    far: a web server that takes a while to send one update then sends the next with
+    everything new, instead of one update per token. `interval_s` fixes the spacing of
+    updates instead of the pacer's. `progress`, when given, counts every token as it
+    arrives, so that an answer stopped midway can still say how far it got (see
+    `stopped_stats`)."""
     stream = engine.stream(request)
+    drained = _Drained()
+    reader = asyncio.create_task(_drain(stream, drained, progress))
     pacer.active += 1
     try:
-        async for event in stream:
-            if isinstance(event, TextDelta):
-                text += event.text
-                if progress is not None:
-                    progress.tokens(event.tokens)
-                now = time.monotonic()
-                if now - last_sent >= (pacer.interval() if interval_s is None else interval_s):
-                    last_sent = now
-                    yield AnswerUpdate(text=text, notes=request.notes, request=request)
-            elif isinstance(event, Finished):
-                yield AnswerUpdate(text=text, notes=request.notes, stats=event.stats,
-                                   request=request)
+        while True:
+            await drained.grew.wait()
+            drained.grew.clear()
+            if drained.ended.is_set():
+                break
+            sent_at = time.monotonic()
+            yield AnswerUpdate(text=drained.text, notes=request.notes, request=request)
+            spacing = pacer.interval() if interval_s is None else interval_s
+            await _until_end_or(drained.ended, sent_at + spacing - time.monotonic())
+        if drained.error is not None:
+            raise drained.error
+        if drained.finished is not None:
+            yield AnswerUpdate(text=drained.text, notes=request.notes,
+                               stats=drained.finished.stats, request=request)
     finally:
         pacer.active -= 1
+        if not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
         await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def _until_end_or(ended: asyncio.Event, seconds: float) -> None:
+    """Waits `seconds` (any length, infinity included), less if the answer ends."""
+    if seconds <= 0 or ended.is_set():
+        return
+    try:
+        async with asyncio.timeout(None if math.isinf(seconds) else seconds):
+            await ended.wait()
+    except TimeoutError:
+        pass
 
 
 async def final_update(engine: Engine, request: ChatRequest) -> AnswerUpdate | None:
