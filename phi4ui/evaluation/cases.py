@@ -17,8 +17,14 @@ JSONL, one object per line:
     {"id": "cat-1", "prompt": "What animal is this?", "image": "img/cat.png",
      "expected": "cat", "tags": ["vision"]}
 `image` and `audio` take a path or a list of paths. CSV: a header with `prompt`
-and any of `id, image, audio, expected, tags`; several paths or tags in one cell
-are separated by `;`.
+and any of `id, image, audio, expected, tags, task, pattern`; several paths or tags
+in one cell are separated by `;`.
+
+`task` (transcription, translation, ocr, vqa) chooses the case's metrics; without
+it a tag of that name (or `asr`) does, and otherwise the expected answer is looked
+for in the answer (see `phi4ui.evaluation.metrics`). In JSONL `expected` may be a
+list of accepted answers. `pattern`, a regular expression, is checked against the
+answer as well.
 """
 
 from __future__ import annotations
@@ -30,18 +36,20 @@ import json
 import re
 import shutil
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from phi4ui.core.conversation import MAX_MESSAGE_CHARS
-from phi4ui.core.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, kind_of
+from phi4ui.core.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from phi4ui.errors import BadInput
 from phi4ui.evaluation.archives import CheckedZip, Limits
+from phi4ui.evaluation.case_media import MediaFinder, shown
+from phi4ui.evaluation.metrics import check_pattern
 
 PAGE_MAX_CASES = 1000  # the page's limit; the command line streams any number
-COLUMNS = ("id", "prompt", "image", "audio", "expected", "tags")
+COLUMNS = ("id", "prompt", "image", "audio", "expected", "tags", "task", "pattern")
 JSONL_FIELDS = (*COLUMNS, "images", "audios")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 # A cell may hold a whole prompt; the csv module's own limit (128 KiB) would refuse the
@@ -62,10 +70,17 @@ class Case:
     prompt: str = ""
     images: tuple[str, ...] = ()  # as the case file names them, for showing
     audios: tuple[str, ...] = ()
-    expected: str | None = None
+    expected: str | None = None  # the first accepted answer
     tags: tuple[str, ...] = ()
     error: str | None = None
     files: tuple[str, ...] = ()  # the images then the audios, found: the paths to open
+    also_expected: tuple[str, ...] = ()  # further accepted answers
+    task: str = ""  # as the file names it; `metrics.resolve_task` decides
+    pattern: str | None = None
+
+    @property
+    def expected_answers(self) -> tuple[str, ...]:
+        return ((self.expected,) if self.expected else ()) + self.also_expected
 
 
 @dataclass(frozen=True)
@@ -89,7 +104,7 @@ def read_cases(path: str | Path, *, max_cases: int | None = None,
     text = _text_of(path)
     reader = _jsonl if path.suffix.lower() in JSONL_SUFFIXES else _csv
     raw, notes = reader(text, path.name, max_cases)
-    finder = _MediaFinder(path.parent, loose_media, confine_to)
+    finder = MediaFinder(path.parent, loose_media, confine_to)
     cases = [_checked(case, finder) for case in raw]
     if not cases:
         raise CaseFileError(f"{path.name}: no cases in the file.")
@@ -176,9 +191,19 @@ def _case_of(position: int, where: str, item: Mapping[str, Any]) -> Case:
         prompt=_prompt(item.get("prompt")),
         images=_paths(item, "image") + _paths(item, "images"),
         audios=_paths(item, "audio") + _paths(item, "audios"),
-        expected=_text(item.get("expected"), "expected") or None,
-        tags=_list(item.get("tags"), "tags"),
+        **_expected(item.get("expected")), tags=_list(item.get("tags"), "tags"),
+        task=_text(item.get("task"), "task").strip().lower(),
+        pattern=check_pattern(pattern) if (pattern := _text(item.get("pattern"), "pattern"))
+        else None,
     )
+
+
+def _expected(value: Any) -> dict[str, Any]:
+    """`expected` and `also_expected` from one answer or a list of accepted answers."""
+    answers = ([_text(item, "expected") for item in value] if isinstance(value, list)
+               else [_text(value, "expected")])
+    answers = [answer for answer in answers if answer]
+    return {"expected": answers[0] if answers else None, "also_expected": tuple(answers[1:])}
 
 
 def _prompt(value: Any) -> str:
@@ -254,7 +279,7 @@ def _csv(text: str, name: str, max_cases: int | None) -> tuple[list[Case], list[
     if "prompt" not in header:
         raise CaseFileError(f"{name}: the header has no 'prompt' column (found: "
                             f"{', '.join(header) or 'nothing'}). The columns are: prompt "
-                            "(required), id, image, audio, expected, tags.")
+                            "(required), id, image, audio, expected, tags, task, pattern.")
     _check_count(len(rows) - 1, name, max_cases)
     ignored = [column for column in header if column not in COLUMNS]
     cases = [_csv_case(position, number, header, row)
@@ -279,7 +304,7 @@ def _csv_case(position: int, number: int, header: list[str], row: list[str]) -> 
 
 # ---------------------------------------------------------------- checks
 
-def _checked(case: Case, finder: _MediaFinder) -> Case:
+def _checked(case: Case, finder: MediaFinder) -> Case:
     if case.error:
         return case
     if not case.prompt.strip() and not case.images and not case.audios:
@@ -294,59 +319,6 @@ def _checked(case: Case, finder: _MediaFinder) -> Case:
 
 def _failed(case: Case, reason: str) -> Case:
     return dataclasses.replace(case, error=f"{case.where}: {reason}")
-
-
-@dataclass(frozen=True)
-class _MediaFinder:
-    base: Path  # the case file's folder
-    loose_media: bool
-    confine_to: Path | None
-
-    def find(self, given: str, kind: str, suffixes: Iterable[str]) -> str:
-        found = self._confined(given, kind) if self.confine_to else self._local(given, kind)
-        if kind_of(found) != kind:
-            raise ValueError(f"'{_shown(given)}' is not an {kind} file (expected one of "
-                             f"{', '.join(sorted(suffixes))})")
-        return str(found)
-
-    def _local(self, given: str, kind: str) -> Path:
-        path = Path(given).expanduser()
-        candidates = [path] if path.is_absolute() else [self.base / path]
-        if self.loose_media and not path.is_absolute():
-            candidates.append(self.base / path.name)
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            raise ValueError(f"{kind} file '{given}' not found (looked at {candidates[0]})")
-        return found.resolve()
-
-    def _confined(self, given: str, kind: str) -> Path:
-        """Only files inside `confine_to`; whether anything exists outside it is never
-        looked at, so the message cannot tell."""
-        assert self.confine_to is not None
-        folder = self.confine_to.resolve()
-        path = Path(given)
-        candidates = [] if path.is_absolute() else [self.base / path]
-        if self.loose_media and candidates:
-            candidates.append(self.base / path.name)
-        for candidate in candidates:
-            resolved = _resolved(candidate)
-            if resolved is None or not resolved.is_relative_to(folder):
-                break  # a path that leads out is refused, not looked up by its name
-            if resolved.is_file():
-                return resolved
-        raise ValueError(f"{kind} '{_shown(given)}' is not among the uploaded files; name "
-                         "files relative to the case file and upload them with it")
-
-
-def _resolved(path: Path) -> Path | None:
-    try:
-        return path.resolve()
-    except (OSError, ValueError, RuntimeError):  # a NUL in the name, a link loop
-        return None
-
-
-def _shown(given: str) -> str:
-    return given if len(given) <= 80 else given[:79] + "…"
 
 
 # ---------------------------------------------------------------- uploads
@@ -383,5 +355,5 @@ def _plain_name(path: str) -> str:
     """An uploaded file's own name, never a path."""
     plain = Path(path.replace("\\", "/")).name
     if plain in ("", ".", ".."):
-        raise CaseFileError(f"'{_shown(path)}' is not a usable file name; rename the file.")
+        raise CaseFileError(f"'{shown(path)}' is not a usable file name; rename the file.")
     return plain

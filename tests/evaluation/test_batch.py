@@ -136,7 +136,7 @@ def test_jsonl_problems_are_reported_per_case(tmp_path):
     assert errors[6] == "line 7: 'prompt' must be text, not dict"
     assert errors[7] is None and loaded.invalid == 6
     assert loaded.notes == ("ignored unknown field(s): colour (known: id, prompt, image, audio, "
-                            "expected, tags, images, audios)",)
+                            "expected, tags, task, pattern, images, audios)",)
 
 
 def test_csv_cases_and_their_problems(tmp_path):
@@ -184,7 +184,7 @@ def test_text_that_is_not_text_becomes_a_case_error_and_the_others_load(tmp_path
     assert loaded.cases[6].prompt == "one\u2028line\u0085still\u2029one"
     assert len(loaded.cases) == 8, "U+2028 and U+0085 do not end a line"
     assert loaded.notes == ("ignored unknown field(s): \\ud800 (known: id, prompt, image, "
-                            "audio, expected, tags, images, audios)",)
+                            "audio, expected, tags, task, pattern, images, audios)",)
     for case in loaded.cases:  # everything kept can be encoded, so stored and shown
         for text in (case.id, case.prompt, case.error or "", *case.tags, *case.images):
             text.encode("utf-8")
