@@ -3,6 +3,7 @@
     serve        the app (the default; `python app.py` is the same)
     batch        evaluation cases through the engine, results as CSV and JSON
     replay       a reproducibility bundle through the engine
+    leaderboard  the configurations ranked by the Compare votes in the record
     check-real   the real model's token counts and adapters against the plan
     tinymodel    build a random-weight Phi-4-multimodal checkpoint
     healthcheck  exit 0 when the app on this machine is ready (for Docker's HEALTHCHECK)
@@ -25,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "the app (the default)"),
     "batch": ("batch", "evaluation cases through the engine; results.csv and results.json"),
     "replay": ("replay", "a reproducibility bundle through the engine"),
+    "leaderboard": ("leaderboard", "the configurations ranked by the Compare votes"),
     "check-real": ("check_real", "the real model's token counts and adapters against the plan"),
     "tinymodel": ("tinymodel", "build a random-weight Phi-4-multimodal checkpoint"),
     "healthcheck": ("healthcheck", "exit 0 when the app on this machine is ready"),
