@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -30,13 +31,16 @@ from phi4ui.core.stats import RequestStats, percentile
 from phi4ui.errors import Phi4UIError
 from phi4ui.evaluation import csvsafe
 from phi4ui.evaluation.cases import Case, CaseFile
+from phi4ui.evaluation.metric_summary import MetricLine, metric_lines, summarize_metrics
+from phi4ui.evaluation.metrics import METRICS, CaseScores, resolve_task, score_case
 from phi4ui.evaluation.recording import build_record
 from phi4ui.evaluation.store import BatchCaseRow, Store
 
 log = logging.getLogger(__name__)
 COLUMNS = ("case", "id", "prompt", "images", "audios", "expected", "tags", "answer", "error",
            "expected_found", "ttft_s", "tokens_per_s", "e2e_s", "prompt_tokens",
-           "completion_tokens", "finish_reason", "adapter", "answer_id")
+           "completion_tokens", "finish_reason", "adapter", "answer_id", "task",
+           *METRICS)
 
 
 @dataclass(frozen=True)
@@ -61,17 +65,26 @@ class CaseResult:
 
     @property
     def expected_found(self) -> bool | None:
-        """Whether the expected text occurs in the answer (case and spacing ignored)."""
-        if self.case.expected is None or self.error:
+        """Whether an expected answer occurs in the answer (case and spacing ignored)."""
+        if not self.case.expected_answers or self.error:
             return None
-        return _normal(self.case.expected) in _normal(self.answer)
+        return any(_normal(text) in _normal(self.answer) for text in self.case.expected_answers)
+
+    @functools.cached_property
+    def scores(self) -> CaseScores | None:
+        """The task metrics of an answered case (see `phi4ui.evaluation.metrics`)."""
+        if self.error:
+            return None
+        case = self.case
+        return score_case(resolve_task(case.task, case.tags), self.answer,
+                          case.expected_answers, case.pattern)
 
     def row(self) -> dict[str, Any]:
         stats = self.stats
         return {
             "case": self.case.position, "id": self.case.id, "prompt": self.case.prompt,
             "images": "; ".join(self.case.images), "audios": "; ".join(self.case.audios),
-            "expected": self.case.expected or "", "tags": "; ".join(self.case.tags),
+            "expected": "; ".join(self.case.expected_answers), "tags": "; ".join(self.case.tags),
             "answer": self.answer, "error": self.error or "",
             "expected_found": self.expected_found,
             "ttft_s": stats.ttft_s if stats else None,
@@ -81,6 +94,8 @@ class CaseResult:
             "completion_tokens": stats.completion_tokens if stats else None,
             "finish_reason": stats.finish_reason if stats else "",
             "adapter": stats.adapter if stats else "", "answer_id": self.answer_id or "",
+            "task": resolve_task(self.case.task, self.case.tags),
+            **{name: self.scores.values.get(name) if self.scores else None for name in METRICS},
         }
 
 
@@ -97,6 +112,7 @@ class Summary:
     output_tokens_per_s: float | None  # all answers together, over the run's wall time
     expected_checked: int
     expected_found: int
+    metrics: tuple[MetricLine, ...] = ()  # task metrics with their intervals
 
     def lines(self) -> list[str]:
         lines = [f"cases {self.cases}: {self.answered} answered, {self.errors} errors",
@@ -108,7 +124,7 @@ class Summary:
         if self.expected_checked:
             lines.append(f"expected answer found in {self.expected_found} of "
                          f"{self.expected_checked}")
-        return lines
+        return lines + metric_lines(self.metrics)
 
 
 @dataclass(frozen=True)
@@ -150,7 +166,8 @@ def _record(store: Store, batch_id: str, engine: Engine, result: CaseResult,
     case = result.case
     try:
         row = BatchCaseRow(case.position, case.id, case.prompt, case.expected, case.tags,
-                           result.error)
+                           result.error, also_expected=case.also_expected,
+                           task=resolve_task(case.task, case.tags), pattern=case.pattern)
         answer = None
         if result.request is not None and result.stats is not None:
             answer = build_record(result.request, result.answer, result.stats, engine.info,
@@ -257,6 +274,7 @@ def summarize(results: Sequence[CaseResult], wall_s: float) -> Summary:
         tokens_per_s_p50=percentile(rates, 50), completion_tokens=tokens, wall_s=wall_s,
         output_tokens_per_s=tokens / wall_s if wall_s > 0 and tokens else None,
         expected_checked=len(checked), expected_found=sum(checked),
+        metrics=summarize_metrics((r.scores, r.case.tags) for r in results if r.scores),
     )
 
 

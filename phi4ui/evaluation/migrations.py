@@ -154,6 +154,17 @@ def m004_login_names(conn: sqlite3.Connection) -> None:
     """)
 
 
+@migration(5)
+def m005_batch_case_metrics(conn: sqlite3.Connection) -> None:
+    # What a case's metrics need besides its answer, so that a recorded run can be scored
+    # again and compared with another: every accepted answer, the task, the pattern.
+    _run(conn, """
+    ALTER TABLE batch_cases ADD COLUMN also_expected TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE batch_cases ADD COLUMN task TEXT NOT NULL DEFAULT '';
+    ALTER TABLE batch_cases ADD COLUMN pattern TEXT
+    """)
+
+
 def migrate(conn: sqlite3.Connection, *, upto: int | None = None) -> list[int]:
     """Applies pending migrations (up to number `upto`); returns the numbers applied.
 

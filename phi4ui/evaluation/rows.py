@@ -133,7 +133,7 @@ class BatchRow:
 
 @dataclass(frozen=True)
 class BatchCaseRow:
-    """One finished case of a batch; the store sets the last three fields."""
+    """One finished case of a batch; the store sets batch_id, answer_id and finished_at."""
 
     position: int
     case_id: str
@@ -144,6 +144,13 @@ class BatchCaseRow:
     batch_id: str = ""
     answer_id: str | None = None
     finished_at: str = ""
+    also_expected: tuple[str, ...] = field(default=(), metadata=JSON_LIST)
+    task: str = ""  # as `metrics.resolve_task` chose it when the case ran
+    pattern: str | None = None
+
+    @property
+    def expected_answers(self) -> tuple[str, ...]:
+        return ((self.expected,) if self.expected else ()) + self.also_expected
 
 
 TABLE_ROWS: dict[str, type[Any]] = {

@@ -33,7 +33,7 @@ SCHEMA = {
                 "updated_at"],
     "batches": ["id", "created_at", "source", "cases", "options", "finished_at", "summary"],
     "batch_cases": ["batch_id", "position", "case_id", "prompt", "expected", "tags",
-                    "answer_id", "error", "finished_at"],
+                    "answer_id", "error", "finished_at", "also_expected", "task", "pattern"],
 }
 
 
