@@ -1,6 +1,7 @@
 """The review tab: recorded answers with filters, their details, rating, export of the
-filtered set, and (given an engine) the replay of a bundle. Review shows every recorded
-answer, so it is built only where everyone who reaches the page may see them all."""
+filtered set, the leaderboard of compared configurations, and (given an engine) the replay
+of a bundle. Review shows every recorded answer, so it is built only where everyone who
+reaches the page may see them all."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from phi4ui.page.eval_common import (
     warn,
 )
 from phi4ui.page.files import PageFiles
+from phi4ui.page.leaderboard_panel import build_leaderboard_panel
 from phi4ui.page.replay_panel import build_replay_panel
 
 REVIEW_NEEDS_LOGIN = ("Review lists every recorded answer of everyone, so on a public address "
@@ -71,6 +73,7 @@ def build_review_tab(store: Store | None, engine: Engine | None, files: PageFile
             gr.Markdown(REVIEW_NEEDS_LOGIN, elem_id="review-needs-login")
             return
         parts = render(tab)
+        build_leaderboard_panel(store, tab)
         if engine is not None:
             build_replay_panel(engine, store, files)
     wire(parts, ReviewHandlers(store, files))
