@@ -69,6 +69,18 @@ class AnswerRecord:
 
 
 @dataclass(frozen=True)
+class BatchAnswer:
+    """What a batch case's recorded answer says, for scoring and comparing runs."""
+
+    text: str
+    model: str
+    revision: str
+    adapter: str | None
+    engine_kind: str
+    user: str
+
+
+@dataclass(frozen=True)
 class Recorded:
     answer_id: str
     notes: tuple[str, ...] = ()  # media that could not be kept
@@ -261,6 +273,32 @@ class Store:
         rows = self._conn().execute("SELECT * FROM batch_cases WHERE batch_id = ? "
                                     "ORDER BY position", (batch_id,)).fetchall()
         return [from_row(BatchCaseRow, row) for row in rows]
+
+    def batches(self, limit: int = 200) -> list[BatchRow]:
+        """The most recent batch runs, newest first."""
+        rows = self._conn().execute("SELECT * FROM batches ORDER BY created_at DESC LIMIT ?",
+                                    (limit,)).fetchall()
+        return [from_row(BatchRow, row) for row in rows]
+
+    def batches_starting(self, prefix: str) -> list[BatchRow]:
+        """The batch runs whose id starts with `prefix` (at most two: enough to tell)."""
+        rows = self._conn().execute("SELECT * FROM batches WHERE substr(id, 1, ?) = ? "
+                                    "ORDER BY created_at DESC LIMIT 2",
+                                    (len(prefix), prefix)).fetchall()
+        return [from_row(BatchRow, row) for row in rows]
+
+    def batch_answers(self, batch_id: str) -> list[tuple[BatchCaseRow, BatchAnswer | None]]:
+        """Each case of a batch run with what its recorded answer says, in case order."""
+        rows = self._conn().execute(
+            "SELECT c.*, a.answer AS answer_text, a.model AS answer_model, a.revision AS "
+            "answer_revision, a.adapter AS answer_adapter, a.engine_kind AS answer_engine, "
+            "a.user AS answer_user FROM batch_cases c LEFT JOIN answers a "
+            "ON a.id = c.answer_id WHERE c.batch_id = ? ORDER BY c.position", (batch_id,)
+        ).fetchall()
+        return [(from_row(BatchCaseRow, row),
+                 BatchAnswer(row["answer_text"], row["answer_model"], row["answer_revision"],
+                             row["answer_adapter"], row["answer_engine"], row["answer_user"])
+                 if row["answer_text"] is not None else None) for row in rows]
 
 
 # ---------------------------------------------------------------- SQL helpers
