@@ -276,14 +276,14 @@ class Store:
 
     def batches(self, limit: int = 200) -> list[BatchRow]:
         """The most recent batch runs, newest first."""
-        rows = self._conn().execute("SELECT * FROM batches ORDER BY created_at DESC LIMIT ?",
-                                    (limit,)).fetchall()
+        rows = self._conn().execute("SELECT * FROM batches ORDER BY created_at DESC, "
+                                    "rowid DESC LIMIT ?", (limit,)).fetchall()
         return [from_row(BatchRow, row) for row in rows]
 
     def batches_starting(self, prefix: str) -> list[BatchRow]:
         """The batch runs whose id starts with `prefix` (at most two: enough to tell)."""
         rows = self._conn().execute("SELECT * FROM batches WHERE substr(id, 1, ?) = ? "
-                                    "ORDER BY created_at DESC LIMIT 2",
+                                    "ORDER BY created_at DESC, rowid DESC LIMIT 2",
                                     (len(prefix), prefix)).fetchall()
         return [from_row(BatchRow, row) for row in rows]
 
