@@ -4,6 +4,7 @@
     batch        evaluation cases through the engine, results as CSV and JSON
     replay       a reproducibility bundle through the engine
     leaderboard  the configurations ranked by the Compare votes in the record
+    compare-runs two recorded batch runs over the same cases, case by case
     check-real   the real model's token counts and adapters against the plan
     tinymodel    build a random-weight Phi-4-multimodal checkpoint
     healthcheck  exit 0 when the app on this machine is ready (for Docker's HEALTHCHECK)
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("batch", "evaluation cases through the engine; results.csv and results.json"),
     "replay": ("replay", "a reproducibility bundle through the engine"),
     "leaderboard": ("leaderboard", "the configurations ranked by the Compare votes"),
+    "compare-runs": ("compare_runs", "two recorded batch runs, paired by case"),
     "check-real": ("check_real", "the real model's token counts and adapters against the plan"),
     "tinymodel": ("tinymodel", "build a random-weight Phi-4-multimodal checkpoint"),
     "healthcheck": ("healthcheck", "exit 0 when the app on this machine is ready"),

@@ -265,11 +265,21 @@ def comparison_rows(comparison: RunComparison) -> list[dict[str, Any]]:
 
 
 def write_comparison(comparison: RunComparison, folder: Path) -> tuple[Path, Path]:
-    """comparison.csv (one row per case, safe to open in a spreadsheet) and comparison.json
-    (the runs, every metric's paired difference with its interval, and the cases)."""
+    """comparison.csv and comparison.json in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = folder / "comparison.csv", folder / "comparison.json"
-    csvsafe.write_rows(csv_path, CSV_COLUMNS, comparison_rows(comparison))
-    json_path.write_text(json.dumps(comparison.as_dict(), indent=2, ensure_ascii=False),
-                         encoding="utf-8", errors="replace")
+    write_csv(comparison, csv_path)
+    write_json(comparison, json_path)
     return csv_path, json_path
+
+
+def write_csv(comparison: RunComparison, path: Path) -> None:
+    """One row per case, the best gain first, safe to open in a spreadsheet."""
+    csvsafe.write_rows(path, CSV_COLUMNS, comparison_rows(comparison))
+
+
+def write_json(comparison: RunComparison, path: Path) -> None:
+    """The runs, every metric's paired difference with its interval, and the cases."""
+    # "replace": a character that cannot be encoded must not cost the whole file.
+    path.write_text(json.dumps(comparison.as_dict(), indent=2, ensure_ascii=False),
+                    encoding="utf-8", errors="replace")
