@@ -127,14 +127,18 @@ class RunComparison:
     def worse(self) -> list[CaseChange]:
         return [change for change in reversed(self.changes) if change.gain < 0]
 
+    def counts(self) -> str:
+        return (f"{self.matched} cases in both runs; {self.unscored} failed in either; "
+                f"{len(self.only_one)} in one run only")
+
+    def normalisation(self) -> list[str]:
+        return [f"{METRICS[d.metric].label}: {NORMALISATION[d.metric]}"
+                for d in self.differences]
+
     def lines(self) -> list[str]:
-        lines = [f"A: {self.run_a.label}", f"B: {self.run_b.label}",
-                 f"{self.matched} cases in both runs; {self.unscored} failed in either; "
-                 f"{len(self.only_one)} in one run only"]
-        lines += [difference.sentence() for difference in self.differences]
-        lines += [f"{METRICS[d.metric].label}: {NORMALISATION[d.metric]}"
-                  for d in self.differences]
-        return lines
+        return [f"A: {self.run_a.label}", f"B: {self.run_b.label}", self.counts(),
+                *(difference.sentence() for difference in self.differences),
+                *self.normalisation()]
 
     def as_dict(self) -> dict[str, Any]:
         return {"run_a": asdict(self.run_a), "run_b": asdict(self.run_b),
@@ -241,7 +245,7 @@ def _changes(pairs: list[tuple[ScoredCase, ScoredCase]]) -> tuple[CaseChange, ..
         sign = -1 if METRICS[metric].lower_is_better else 1
         before, after = a.scores[metric], b.scores[metric]
         changes.append(CaseChange(a.key, a.task, metric, before, after,
-                                  sign * (after - before), a.prompt, a.answer or "",
+                                  sign * (after - before) + 0.0, a.prompt, a.answer or "",
                                   b.answer or ""))
     return tuple(sorted(changes, key=lambda change: -change.gain))
 

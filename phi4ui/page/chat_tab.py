@@ -28,6 +28,7 @@ from phi4ui.page.examples import ASSETS, EXAMPLES
 from phi4ui.page.files import PageFiles
 from phi4ui.page.gradio_workarounds import Refusal
 from phi4ui.page.review_tab import build_review_tab
+from phi4ui.page.runs_tab import build_runs_tab
 from phi4ui.page.side_by_side_tab import build_side_by_side_tab
 
 CSS_PATH = ASSETS / "style.css"
@@ -78,6 +79,7 @@ def _render(engine: Engine, store: Store | None, files: PageFiles,
                 side = _render_side(engine)
         build_side_by_side_tab({info.kind: engine}, store, files)
         build_batch_tab(engine, store, files)
+        build_runs_tab(store, files, everyone_may_review=everyone_may_review)
         build_review_tab(store, engine, files, everyone_may_review=everyone_may_review)
     return ChatParts(header=header, status=status, **chat, **side, conversation=conversation,
                   session=gr.State(SessionSummary()), refusal=gr.State(Refusal()))
