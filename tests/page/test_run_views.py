@@ -3,6 +3,8 @@ recorded text is shown as text, figures in the metric's own units."""
 
 from __future__ import annotations
 
+import pytest
+
 from phi4ui.evaluation.run_compare import compare_runs
 from phi4ui.evaluation.store import Store
 from phi4ui.page import run_views
@@ -27,5 +29,5 @@ def test_the_views_show_recorded_text_as_text_and_gains_in_points(tmp_path):
     worse = run_views.change_rows(comparison.worse)
     assert worse[0][0] == "t3" and worse[0][-1] == "<img src=x onerror=alert(1)>"
     frame = run_views.gains_frame(comparison)
-    assert list(frame[run_views.PLOT_Y]) == [20.0, 0.0, -10.0, -80.0]
+    assert list(frame[run_views.PLOT_Y]) == pytest.approx([20.0, 0.0, -10.0, -80.0])
     assert list(frame[run_views.PLOT_COLOR]) == ["B better", "same", "B worse", "B worse"]
