@@ -75,7 +75,9 @@ def parse(text: str) -> Scrape:
 
 
 def looks_like_vllm(text: str) -> bool:
-    return any(line.startswith(RUNNING) for line in text.splitlines())
+    # Any `vllm:` sample: a server with several API processes (`--api-server-count`) shows
+    # its gauges (running, waiting, KV cache) only once a request has been served.
+    return any(line.startswith("vllm:") for line in text.splitlines())
 
 
 def running_adapters(scrape: Scrape) -> tuple[str, ...]:

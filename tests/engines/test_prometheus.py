@@ -76,6 +76,21 @@ def test_only_vllm_s_metrics_look_like_vllm():
     assert not prometheus.looks_like_vllm("# HELP up Whether up.\nup 1\n")
 
 
+def without_gauges(text: str) -> str:
+    gauges = (prometheus.RUNNING, prometheus.WAITING, *prometheus.KV_CACHE_USAGE)
+    return "\n".join(line for line in text.splitlines() if not line.startswith(gauges)) + "\n"
+
+
+def test_a_server_with_several_api_processes_is_vllm_before_its_first_request():
+    # With --api-server-count > 1 the gauges appear only once a request has been served
+    # (seen on vLLM 0.32's server); the histograms and counters are there from the start.
+    text = without_gauges(metrics())
+    assert "vllm:num_requests_running{" not in text
+    assert prometheus.looks_like_vllm(text)
+    shown = prometheus.snapshot(prometheus.parse(text), process_memory=1)
+    assert (shown.running, shown.waiting, shown.kv_cache_usage) == (None, None, None)
+
+
 def test_a_data_parallel_server_sums_counts_and_averages_the_cache():
     text = metrics(running=1, kv=0.2) + (
         'vllm:num_requests_running{engine="1",model_name="phi4"} 3.0\n'
