@@ -1,13 +1,18 @@
-"""The benchmark: the app against the raw engine, side by side in one run.
+"""The benchmark: the app against the raw engine and vLLM's own server, side by side in
+one run.
 
     python -m bench                       # the full run on the tiny checkpoint
     python -m bench --quick               # a small run (the test suite's)
+    python -m bench --calibrate           # only the clients' ceiling (no engine)
+    python -m bench --realistic           # only the realistic load (people arriving)
     python -m bench --model FOLDER ...    # another checkpoint (e.g. the full-size one on a GPU)
 
-Writes `<out>/benchmark.json` and `<out>/benchmark.md`. Paths measured:
-raw (vLLM AsyncLLM alone), app (phi4ui's page API, embedded engine), server
-(a vLLM OpenAI server, called directly) and app_remote (phi4ui with the remote
-engine on that server). Each client runs in its own process.
+Writes `<out>/benchmark.json` and `<out>/benchmark.md`. Paths measured: raw (vLLM
+AsyncLLM alone, in-process), app (phi4ui's page, embedded engine), app_scaled (`python -m
+phi4ui serve --frontends N`), server and server_api4 (`vllm serve`, one API process or
+--api-server-count N, called directly) and app_remote (phi4ui on the remote engine, on
+that server). The simulated people run in --client-procs processes of their own; a
+calibration against a zero-cost stand-in server shows how much the clients could take.
 """
 
 from __future__ import annotations
@@ -24,24 +29,36 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import media_prep, report
-from bench.procs import ROOT, free_port, profiling, start, tree_rss, vllm_server_command
-from bench.procs import app_command as make_app_command
+from bench import calibrate, media_prep, realistic, report
+from bench.paths import NotReady, Setup, app_without_engine, run_clients, run_python, serving
+from bench.procs import ROOT, profiling
 from bench.workload import KINDS, QUESTIONS, prepare_workspace, scenarios
 
-PATHS = ("raw", "app", "server", "app_remote")
+PATHS = ("raw", "app", "app_scaled", "server", "server_api4", "app_remote")
+REALISTIC_PATHS = "app,app_scaled,server"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="text only, 1 and 4 users, 16 tokens: a minute or two")
+                        help="text only, 1 and 4 users, 16 tokens, no calibration: a minute or two")
     parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--users", default="1,4,16,64")
     parser.add_argument("--requests-per-user", type=int, default=2)
     parser.add_argument("--output-tokens", type=int, default=64)
+    parser.add_argument("--client-procs", type=int, default=4,
+                        help="processes the simulated people are spread over")
+    parser.add_argument("--api-servers", type=int, default=4,
+                        help="vLLM's --api-server-count for the server_api4 path")
+    parser.add_argument("--frontends", type=int, default=4,
+                        help="front-end processes of the app_scaled path")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="only the clients' ceiling against the zero-cost stand-in")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="skip the calibration a full run does first")
+    _realistic_args(parser)
     parser.add_argument("--model", default="", help="checkpoint folder (default: tiny)")
     parser.add_argument("--max-model-len", type=int, default=4096)
     parser.add_argument("--max-num-seqs", type=int, default=64)
@@ -55,136 +72,88 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.kinds, args.users, args.output_tokens, args.requests_per_user = "text", "1,4", 16, 1
+        args.no_calibration = True
     return args
+
+
+def _realistic_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--realistic", action="store_true",
+                        help="only the realistic load: people arriving at random")
+    parser.add_argument("--with-realistic", action="store_true",
+                        help="the realistic load too, after the stress load")
+    parser.add_argument("--realistic-paths", default=REALISTIC_PATHS)
+    parser.add_argument("--realistic-people", default="8,16,32,64,96,128,192,256",
+                        help="the steps; each path stops after the first with TTFT p95 > 1 s")
+    parser.add_argument("--realistic-messages", type=int, default=3)
+    parser.add_argument("--think-s", type=float, default=10.0,
+                        help="mean think time between a person's messages")
+    parser.add_argument("--ramp-s", type=float, default=30.0,
+                        help="the people arrive over about this long (Poisson)")
+    parser.add_argument("--realistic-tokens", type=int, default=512)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workspace = prepare_workspace(args.out, args.model, args.max_model_len, args.max_num_seqs,
                                   "phi4ui-bench-", args.extra_app_args.split())
-    out, work, model, app_args, media = (workspace.out, workspace.work, workspace.model,
-                                         workspace.app_args, workspace.media)
-    job = {"app_args": app_args, "media": media, "questions": QUESTIONS,
+    users = [int(u) for u in args.users.split(",")]
+    job = {"app_args": workspace.app_args, "media": workspace.media, "questions": QUESTIONS,
+           "client_procs": args.client_procs,
            "scenarios": [asdict(s) for s in scenarios(
-               args.kinds.split(","), [int(u) for u in args.users.split(",")],
-               args.requests_per_user, args.output_tokens)]}
-    paths = args.paths.split(",")
+               args.kinds.split(","), users, args.requests_per_user, args.output_tokens)]}
+    setup = Setup(workspace.work, workspace.model, workspace.app_args, args.max_model_len,
+                  args.max_num_seqs, args.api_servers, args.frontends)
     run: dict[str, Any] = {"label": args.label, "machine": machine(), "versions": versions(),
+                           "model": workspace.model, "client_procs": args.client_procs,
                            "settings": {k: v for k, v in vars(args).items() if k != "out"},
-                           "app_args": app_args, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                           "media_prep": media_prep.measure(media), "results": []}
-    print("media preparation:", json.dumps(run["media_prep"]), file=sys.stderr)
-    if "raw" in paths:
-        run.update(_raw(job, work))
-    if "app" in paths:
-        run.update(_app(job, work, app_args, out if args.profile else None))
-    if {"server", "app_remote"} & set(paths):
-        run.update(_remote(job, work, model, args, paths))
-    run["results"] = run.pop("results_raw", []) + run.pop("results_app", []) + run.pop(
-        "results_server", []) + run.pop("results_app_remote", [])
-    report.write(run, out)
+                           "app_args": workspace.app_args,
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S"), "results": [],
+                           "skipped": {}}
+    if not (args.calibrate or args.realistic):
+        _stress(run, job, setup, args, workspace.out)
+    if args.calibrate or not (args.no_calibration or args.realistic):
+        run["calibration"] = calibrate.calibrate(job, setup.work, users, args.output_tokens)
+        run["headroom"] = calibrate.headroom(run["calibration"], run["results"])
+    if args.realistic or args.with_realistic:
+        run["realistic"] = realistic.run(job, setup, args.realistic_paths.split(","),
+                                         _realistic_plan(args))
+    report.write(run, workspace.out)
     print(report.markdown(run))
     return 0
 
 
-def _raw(job: dict[str, Any], work: Path) -> dict[str, Any]:
-    result = _python(["-m", "bench.raw"], job, work, "raw")
-    return {"results_raw": result["results"],
-            "engine_alone": {"start_s": result["engine_start_s"],
-                             "peak_rss": result["engine_peak_rss"]}}
+def _realistic_plan(args: argparse.Namespace) -> realistic.Realistic:
+    return realistic.Realistic([int(n) for n in args.realistic_people.split(",")],
+                               args.realistic_messages, args.think_s, args.ramp_s,
+                               args.realistic_tokens)
 
 
-def _app(job: dict[str, Any], work: Path, app_args: list[str],
-         profile_to: Path | None) -> dict[str, Any]:
-    port = free_port()
-    app = start("app", make_app_command(app_args, port), port, work)
-    try:
-        page_s = app.wait_for("/", "page")
-        app_only_rss = tree_rss(app.process.pid)
-        ready_s = app.wait_for("/healthz", "engine_ready")
-        loaded_rss = tree_rss(app.process.pid)
-        with profiling(app.process.pid, profile_to):
-            results = _python(["-m", "bench.clients"], {**job, "target": "app", "path": "app",
-                                                        "url": app.url}, work, "clients-app")
-        peak_rss = tree_rss(app.process.pid)
-    finally:
-        app.stop()
-    return {"results_app": results["results"],
-            "app_start": {"page_s": page_s, "engine_ready_s": ready_s,
-                          "rss_at_page": app_only_rss, "rss_engine_loaded": loaded_rss,
-                          "rss_after_load_test": peak_rss,
-                          "rss_without_engine": _app_without_engine(work)}}
-
-
-def _app_without_engine(work: Path) -> int:
-    """The app's own memory: started with a remote engine that is not there."""
-    port = free_port()
-    app = start("app-no-engine", make_app_command(
-        ["--engine", "remote", "--base-url", f"http://127.0.0.1:{free_port()}/v1"], port),
-        port, work)
-    try:
-        app.wait_for("/", "page")
-        time.sleep(2)
-        return tree_rss(app.process.pid)
-    finally:
-        app.stop()
-
-
-def _remote(job: dict[str, Any], work: Path, model: str, args: argparse.Namespace,
-            paths: list[str]) -> dict[str, Any]:
-    from phi4ui.engines.model_source import ModelSource
-
-    lora_rank = ModelSource(model, None, f"{model}/vision-lora", f"{model}/speech-lora", True,
-                            4, "").max_lora_rank
-    port = free_port()
-    on_gpu = _has_gpu()
-    # On a CPU, vLLM would otherwise reserve most of the machine's memory for its KV cache;
-    # this gives it what the app's engine gets (--cpu-kv-cache-gib 2).
-    server = start("vllm-server", vllm_server_command(
-        model, port, args.max_model_len, args.max_num_seqs, dynamic_hd=4, lora_rank=lora_rank,
-        enforce_eager=not on_gpu), port, work,
-        env=None if on_gpu else {"VLLM_CPU_KVCACHE_SPACE": "2"})
-    found: dict[str, Any] = {}
-    try:
-        found["server_start"] = {"ready_s": server.wait_for("/health", "ready")}
-        base = json.loads(subprocess.check_output(
-            ["curl", "-s", f"{server.url}/v1/models"]))["data"][0]["id"]
-        if "server" in paths:
-            found["results_server"] = _python(["-m", "bench.clients"], {
-                **job, "target": "openai", "path": "server", "url": server.url,
-                "base_model": base}, work, "clients-server")["results"]
-        if "app_remote" in paths:
-            found["results_app_remote"] = _app_remote(job, work, server.url)
-    finally:
-        server.stop()
-    return found
-
-
-def _app_remote(job: dict[str, Any], work: Path, server_url: str) -> list[dict[str, Any]]:
-    port = free_port()
-    app = start("app-remote", make_app_command(
-        ["--engine", "remote", "--base-url", server_url + "/v1"], port), port, work)
-    try:
-        app.wait_for("/healthz", "engine_ready")
-        return _python(["-m", "bench.clients"], {**job, "target": "app", "path": "app_remote",
-                                                 "url": app.url}, work,
-                       "clients-app-remote")["results"]
-    finally:
-        app.stop()
-
-
-def _python(module: list[str], job: dict[str, Any], work: Path, name: str) -> dict[str, Any]:
-    job_file, out_file = work / f"{name}-job.json", work / f"{name}-out.json"
-    job_file.write_text(json.dumps(job))
-    subprocess.run([sys.executable, *module, str(job_file), str(out_file)], cwd=ROOT,
-                   check=True)
-    return json.loads(out_file.read_text())
-
-
-def _has_gpu() -> bool:
-    from phi4ui.core.memory import gpu_memory
-
-    return gpu_memory() is not None
+def _stress(run: dict[str, Any], job: dict[str, Any], setup: Setup,
+            args: argparse.Namespace, out: Path) -> None:
+    """The stress load on every path asked for, one path at a time."""
+    run["media_prep"] = media_prep.measure(job["media"])
+    print("media preparation:", json.dumps(run["media_prep"]), file=sys.stderr)
+    for path in args.paths.split(","):
+        if path == "raw":
+            found = run_python(["-m", "bench.raw"], job, setup.work, "raw")
+            run["results"] += found["results"]
+            run["engine_alone"] = {"start_s": found["engine_start_s"],
+                                   "peak_rss": found["engine_peak_rss"]}
+            continue
+        profile_to = out if args.profile and path == "app" else None
+        try:
+            with serving(path, setup) as target, profiling(target.facts.get("pid", 0),
+                                                           profile_to):
+                run["results"] += run_clients(job, target, path, setup.work,
+                                              job["scenarios"])["results"]
+        except NotReady as error:
+            run["skipped"][path] = str(error)
+            print(f"{path}: skipped: {error}", file=sys.stderr)
+            continue
+        if facts := {k: v for k, v in target.facts.items() if k != "pid"}:
+            run[f"{path}_start"] = facts
+    if "app_start" in run:
+        run["app_start"]["rss_without_engine"] = app_without_engine(setup.work)
 
 
 def machine() -> dict[str, Any]:
@@ -195,8 +164,19 @@ def machine() -> dict[str, Any]:
     gpu = gpu_memory()
     return {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30),
-            "gpu": gpu[2] if gpu else None, "python": platform.python_version(),
+            "gpu": _gpu_name() or (gpu[2] if gpu else None), "python": platform.python_version(),
             "os": platform.platform()}
+
+
+def _gpu_name() -> str | None:
+    """The GPUs as nvidia-smi names them, where it is installed."""
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=30).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = [n.strip() for n in names if n.strip()]
+    return f"{len(found)} x {found[0]}" if found else None
 
 
 def versions() -> dict[str, str]:

@@ -1,118 +1,186 @@
-"""Simulated people, in a process of their own: `python -m bench.clients JOB.json OUT.json`.
+"""Simulated people: `python -m bench.clients JOB.json OUT.json` runs them in
+`client_procs` processes of their own (bench/fleet.py); this module is what each runs.
 
-`target` "app" talks to phi4ui's page API (the Gradio queue over HTTP, one
-session each); "openai" talks to a vLLM server directly, the baseline of the
-remote engine. Each of N users sends its requests one after another; the N
-users run at once.
+`target` "app" talks to phi4ui's page API (the Gradio queue over HTTP, one page session
+and one cookie jar each, as a browser has); "openai" talks to an OpenAI-compatible server
+(vLLM's) directly. In the closed load each of N people sends their requests one after
+another and the N people run at once; in the realistic load (Scenario.arrival_s) they
+arrive at random and think between messages. An answer that is not a full one is an
+error: for the page, one without its statistics or with fewer tokens than asked for (see
+`sse_client.incomplete`); for the server, one that does not end at its token budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
+import random
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.sse_client import GradioApp
-from bench.workload import SYSTEM, RequestTiming, Scenario, ScenarioResult, token_gaps
+from bench.sse_client import GradioApp, incomplete
+from bench.workload import SYSTEM, RequestTiming, Scenario, largest_gap, token_gaps
 
 LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
 TIMEOUT = httpx.Timeout(600, connect=30)
+User = Callable[[str, int, int], Awaitable[RequestTiming]]
 
 
-async def run(job: dict[str, Any]) -> dict[str, Any]:
-    async with httpx.AsyncClient(limits=LIMITS, timeout=TIMEOUT) as http:
-        user = await _app_user(job, http) if job["target"] == "app" else _openai_user(job)
-        for kind in {s["kind"] for s in job["scenarios"]}:
-            await user(kind, 16, 0)  # warm-up: the first image is encoded once, then cached
-        results = []
-        for spec in job["scenarios"]:
-            scenario = Scenario(**spec)
-            result = ScenarioResult(job["path"], scenario)
-            await _users(user, scenario, result)
-            results.append(result.summary())
-            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    return {"results": results}
+def people_of(scenario: Scenario, process: int, processes: int) -> list[int]:
+    """The people (by index) that one of `processes` client processes plays: every
+    `processes`-th, so that the split is even."""
+    return list(range(process, scenario.users, processes))
 
 
-async def _users(user: Any, scenario: Scenario, result: ScenarioResult) -> None:
+async def run_people(user: User, scenario: Scenario, people: list[int]) -> list[RequestTiming]:
+    """The people's requests, closed loop or realistic, as their scenario says."""
+    timings: list[RequestTiming] = []
+    arrivals = arrival_times(scenario)
+
     async def one_person(index: int) -> None:
+        thinking = random.Random(f"{scenario.name}-{index}")
+        if scenario.arrival_s:
+            await asyncio.sleep(arrivals[index])
         for n in range(scenario.requests_per_user):
-            result.requests.append(await user(scenario.kind, scenario.output_tokens,
-                                              index * 1000 + n))
+            if n and scenario.think_s:
+                await asyncio.sleep(thinking.expovariate(1 / scenario.think_s))
+            timings.append(await user(scenario.kind, scenario.output_tokens, index * 1000 + n))
 
-    await asyncio.gather(*(one_person(i) for i in range(scenario.users)))
+    await asyncio.gather(*(one_person(i) for i in people))
+    return timings
 
 
-async def _app_user(job: dict[str, Any], http: httpx.AsyncClient) -> Any:
-    app = GradioApp(job["url"], http)
-    await app.connect()
-    uploaded = {kind: [await app.upload(job["media"][kind])] for kind in ("image", "audio")}
-    sessions: dict[int, str] = {}  # by person
+def arrival_times(scenario: Scenario) -> list[float]:
+    """When each person arrives, from the start: a Poisson process of mean gap arrival_s,
+    the same in every client process (one seed per scenario)."""
+    if not scenario.arrival_s:
+        return [0.0] * scenario.users
+    rng = random.Random(f"arrivals-{scenario.name}")
+    times, now = [], 0.0
+    for _ in range(scenario.users):
+        now += rng.expovariate(1 / scenario.arrival_s)
+        times.append(now)
+    return times
 
-    async def user(kind: str, tokens: int, index: int) -> RequestTiming:
-        question = job["questions"][kind].format(i=index)
+
+class AppPeople:
+    """People on the page: each their own HTTP client (so their own cookies: a sticky load
+    balancer keeps them on one front end), page session and uploaded media."""
+
+    def __init__(self, job: dict[str, Any], url: str) -> None:
+        self.job, self.url = job, url
+        self.people: dict[int, tuple[GradioApp, str, dict[str, list[dict[str, Any]]]]] = {}
+
+    async def prepare(self, people: list[int], kinds: set[str]) -> None:
+        """Opens the page (and uploads the media) for people not seen yet, before the clock
+        starts."""
+        for person in people:
+            if person not in self.people:
+                app = GradioApp(self.url, httpx.AsyncClient(limits=LIMITS, timeout=TIMEOUT))
+                await app.connect()
+                session = await app.open_page()
+                uploads: dict[str, list[dict[str, Any]]] = {
+                    kind: [await app.upload(self.job["media"][kind])]
+                    for kind in ("image", "audio") if kind in kinds}
+                self.people[person] = (app, session, uploads)
+
+    async def user(self, kind: str, tokens: int, index: int) -> RequestTiming:
+        app, session, uploads = self.people[index // 1000]
+        question = self.job["questions"][kind].format(i=index)
         try:
-            person = index // 1000
-            if person not in sessions:
-                sessions[person] = await app.open_page()
-            reply = await app.chat(sessions[person], question, uploaded.get(kind, []), tokens,
-                                   SYSTEM)
+            reply = await app.chat(session, question, uploads.get(kind, []), tokens, SYSTEM)
         except httpx.HTTPError as error:
             now = time.perf_counter()
             return RequestTiming(None, [], 0, now, now, error=str(error) or type(error).__name__)
         return RequestTiming(ttft=reply.ttft,
                              token_gaps=token_gaps(reply.updates, reply.completion_tokens),
                              tokens=reply.completion_tokens, started=reply.started,
-                             ended=reply.ended, error=reply.error)
+                             ended=reply.ended, error=incomplete(reply, tokens),
+                             largest_gap=largest_gap(reply.updates))
 
-    return user
+    async def close(self) -> None:
+        for app, _, _ in self.people.values():
+            await app.client.aclose()
 
 
-def _openai_user(job: dict[str, Any]) -> Any:
-    from openai import AsyncOpenAI
+class OpenAIPeople:
+    """People calling the server's streaming chat completions, through the OpenAI client."""
 
-    client = AsyncOpenAI(base_url=job["url"] + "/v1", api_key="EMPTY", max_retries=0,
-                         timeout=600, http_client=httpx.AsyncClient(limits=LIMITS,
-                                                                    timeout=TIMEOUT))
-    parts = {"image": {"type": "image_url", "image_url": {
-                 "url": "data:image/png;base64," + _b64(job["media"]["image"])}},
-             "audio": {"type": "input_audio", "input_audio": {
-                 "data": _b64(job["media"]["audio"]), "format": "wav"}}}
-    models = {"text": job["base_model"], "image": "vision", "audio": "speech"}
+    def __init__(self, job: dict[str, Any], url: str) -> None:
+        from openai import AsyncOpenAI
 
-    async def user(kind: str, tokens: int, index: int) -> RequestTiming:
-        content = [parts[kind]] if kind in parts else []
-        content.append({"type": "text", "text": job["questions"][kind].format(i=index)})
+        self.client = AsyncOpenAI(base_url=url + "/v1", api_key="EMPTY", max_retries=0,
+                                  timeout=600, http_client=httpx.AsyncClient(
+                                      limits=LIMITS, timeout=TIMEOUT))
+        self.job = job
+        media = job["media"]
+        self.parts: dict[str, dict[str, Any]] = {}
+        if "image" in media:
+            self.parts["image"] = {"type": "image_url", "image_url": {
+                "url": "data:image/png;base64," + _b64(media["image"])}}
+        if "audio" in media:
+            self.parts["audio"] = {"type": "input_audio", "input_audio": {
+                "data": _b64(media["audio"]), "format": "wav"}}
+        self.models = {"text": job.get("base_model", ""), "image": "vision", "audio": "speech"}
+
+    async def prepare(self, people: list[int], kinds: set[str]) -> None:
+        return None
+
+    async def user(self, kind: str, tokens: int, index: int) -> RequestTiming:
         started = time.perf_counter()
-        first = last = None
-        gaps: list[float] = []
-        seen = 0
-        stream = await client.chat.completions.create(
-            model=models[kind], stream=True, max_tokens=tokens, temperature=0.0,
+        try:
+            return await self._stream(kind, tokens, index, started)
+        except Exception as error:  # noqa: BLE001 - any failure of a request is its error
+            now = time.perf_counter()
+            return RequestTiming(None, [], 0, started, now,
+                                 error=f"{type(error).__name__}: {error}")
+
+    async def _stream(self, kind: str, tokens: int, index: int,
+                      started: float) -> RequestTiming:
+        content: list[Any] = [self.parts[kind]] if kind in self.parts else []
+        content.append({"type": "text", "text": self.job["questions"][kind].format(i=index)})
+        chunks: list[tuple[float, int]] = []  # (when, tokens it brought)
+        seen, finish = 0, None
+        stream = await self.client.chat.completions.create(
+            model=self.models[kind], stream=True, max_tokens=tokens, temperature=0.0,
             messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}],
             stream_options={"include_usage": True, "continuous_usage_stats": True},
             extra_body={"ignore_eos": True})
         async for chunk in stream:
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finish = chunk.choices[0].finish_reason
             total = chunk.usage.completion_tokens if chunk.usage else seen
-            count = total - seen
-            if count <= 0:
-                continue
-            now = time.perf_counter()
-            if first is None:
-                first = now
-            else:
-                gaps.extend([(now - last) / count] * count)
-            last, seen = now, total
-        return RequestTiming(ttft=None if first is None else first - started, token_gaps=gaps,
-                             tokens=seen, started=started, ended=time.perf_counter())
+            if total > seen:
+                chunks.append((time.perf_counter(), total - seen))
+                seen = total
+        full = seen == tokens and finish == "length"
+        return RequestTiming(
+            ttft=chunks[0][0] - started if chunks else None, token_gaps=_per_token(chunks),
+            tokens=seen, started=started, ended=time.perf_counter(),
+            error="" if full else f"{seen} of {tokens} tokens, finish reason {finish}",
+            largest_gap=largest_gap([at for at, _ in chunks]))
 
-    return user
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _per_token(chunks: list[tuple[float, int]]) -> list[float]:
+    """Per-token gaps: the tokens of a chunk share the wait for it evenly."""
+    gaps: list[float] = []
+    for (before, _), (after, count) in itertools.pairwise(chunks):
+        gaps.extend([(after - before) / count] * count)
+    return gaps
+
+
+def people_for(job: dict[str, Any], url: str) -> AppPeople | OpenAIPeople:
+    return AppPeople(job, url) if job["target"] == "app" else OpenAIPeople(job, url)
 
 
 def _b64(path: str) -> str:
@@ -120,8 +188,10 @@ def _b64(path: str) -> str:
 
 
 def main() -> None:
+    from bench import fleet
+
     job = json.loads(Path(sys.argv[1]).read_text())
-    Path(sys.argv[2]).write_text(json.dumps(asyncio.run(run(job)), indent=2))
+    Path(sys.argv[2]).write_text(json.dumps(fleet.run(job), indent=2))
 
 
 if __name__ == "__main__":

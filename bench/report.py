@@ -1,4 +1,5 @@
-"""The benchmark's JSON report and its Markdown table, with app/engine ratios."""
+"""The benchmark's JSON report and its Markdown tables: each path's figures, the ratios to
+the raw engine side by side, the clients' CPU and headroom, errors, the realistic load."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import report_tables
+
 # (path, baseline): the app against the engine it embeds or calls, and both HTTP front ends
 # (the app's page and vLLM's own OpenAI server) against the engine alone and each other.
-COMPARISONS = (("app", "raw"), ("app", "server"), ("server", "raw"), ("app_remote", "server"))
+COMPARISONS = (("app", "raw"), ("app_scaled", "raw"), ("server", "raw"), ("server_api4", "raw"),
+               ("app", "server"), ("app", "server_api4"), ("app_scaled", "server_api4"),
+               ("app_remote", "server"))
 
 
 def write(run: dict[str, Any], out: Path) -> None:
@@ -46,24 +51,11 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def markdown(run: dict[str, Any]) -> str:
-    m = run["machine"]
-    lines = [
-        f"## Benchmark {run.get('label') or ''} ({run['started']})".replace("  ", " "),
-        "",
-        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
-        f"GPU: {m['gpu'] or 'none'}; Python {m['python']}. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + ".",
-        f"Settings: `{' '.join(run['app_args'])}`; {run['settings']['output_tokens']} output "
-        f"tokens per request (EOS ignored), {run['settings']['requests_per_user']} requests per "
-        "user, each user's requests one after another, all users at once.",
-        "",
-        "| path | kind | users | TTFT p50 / p95 ms | ITL p50 / p95 ms | aggregate tok/s | errors |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in run["results"]:
-        lines.append(f"| {r['path']} | {r['kind']} | {r['users']} | {r['ttft_p50_ms']} / "
-                     f"{r['ttft_p95_ms']} | {r['itl_p50_ms']} / {r['itl_p95_ms']} | "
-                     f"{r['aggregate_tok_s']} | {r['errors']} |")
+    lines = [f"## Benchmark {run.get('label') or ''} ({run['started']})".replace("  ", " "),
+             "", *_machine(run), ""]
+    lines += report_tables.headroom_warning(run)
+    if run["results"]:
+        lines += _results(run) + report_tables.side_by_side(run["results"])
     rows = ratios(run["results"])
     if rows:
         lines += ["", "Each path against its baseline, same workload:", "",
@@ -73,8 +65,36 @@ def markdown(run: dict[str, Any]) -> str:
         lines += [f"| {r['path']} vs {r['baseline']} | {r['kind']} | {r['users']} | "
                   f"{r['ttft_p50_delta_ms']} | {r['ttft_p50_ratio']} | {r['tok_s_ratio']} |"
                   for r in rows]
+    lines += report_tables.calibration(run) + report_tables.realistic(run)
+    lines += report_tables.errors_and_skips(run)
     lines += ["", *_extras(run), ""]
     return "\n".join(lines)
+
+
+def _machine(run: dict[str, Any]) -> list[str]:
+    m, settings = run["machine"], run["settings"]
+    return [
+        f"Machine: {m['cores']} CPU cores ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"GPU: {m['gpu'] or 'none'}; Python {m['python']}. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + ".",
+        f"Model: `{run.get('model', '')}`. Settings: `{' '.join(run['app_args'])}`; "
+        f"{settings['output_tokens']} output tokens per request (EOS ignored on the raw "
+        f"engine and the server; the page asks for the same budget), "
+        f"{settings['requests_per_user']} requests per user, each user's requests one after "
+        f"another, all users at once. Clients: {run.get('client_procs', 1)} processes.",
+    ]
+
+
+def _results(run: dict[str, Any]) -> list[str]:
+    lines = ["| path | kind | users | TTFT p50 / p95 ms | ITL p50 / p95 ms | aggregate tok/s "
+             "| errors | client CPU per process |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in run["results"]:
+        cpu = " / ".join(f"{c:.0%}" for c in r.get("client_cpu") or []) or "in-process"
+        lines.append(f"| {r['path']} | {r['kind']} | {r['users']} | {r['ttft_p50_ms']} / "
+                     f"{r['ttft_p95_ms']} | {r['itl_p50_ms']} / {r['itl_p95_ms']} | "
+                     f"{r['aggregate_tok_s']} | {r['errors']} | {cpu} |")
+    return lines
 
 
 def _extras(run: dict[str, Any]) -> list[str]:
@@ -96,8 +116,10 @@ def _extras(run: dict[str, Any]) -> list[str]:
     if alone := run.get("engine_alone"):
         lines.append(f"- Engine alone (AsyncLLM, same settings): loaded in {alone['start_s']} s, "
                      f"peak memory {_gib(alone['peak_rss'])}.")
-    if server := run.get("server_start"):
-        lines.append(f"- vLLM OpenAI server ready in {server['ready_s']} s.")
+    for path in ("server", "server_api4"):
+        if server := run.get(f"{path}_start"):
+            lines.append(f"- vLLM OpenAI server ({path}, {server['api_servers']} API "
+                         f"process(es)) ready in {server['ready_s']} s.")
     return lines
 
 

@@ -22,9 +22,11 @@ import httpx
 from gradio_client.utils import apply_diff
 
 from phi4ui.core.generation_settings import DEFAULT_SYSTEM
+from phi4ui.core.history import NOTES_TITLE, STATS_PREFIX
 
 API = "/gradio_api"
 TOKENS_IN_STATS = re.compile(r"(\d+) tokens in")
+TOKENS_AND_FINISH = re.compile(r"Completion tokens \| (\d+) \((\w+)\)")
 
 
 @dataclass
@@ -271,3 +273,49 @@ def _answer_grew(chat_output: Any) -> bool:
                 and not value.get("metadata") and value.get("content")):
             return True
     return False
+
+
+def incomplete(reply: Reply, max_tokens: int) -> str:
+    """Why an answer is not a full one, or "" when it is: it must end with its statistics
+    and no other annotation (an error, "Stopped"), have text, and end at its token budget
+    (finish reason "length", all `max_tokens` tokens) or at the model's end ("stop")."""
+    if reply.error:
+        return reply.error
+    answer = _after_last_question(reply.chat)
+    titles = [_title(m) for m in answer if _title(m)]
+    if others := [t for t in titles if not t.startswith(STATS_PREFIX) and t != NOTES_TITLE]:
+        return f"the chat shows: {others[0]}"
+    stats = next((m for m in answer if _title(m).startswith(STATS_PREFIX)), None)
+    if stats is None:
+        return "the answer ended without its statistics"
+    found = TOKENS_AND_FINISH.search(_text(stats.get("content")))
+    if found is None:
+        return "the statistics do not give the completion tokens"
+    tokens, reason = int(found[1]), found[2]
+    if tokens == 0 or not "".join(_text(m.get("content")) for m in answer
+                                  if not _title(m)).strip():
+        return "an empty answer"
+    if reason == "length" and tokens != max_tokens:
+        return f"{tokens} of {max_tokens} tokens"
+    return "" if reason in ("length", "stop") else f"the answer ended: {reason}"
+
+
+def _after_last_question(chat: list[Any]) -> list[dict[str, Any]]:
+    messages = [m for m in chat if isinstance(m, dict)]
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    return messages[last + 1:]
+
+
+def _title(message: dict[str, Any]) -> str:
+    return str((message.get("metadata") or {}).get("title") or "")
+
+
+def _text(content: Any) -> str:
+    """A message's text, whether Gradio sent it as a string or as typed parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or "")
+    if isinstance(content, list):
+        return "".join(_text(part) for part in content)
+    return ""

@@ -33,10 +33,14 @@ class Scenario:
     users: int
     requests_per_user: int
     output_tokens: int
+    # The realistic load (arrival_s > 0): people arrive as a Poisson process with this mean
+    # gap, and think for an exponential time of mean think_s between their messages.
+    arrival_s: float = 0.0
+    think_s: float = 0.0
 
     @property
     def name(self) -> str:
-        return f"{self.kind}-{self.users}u"
+        return f"{self.kind}-{self.users}{'p-realistic' if self.arrival_s else 'u'}"
 
 
 @dataclass
@@ -48,7 +52,8 @@ class RequestTiming:
     tokens: int
     started: float
     ended: float
-    error: str = ""
+    error: str = ""  # set for any answer that is not a full one
+    largest_gap: float | None = None  # the longest wait between two updates of the answer
 
 
 @dataclass
@@ -61,6 +66,7 @@ class ScenarioResult:
         ok = [r for r in self.requests if not r.error]
         ttfts = [r.ttft for r in ok if r.ttft is not None]
         gaps = [g for r in ok for g in r.token_gaps]
+        largest = [r.largest_gap for r in ok if r.largest_gap is not None]
         window = (max(r.ended for r in ok) - min(r.started for r in ok)) if ok else 0.0
         tokens = sum(r.tokens for r in ok)
         return {
@@ -68,7 +74,11 @@ class ScenarioResult:
             "errors": len(self.requests) - len(ok),
             "first_error": next((r.error for r in self.requests if r.error), ""),
             "ttft_p50_ms": _ms(percentile(ttfts, 50)), "ttft_p95_ms": _ms(percentile(ttfts, 95)),
+            "ttft_p99_ms": _ms(percentile(ttfts, 99)),
             "itl_p50_ms": _ms(percentile(gaps, 50)), "itl_p95_ms": _ms(percentile(gaps, 95)),
+            "largest_gap_p50_ms": _ms(percentile(largest, 50)),
+            "largest_gap_p95_ms": _ms(percentile(largest, 95)),
+            "largest_gap_max_ms": _ms(max(largest, default=None)),
             "total_output_tokens": tokens,
             "aggregate_tok_s": round(tokens / window, 1) if window > 0 else None,
         }
@@ -90,6 +100,10 @@ def token_gaps(update_times: list[float], tokens: int) -> list[float]:
     per_update = (tokens - 1) / (len(update_times) - 1)
     return [(after - before) / per_update
             for before, after in itertools.pairwise(update_times)]
+
+
+def largest_gap(update_times: list[float]) -> float | None:
+    return max((b - a for a, b in itertools.pairwise(update_times)), default=None)
 
 
 def scenarios(kinds: list[str], users: list[int], requests_per_user: int,

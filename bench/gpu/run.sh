@@ -5,7 +5,15 @@
 #   bench/gpu/run.sh smoke    a full-size dummy-weight Phi-4-MM: every modality through the
 #                             app's embedded engine, with its statistics
 #   bench/gpu/run.sh bench [benchmark flags]
-#                             the benchmark: the app against the raw engine at 1, 16, 64 users
+#                             the benchmark at 1, 16, 64 users: the raw engine, the app, the
+#                             scaled-out app, vLLM's server (one API process and
+#                             --api-server-count 4), with the clients in 8 processes and their
+#                             calibration against the zero-cost stand-in (--paths picks fewer)
+#   bench/gpu/run.sh calibrate [benchmark flags]
+#                             only the clients' ceiling against the stand-in (no engine)
+#   bench/gpu/run.sh realistic [benchmark flags]
+#                             people arriving at random, 512-token answers, growing until the
+#                             first token's p95 passes 1 s: app, scaled-out app and vLLM's server
 #   bench/gpu/run.sh soak [soak flags]
 #                             the soak (bench/soak.py) on the tiny checkpoint, on this machine
 # The archives are made on a CPU machine (see the README's GPU section); a transfer holds 64 MiB,
@@ -38,14 +46,25 @@ case "${1:-}" in
     ;;
   bench)
     [ -d $checkpoint ] || python3 -m phi4ui tinymodel $checkpoint --full
-    python3 -m bench --model $checkpoint --paths raw,app --kinds text,image,audio \
-      --users 1,16,64 --output-tokens 128 --requests-per-user 2 --max-model-len 8192 \
-      --max-num-seqs 64 --label "H100" --out "$out" "${@:2}" 2>&1 | tee "$out/bench.log" \
-      | grep -vE "^\(|WARNING" || true
+    python3 -m bench --model $checkpoint --paths raw,app,app_scaled,server,server_api4 \
+      --kinds text,image,audio --users 1,16,64 --output-tokens 128 --requests-per-user 2 \
+      --max-model-len 8192 --max-num-seqs 64 --client-procs 8 --label "H200" --out "$out" \
+      "${@:2}" 2>&1 | tee "$out/bench.log" | grep -vE "^\(|WARNING" || true
+    ;;
+  calibrate)
+    python3 -m bench --calibrate --users 1,16,64 --output-tokens 128 --client-procs 8 \
+      --label "clients" --out "$out" "${@:2}" 2>&1 | tee "$out/calibrate.log" || true
+    ;;
+  realistic)
+    [ -d $checkpoint ] || python3 -m phi4ui tinymodel $checkpoint --full
+    python3 -m bench --model $checkpoint --realistic --realistic-paths app,app_scaled,server \
+      --realistic-people 16,32,64,96,128,192,256 --max-model-len 8192 --max-num-seqs 256 \
+      --client-procs 8 --label "H200 realistic" --out "$out" "${@:2}" 2>&1 \
+      | tee "$out/realistic.log" | grep -vE "^\(|WARNING" || true
     ;;
   soak)
     python3 -m bench.soak --out "$out" "${@:2}" 2>&1 | tee "$out/soak.log" \
       | grep -vE "^\(|WARNING" || true
     ;;
-  *) echo "usage: $0 unpack|deps|smoke|bench|soak" >&2; exit 2 ;;
+  *) echo "usage: $0 unpack|deps|smoke|bench|calibrate|realistic|soak" >&2; exit 2 ;;
 esac

@@ -13,13 +13,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_quick_benchmark_writes_a_report_with_ratios(tmp_path):
     subprocess.run([sys.executable, "-m", "bench", "--quick", "--paths", "raw,app",
-                    "--out", str(tmp_path)], cwd=ROOT, check=True, timeout=900,
-                   capture_output=True)
+                    "--client-procs", "2", "--out", str(tmp_path)], cwd=ROOT, check=True,
+                   timeout=900, capture_output=True)
     run = json.loads((tmp_path / "benchmark.json").read_text())
     paths = {(r["path"], r["users"]) for r in run["results"]}
     assert paths == {("raw", 1), ("raw", 4), ("app", 1), ("app", 4)}
+    # Every answer was a full one: the page's ended with its statistics, all tokens counted.
     assert all(r["errors"] == 0 and r["ttft_p50_ms"] > 0 for r in run["results"])
+    assert all(r["total_output_tokens"] <= r["requests"] * 16 for r in run["results"])
+    assert all(len(r["client_cpu"]) == 2 for r in run["results"] if r["path"] == "app")
     assert run["media_prep"]["photo_12mp"]["p50_ms"] > 0
     assert run["app_start"]["page_s"] < run["app_start"]["engine_ready_s"]
     table = (tmp_path / "benchmark.md").read_text()
-    assert "app vs raw" in table and "tok/s ratio" in table
+    assert "app vs raw" in table and "tok/s ratio" in table and "Side by side" in table

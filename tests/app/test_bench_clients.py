@@ -1,0 +1,82 @@
+"""The benchmark's load generator on its own, no engine: the simulated people spread over
+client processes against the zero-cost stand-in server on 127.0.0.1, merged exactly, with
+their CPU recorded; answers cut short count as errors; the headroom verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.calibrate import calibrate, headroom, standins
+from bench.paths import Target, run_clients
+from bench.realistic import serves_well
+
+TOKENS = 12
+JOB: dict[str, Any] = {"media": {}, "questions": {"text": "Request {i}: a question."},
+                       "client_procs": 2, "calibration_requests": 2}
+
+
+def test_calibration_merges_the_client_processes_exactly(tmp_path: Path) -> None:
+    rows = calibrate(JOB, tmp_path, [1, 3], TOKENS)
+    assert [(r["path"], r["users"]) for r in rows] == [
+        ("standin_openai", 1), ("standin_openai", 3), ("standin_app", 1), ("standin_app", 3)]
+    for row in rows:
+        assert row["errors"] == 0, row["first_error"]
+        assert row["requests"] == row["users"] * 2
+        assert row["total_output_tokens"] == row["users"] * 2 * TOKENS
+        assert row["aggregate_tok_s"] > 0 and row["ttft_p50_ms"] > 0
+        assert len(row["client_cpu"]) == 2  # one figure per client process
+        assert 0 < max(row["client_cpu"]) <= 2  # CPU time over wall time (threads may add)
+    # With one person, the second process has nobody to play and stays idle.
+    one = rows[0]["client_cpu"]
+    assert one[0] > one[1]
+
+
+@pytest.mark.parametrize("client", ["openai", "app"])
+def test_an_answer_cut_short_is_an_error(tmp_path: Path, client: str) -> None:
+    scenario = {"kind": "text", "users": 3, "requests_per_user": 2, "output_tokens": TOKENS}
+    with standins(1, tmp_path, cut_every=3) as urls:
+        found = run_clients({**JOB, "client_procs": 1, "no_warmup": True},
+                            Target(client, urls[0], "standin"), "standin", tmp_path,
+                            [scenario])
+    (result,) = found["results"]
+    assert result["requests"] == 6 and result["errors"] == 2  # the 3rd and 6th answers
+    assert result["total_output_tokens"] == 4 * TOKENS  # errors' tokens are not counted
+    expected = ("6 of 12 tokens" if client == "openai"
+                else "the answer ended without its statistics")
+    assert expected in result["first_error"]
+
+
+def test_realistic_people_arrive_and_think(tmp_path: Path) -> None:
+    scenario = {"kind": "text", "users": 4, "requests_per_user": 2, "output_tokens": TOKENS,
+                "arrival_s": 0.05, "think_s": 0.05}
+    with standins(2, tmp_path) as urls:
+        found = run_clients({**JOB, "urls": urls, "no_warmup": True},
+                            Target("app", urls[0], "standin"), "app", tmp_path, [scenario])
+    (step,) = found["results"]
+    assert step["requests"] == 8 and step["errors"] == 0
+    assert step["ttft_p99_ms"] > 0 and step["largest_gap_max_ms"] >= step["largest_gap_p50_ms"]
+    assert found["client_procs"] == 2 and found["host_cpus"] >= 1
+
+
+def test_headroom_compares_the_ceiling_with_the_fastest_path() -> None:
+    calibration = [{"path": "standin_app", "users": 16, "aggregate_tok_s": 9000.0,
+                    "client_cpu": [0.5, 0.6]}]
+    results = [{"path": "raw", "kind": "text", "users": 16, "aggregate_tok_s": 3000.0},
+               {"path": "app", "kind": "audio", "users": 16, "aggregate_tok_s": 5000.0},
+               {"path": "app", "kind": "text", "users": 64, "aggregate_tok_s": 8000.0}]
+    (row,) = headroom(calibration, results)
+    assert (row["fastest_path"], row["fastest_kind"], row["headroom"]) == ("app", "audio", 1.8)
+    assert row["enough"] is False and row["client_cpu_max"] == 0.6
+
+
+def test_people_served_well_is_the_largest_step_within_the_limit() -> None:
+    def step(path: str, people: int, p95: float | None, errors: int = 0) -> dict[str, Any]:
+        return {"path": path, "users": people, "ttft_p95_ms": p95, "errors": errors}
+
+    steps = [step("app", 8, 200), step("app", 16, 900), step("app", 32, 1400),
+             step("server", 8, 100), step("server", 16, 300, errors=1),
+             step("app_scaled", 8, None)]
+    assert serves_well(steps) == {"app": 16, "server": 8, "app_scaled": 0}
