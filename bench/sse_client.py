@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from gradio_client.utils import apply_diff
 
 from phi4ui.core.generation_settings import DEFAULT_SYSTEM
 from phi4ui.core.history import NOTES_TITLE, STATS_PREFIX
@@ -257,6 +256,33 @@ def _on_output(data: list[Any], reply: Reply) -> None:
         reply.updates.append(now)
     if match := TOKENS_IN_STATS.search(json.dumps(data[0])):
         reply.completion_tokens = int(match.group(1))
+
+
+def apply_diff(value: Any, diff: list[Any]) -> Any:
+    """Gradio's diff of an output, applied as gradio_client's `apply_diff` applies it but in
+    place: that one deep-copies the whole chat on every update, the client's largest cost
+    per update after parsing. The reply owns its chat, so nothing else sees the change."""
+    for action, path, new in diff:
+        if not path:
+            value = new if action == "replace" else value + new
+            continue
+        parent = value
+        for key in path[:-1]:
+            parent = parent[key]
+        key = path[-1]
+        if action == "replace":
+            parent[key] = new
+        elif action == "append":
+            parent[key] += new
+        elif action == "add" and isinstance(parent, list):
+            parent.insert(int(key), new)
+        elif action == "add":
+            parent[key] = new
+        elif action == "delete":
+            del parent[int(key) if isinstance(parent, list) else key]
+        else:
+            raise ValueError(f"unknown diff action {action!r}")
+    return value
 
 
 def _answer_grew(chat_output: Any) -> bool:

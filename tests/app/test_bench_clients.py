@@ -80,3 +80,21 @@ def test_people_served_well_is_the_largest_step_within_the_limit() -> None:
              step("server", 8, 100), step("server", 16, 300, errors=1),
              step("app_scaled", 8, None)]
     assert serves_well(steps) == {"app": 16, "server": 8, "app_scaled": 0}
+
+
+def test_the_chat_diff_is_applied_as_gradio_client_applies_it() -> None:
+    import copy
+
+    from gradio_client.utils import apply_diff as gradio_apply_diff
+
+    from bench.sse_client import apply_diff
+
+    chat: list[Any] = [{"role": "user", "content": [{"type": "text", "text": "q"}]},
+                       {"role": "assistant", "content": [{"type": "text", "text": "a"}]}]
+    ours, theirs = copy.deepcopy(chat), copy.deepcopy(chat)
+    for diff in ([["append", [1, "content", 0, "text"], "bc"]],
+                 [["add", [2], {"role": "assistant", "metadata": {"title": "Statistics"}}]],
+                 [["replace", [0, "role"], "user"], ["delete", [2], None]],
+                 [["add", [1, "metadata"], {"title": None}]]):
+        ours, theirs = apply_diff(ours, diff), gradio_apply_diff(theirs, diff)
+        assert ours == theirs
