@@ -42,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
 def run(db: Path, out: Path | None, *, thumbs: bool, resamples: int, seed: int) -> int:
     if not db.is_file():
         raise BadInput(f"no database at {db}; pass the app's --db-path as --db.")
-    if resamples < 0:
-        raise BadInput("--resamples: must be 0 or more")
+    if resamples < 1:
+        raise BadInput("--resamples: must be at least 1")
     try:
         store = Store(db)
     except sqlite3.Error as error:
@@ -54,7 +54,10 @@ def run(db: Path, out: Path | None, *, thumbs: bool, resamples: int, seed: int) 
         store.close()
     print("\n".join(board.lines()))
     if out is not None:
-        out.write_text(json.dumps(board.as_dict(), indent=2, ensure_ascii=False) + "\n")
+        try:
+            out.write_text(json.dumps(board.as_dict(), indent=2, ensure_ascii=False) + "\n")
+        except OSError as error:
+            raise BadInput(f"--json: cannot write {out} ({error.strerror}).") from None
         print(f"written: {out}")
     return common.Exit.OK
 

@@ -113,11 +113,9 @@ def leaderboard(votes: Sequence[Vote], *, resamples: int = DEFAULT_RESAMPLES, se
     if not labels:
         return Leaderboard((), 0, 0, same_configuration, resamples)
     index = {label: i for i, label in enumerate(labels)}
-    first = np.array([index[v.first] for v in counted])
-    second = np.array([index[v.second] for v in counted])
-    outcome = np.array([v.outcome for v in counted], dtype=float)
-    scores = elo_scores(first, second, outcome, len(labels))[0]
-    low, high = _intervals(first, second, outcome, len(labels), resamples, seed)
+    games = _Games.of([(index[v.first], index[v.second], v.outcome) for v in counted])
+    scores = elo_scores(games, len(labels), games.counts[None, :])[0]
+    low, high = _intervals(games, len(labels), resamples, seed)
     standings = [_standing(label, i, scores, low, high, counted) for label, i in index.items()]
     standings.sort(key=lambda s: (-s.score, s.label))
     return Leaderboard(tuple(standings), len(counted),
@@ -125,18 +123,29 @@ def leaderboard(votes: Sequence[Vote], *, resamples: int = DEFAULT_RESAMPLES, se
                        resamples)
 
 
-def elo_scores(first: np.ndarray, second: np.ndarray, outcome: np.ndarray, count: int,
-               picks: np.ndarray | None = None) -> np.ndarray:
-    """Each configuration's score on the Elo scale, mean `ELO_MIDDLE`: one row of scores for
-    each row of `picks` (indices into the votes, one resample each), or for all votes."""
-    if picks is None:
-        picks = np.arange(len(outcome))[None, :]
-    wins = np.zeros((len(picks), count, count))
-    resample = np.repeat(np.arange(len(picks)), picks.shape[1])
-    chosen = picks.ravel()
-    np.add.at(wins, (resample, first[chosen], second[chosen]), outcome[chosen])
-    np.add.at(wins, (resample, second[chosen], first[chosen]), 1.0 - outcome[chosen])
-    log_strength = _log_strengths(wins)
+@dataclass(frozen=True)
+class _Games:
+    """The votes grouped by (first, second, outcome): each kind once, with its count."""
+
+    first: np.ndarray
+    second: np.ndarray
+    outcome: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, votes: Sequence[tuple[int, int, float]]) -> _Games:
+        kinds, counts = np.unique(np.array(votes, dtype=float), axis=0, return_counts=True)
+        return cls(kinds[:, 0].astype(int), kinds[:, 1].astype(int), kinds[:, 2],
+                   counts.astype(float))
+
+
+def elo_scores(games: _Games, count: int, weights: np.ndarray) -> np.ndarray:
+    """Each configuration's score on the Elo scale, mean `ELO_MIDDLE`, for each row of
+    `weights` (how often each kind of game counts in one resample)."""
+    wins = np.zeros((count, count, len(weights)))
+    np.add.at(wins, (games.first, games.second), (weights * games.outcome).T)
+    np.add.at(wins, (games.second, games.first), (weights * (1.0 - games.outcome)).T)
+    log_strength = _log_strengths(wins.transpose(2, 0, 1))
     return ELO_MIDDLE + ELO_SCALE * (log_strength - log_strength.mean(axis=1, keepdims=True))
 
 
@@ -171,14 +180,17 @@ def _diagonal(values: np.ndarray) -> np.ndarray:
     return values[:, :, None] * np.eye(values.shape[1])[None, :, :]
 
 
-def _intervals(first: np.ndarray, second: np.ndarray, outcome: np.ndarray, count: int,
-               resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _intervals(games: _Games, count: int, resamples: int,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Percentiles over resamples of the votes with replacement: a multinomial draw of how
+    often each kind of game comes up, the same as drawing the votes one by one."""
     if resamples < 1:
         nothing = np.full(count, np.nan)
         return nothing, nothing
-    picks = np.random.default_rng(seed).integers(0, len(outcome), (resamples, len(outcome)))
-    low, high = np.percentile(elo_scores(first, second, outcome, count, picks), [2.5, 97.5],
-                              axis=0)
+    total = int(games.counts.sum())
+    weights = np.random.default_rng(seed).multinomial(total, games.counts / total,
+                                                      size=resamples).astype(float)
+    low, high = np.percentile(elo_scores(games, count, weights), [2.5, 97.5], axis=0)
     return low, high
 
 
