@@ -80,7 +80,8 @@ async def _main(args: Any, options: BatchOptions, settings: Any) -> int:
     print("\n".join(run.summary.lines()))
     print(f"results: {csv_path} and {json_path}")
     if store:
-        print(f"recorded in {store.path} as batch {run.batch_id}")
+        print(f"recorded in {store.path} as batch {run.batch_id}; compare it with another "
+              f"run of these cases: python -m phi4ui compare-runs OTHER_RUN {run.batch_id[:8]}")
     return common.Exit.OK
 
 

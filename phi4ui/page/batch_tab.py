@@ -86,7 +86,8 @@ def render(max_cases: int, *, recording: bool) -> BatchParts:
     with gr.Tab("Batch", id="batch", elem_id="tab-batch"):
         gr.Markdown(
             "Upload a **.jsonl** or **.csv** of cases (`prompt`, optional `image`, `audio`, "
-            "`expected`, `tags`, `id`) together with the files it names, or one **.zip** "
+            "`expected`, `tags`, `id`, `task`, `pattern`) together with the files it names, "
+            "or one **.zip** "
             f"holding them. The page runs up to {max_cases:,} cases; for more, use "
             "`python -m phi4ui batch cases.jsonl --out results/`."
             + ("" if recording else " Recording is off: results are not kept in the database."))
@@ -115,10 +116,18 @@ def render(max_cases: int, *, recording: bool) -> BatchParts:
                       status=status, table=table, csv=csv, json=json)
 
 
+BATCH_API_DESCRIPTION = (
+    "Runs a batch of cases: `case_files` are JSONL/CSV case files (and the media they name), "
+    "each as `gradio_client.handle_file(path)`; then the number of cases run at once, max new "
+    "tokens, temperature and the system prompt. Returns a summary, the results table and the "
+    "results as CSV and JSON files.")
+
+
 def wire(p: BatchParts, h: BatchHandlers) -> None:
     run = p.run.click(h.on_run, [p.case_files, p.concurrency, p.max_tokens, p.temperature,
                                  p.system],
-                      [p.status, p.table, p.csv, p.json], concurrency_limit=1)
+                      [p.status, p.table, p.csv, p.json], concurrency_limit=1,
+                      api_name="batch", api_description=BATCH_API_DESCRIPTION)
     p.stop.click(h.on_stop, None, [p.status], cancels=[run], show_progress="hidden")
 
 

@@ -3,13 +3,16 @@ count as the best one (or as several references), and the task comes from the ca
 
 from __future__ import annotations
 
+import json
+
 import jiwer
 import pytest
 import sacrebleu
 from rapidfuzz.distance import Levenshtein
 
 from phi4ui.evaluation import metrics
-from phi4ui.evaluation.cases import read_cases
+from phi4ui.evaluation.batch import BatchOptions, BatchRun, CaseResult, summarize, write_results
+from phi4ui.evaluation.cases import Case, read_cases
 from phi4ui.evaluation.metrics import CONTAINS, resolve_task, score_case
 
 
@@ -77,3 +80,25 @@ def test_case_files_carry_task_pattern_and_several_expected_answers(tmp_path):
     assert (first.task, first.expected_answers) == ("vqa", ("one", "1"))
     assert (second.pattern, second.expected_answers) == ("[0-9]+", ("x",))
     assert third.error is not None and "not a valid regular expression" in third.error
+
+
+def test_a_batch_report_carries_each_metric_with_its_interval_and_normalisation(tmp_path):
+    cases = [Case(i, f"line {i}", f"c{i}", "Say it", expected="one two three four",
+                  tags=("speech",) if i < 3 else (), task="transcription") for i in range(1, 5)]
+    answers = ["one two three four", "one two three", "one two tree four", "one two three four"]
+    results = [CaseResult(case, answer=answer) for case, answer in zip(cases, answers,
+                                                                        strict=True)]
+    results.append(CaseResult(Case(5, "line 5", "c5", "Name it", expected="cat"), answer="A cat."))
+    summary = summarize(results, wall_s=1.0)
+    lines = summary.lines()
+    assert "WER 12.5% (95% CI 0.0% to 25.0%; 4 cases, task transcription)" in lines
+    assert any(line.startswith("WER ") and "tag speech" in line for line in lines)
+    assert "WER: jiwer, after lowercasing, removing punctuation and collapsing spaces" in lines
+    run = BatchRun("b1", "cases.jsonl", BatchOptions(), results, summary)
+    csv_path, json_path = write_results(run, tmp_path)
+    header = csv_path.read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert {"task", "wer", "cer", "bleu", "anls", "contains"} <= set(header)
+    document = json.loads(json_path.read_text(encoding="utf-8"))
+    wer = next(m for m in document["summary"]["metrics"] if m["metric"] == "wer")
+    assert wer["interval"]["count"] == 4 and wer["interval"]["estimate"] == 0.125
+    assert document["results"][1]["wer"] == 0.25 and document["results"][4]["contains"] == 1.0
