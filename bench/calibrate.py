@@ -45,7 +45,7 @@ def calibrate(job: dict[str, Any], work: Path, users: list[int],
     results: list[dict[str, Any]] = []
     with standins(int(job.get("client_procs", 1)), work) as urls:
         for client in ("openai", "app"):
-            found = run_clients({**job, "urls": urls, "no_warmup": True},
+            found = run_clients({**job, "urls": urls},
                                 Target(client, urls[0], "standin"), f"standin_{client}", work,
                                 scenarios)
             results += found["results"]

@@ -97,7 +97,7 @@ def realistic(run: dict[str, Any]) -> list[str]:
     lines += ["", "**People served well** (the most with TTFT p95 within "
               f"{P95_LIMIT_MS / 1000:g} s and no errors): "
               + ", ".join(f"{path} {n}" for path, n in found["serves_well"].items()) + "."]
-    lines += [f"- {path}: skipped ({why.splitlines()[0]})"
+    lines += [f"- {path}: skipped ({_one_line(why)})"
               for path, why in found.get("skipped", {}).items()]
     return lines
 
@@ -114,5 +114,9 @@ def errors_and_skips(run: dict[str, Any]) -> list[str]:
         lines.append(f"- **{path} is flagged: {total} answers were not full answers** (first: "
                      f"{rows[0]['first_error']}).")
     for path, why in run.get("skipped", {}).items():
-        lines.append(f"- {path}: skipped, it did not start ({why.splitlines()[0]}).")
+        lines.append(f"- {path}: skipped, it did not start ({_one_line(why)}).")
     return ["", *lines] if lines else []
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    return " ".join(text.split())[:limit]
