@@ -114,6 +114,11 @@ class Settings:
     auth_file: str = _option("", "require a login: a file of user:password lines")
     share: bool = _option(False, "also publish a temporary public gradio.live link "
                           "(needs internet access; off by default)")
+    mcp: bool = _option(True, "serve the MCP tool `ask` at /gradio_api/mcp (behind the "
+                        "login when there is one)")
+    mcp_fetch_hosts: str = _option("", "hosts (comma-separated) from whose http(s) URLs the "
+                                   "MCP tool may fetch images and audio; empty: none, media "
+                                   "come inline (base64) or uploaded")
     root_path: str = _option("", "the public path prefix when served behind a reverse proxy, "
                              "e.g. /phi4ui")
     frame_ancestors: str = _option(

@@ -21,6 +21,8 @@ from starlette.routing import Mount
 from phi4ui.core.engine import Engine
 from phi4ui.evaluation import staging
 from phi4ui.evaluation.store import Store
+from phi4ui.page.api import add_public_api
+from phi4ui.page.api_inputs import MediaSources
 from phi4ui.page.chat_tab import CSS_PATH, build_page, theme
 from phi4ui.page.file_owners import FileOwners
 from phi4ui.page.files import PageFiles, upload_root
@@ -29,6 +31,8 @@ from phi4ui.settings import Settings
 from phi4ui.web import web_guard
 from phi4ui.web.file_guard import FileGuard
 from phi4ui.web.loopwatch import LoopWatch
+from phi4ui.web.mcp_guard import McpGuard
+from phi4ui.web.mcp_tool import McpTool
 from phi4ui.web.request_limits import RequestLimits
 
 log = logging.getLogger(__name__)
@@ -51,13 +55,15 @@ def _lifespan(settings: Settings, engine: Engine, store: Store | None, loop_watc
               ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """Runs the engine and the loop watch while the app serves; stops them after."""
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = asyncio.create_task(_run_engine(engine, loop_watch))
         watching = asyncio.create_task(loop_watch.run())
         sharing = asyncio.create_task(asyncio.to_thread(_share, settings.port)) \
             if settings.share else None
+        mcp: McpTool | None = getattr(app.state, "mcp", None)
         try:
-            yield
+            async with mcp.running() if mcp is not None else contextlib.nullcontext():
+                yield
         finally:
             running.cancel()
             watching.cancel()
@@ -97,7 +103,10 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
     # Review shows everyone's recorded answers: to colleagues behind a login, or to whoever
     # uses this machine, never to the public.
     everyone_may_review = bool(settings.logins()) or settings.host in LOOPBACK
-    page = build_page(engine, store, PageFiles(owners), everyone_may_review=everyone_may_review)
+    files = PageFiles(owners)
+    page = build_page(engine, store, files, everyone_may_review=everyone_may_review)
+    media = MediaSources(settings.mcp_fetch_hosts.split(","), int(settings.upload_max_mb * 1e6))
+    api = add_public_api(page, engine, store, files, media)
     # The queue runs at most `max_threads` events at once, whatever their concurrency limits.
     page.max_threads = settings.max_active_events
     page.queue(default_concurrency_limit=None)
@@ -110,6 +119,11 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
                                   auth_message="phi4ui: sign in to continue.",
                                   root_path=settings.root_path or None)
     _check_files_like_a_launched_app(page)
+    if settings.mcp:
+        mcp = McpTool(api, settings.host)
+        mcp.mount(mounted)
+        mounted.state.mcp = mcp  # its sessions run with the app (`_lifespan`)
+        mounted.add_middleware(McpGuard, logins=settings.logins())
     mounted.add_middleware(FileGuard, owners=owners)
     mounted.add_middleware(RequestLimits)
     web_guard.install(mounted, settings)
