@@ -1,6 +1,7 @@
 # phi4ui on a CUDA machine, on the official vLLM image.
 #   docker build -t phi4ui .
 #   docker run --gpus all -p 7860:7860 --ipc=host -v phi4ui-data:/data phi4ui
+#   docker run ... -e PHI4UI_FRONTENDS=4 phi4ui     several page processes on one engine
 # Build with --build-arg PRELOAD_MODEL=1 to put the model and its adapters in the image
 # instead of downloading them at first start.
 FROM vllm/vllm-openai:v0.24.0
@@ -20,6 +21,11 @@ ENV HF_HOME=/data/huggingface \
     GRADIO_ANALYTICS_ENABLED=False \
     HF_HUB_DISABLE_TELEMETRY=1 \
     PYTHONUNBUFFERED=1
+
+# HAProxy: for --frontends N (PHI4UI_FRONTENDS), several page processes on one engine.
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends haproxy \
+    && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
 COPY requirements.txt requirements-gpu.txt ./

@@ -89,6 +89,16 @@ class Settings:
                                 check=_between(1, 1024))
     tensor_parallel_size: int = _option(1, "GPUs to split the model over",
                                         check=_between(1, 64))
+    data_parallel_size: int = _option(1, "copies of the model, one per GPU (or group of "
+                                      "--tensor-parallel-size GPUs); vLLM spreads the requests "
+                                      "over them", check=_between(1, 64))
+    frontends: int = _option(1, "page processes: more than 1 runs the engine as vLLM's own "
+                             "server and the pages behind HAProxy (sticky sessions) on "
+                             "--host:--port", check=_between(1, 64))
+    api_servers: int = _option(0, "with --frontends: vLLM's API server processes (0: as many "
+                               "as front ends)", check=_between(0, 64))
+    public_host: str = _option("", "the address visitors reach, when it is not --host: set by "
+                               "--frontends for the page processes behind HAProxy")
     enforce_eager: bool = _option(False, "disable CUDA graphs / compilation (faster start)")
     base_url: str = _option("", "remote engine: the server's OpenAI API root, e.g. "
                             "http://127.0.0.1:8000/v1", check=_url)

