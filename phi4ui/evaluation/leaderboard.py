@@ -78,7 +78,7 @@ class Leaderboard:
 
     def lines(self) -> list[str]:
         if not self.standings:
-            return [NO_VOTES]
+            return [NO_VOTES] + ([self.summary()] if self.same_configuration else [])
         rows = [f"{rank:>2}. {s.score:7.1f}  [{s.low:7.1f}, {s.high:7.1f}]  "
                 f"{s.votes:>4} votes ({s.wins}-{s.losses}-{s.ties})  {s.label}"
                 for rank, s in enumerate(self.standings, 1)]
@@ -103,12 +103,12 @@ NO_VOTES = ("No votes yet: vote in Compare (side by side) for the better answer,
 
 # ---------------------------------------------------------------- the fit
 
-def leaderboard(votes: Sequence[Vote], *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                same_configuration: int = 0) -> Leaderboard:
+def leaderboard(votes: Sequence[Vote], *, resamples: int = DEFAULT_RESAMPLES,
+                seed: int = 0) -> Leaderboard:
     """The configurations ranked by their Bradley–Terry scores, with bootstrap intervals
     (the votes resampled with replacement, `resamples` times, from `seed`)."""
     counted = [v for v in votes if v.first != v.second]
-    same_configuration += len(votes) - len(counted)
+    same_configuration = len(votes) - len(counted)
     labels = sorted({v.first for v in counted} | {v.second for v in counted})
     if not labels:
         return Leaderboard((), 0, 0, same_configuration, resamples)
