@@ -27,6 +27,7 @@ CHROMIUM = Path(os.environ.get("PHI4UI_CHROMIUM", "/usr/lib/chromium/chromium"))
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
+APP_DB = pytest.StashKey[Path]()
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +46,22 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
             app.wait_ready()
         except NotReady as not_ready:
             pytest.fail(str(not_ready))
+        request.config.stash[APP_DB] = app.db_path
         yield app.url
     finally:
         app.stop()
+
+
+@pytest.fixture(scope="session")
+def app_db(app_url: str, request: pytest.FixtureRequest) -> Path:
+    """The record of the app the tests drive, for tests that seed it directly; with
+    PHI4UI_BROWSER_APP_URL, PHI4UI_BROWSER_APP_DB names its --db-path."""
+    if given := os.environ.get("PHI4UI_BROWSER_APP_DB"):
+        return Path(given)
+    if APP_DB not in request.config.stash:
+        pytest.skip("set PHI4UI_BROWSER_APP_DB to the --db-path of the app at "
+                    "PHI4UI_BROWSER_APP_URL")
+    return request.config.stash[APP_DB]
 
 
 def _yield_the_cpu(pid: int) -> None:
