@@ -4,7 +4,9 @@ The page shows `messages`, but never reads them back from the browser: sending,
 retrying, editing, undoing, rating and exporting all start from this copy. A
 file reaches the engine, the record or the page only if the visitor may use it
 (`file_access`): its own uploads and the app's examples. The busy flag and the
-stop signal live here too, so that one answer at a time runs per session.
+stop signal live here too, so that one answer at a time runs per session, and the
+request planned when a message was accepted, so that its answer need not plan
+(decode its media, count its tokens) again.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from phi4ui.core.chat import ChatRequest
+from phi4ui.core.chat import ChatRequest, Sampling
 from phi4ui.core.history import History, answer_ids, files_of
 from phi4ui.core.stats import StatsRecorder
 from phi4ui.errors import BadInput
@@ -43,6 +45,23 @@ class StopSignal:
         self.request, self.progress = request, StatsRecorder()
 
 
+@dataclass(frozen=True)
+class CheckedPlan:
+    """The request planned, and so checked, when a message was accepted: for answering
+    `messages` (the very list) with the system prompt `system`."""
+
+    messages: History
+    system: str
+    request: ChatRequest
+
+    def request_for(self, sampling: Sampling, max_model_len: int) -> ChatRequest:
+        """The request with the answer's own sampling; its new tokens fit what the prompt
+        leaves of the context, as `plan_request` fits them."""
+        room = max_model_len - self.request.tokens.total
+        return replace(self.request,
+                       sampling=replace(sampling, max_tokens=min(sampling.max_tokens, room)))
+
+
 @dataclass
 class Conversation:
     messages: History = field(default_factory=list)
@@ -50,14 +69,28 @@ class Conversation:
     answering: bool = False  # the answer step of the accepted message has begun
     accepted_at: float = 0.0
     stop: StopSignal = field(default_factory=StopSignal)
+    plan: CheckedPlan | None = None
 
-    def begin(self, messages: History) -> None:
-        """An accepted message: the chat to answer, with a fresh stop signal."""
+    def begin(self, messages: History, *, system: str | None = None,
+              planned: ChatRequest | None = None) -> None:
+        """An accepted message: the chat to answer, with a fresh stop signal, and the
+        request already `planned` for it with `system`, when there is one."""
         self.messages, self.stop = messages, StopSignal()
         self.busy, self.answering, self.accepted_at = True, False, time.monotonic()
+        self.plan = (CheckedPlan(messages, system, planned)
+                     if planned is not None and system is not None else None)
+
+    def take_plan(self, system: str) -> CheckedPlan | None:
+        """The plan made when the message was accepted, once, if the chat to answer and
+        the system prompt are still the ones it was made for."""
+        plan, self.plan = self.plan, None
+        if plan is None or plan.messages is not self.messages or plan.system != system:
+            return None
+        return plan
 
     def end(self, messages: History) -> None:
         self.messages, self.busy, self.answering = messages, False, False
+        self.plan = None
 
     def is_busy(self) -> bool:
         if not self.busy:

@@ -16,6 +16,8 @@ import pandas as pd
 
 from phi4ui.core import answer_stream, cost_preview
 from phi4ui.core import history as chat_history
+from phi4ui.core.chat import ChatRequest
+from phi4ui.core.chat_messages import turn_from_message
 from phi4ui.core.conversation import (
     Conversation,
     StopSignal,
@@ -74,10 +76,11 @@ class ChatHandlers:
         returns the chat to show while the answer comes, and an empty input."""
         refusal.refuse_if(conversation.is_busy(), BUSY)
         checked = refusal.unless_fails(checked_message, message, self.files.checker(request))
-        history = conversation.messages
+        refusal.unless_fails(turn_from_message, checked)  # not empty
+        to_answer = [*conversation.messages, *chat_history.user_messages(checked)]
         system = GenerationSettings.checked(system, None, None, None, None, 0).system
-        await self._check(history, checked, system, refusal)
-        conversation.begin([*history, *chat_history.user_messages(checked)])
+        planned = await self._check(to_answer, system, refusal)
+        conversation.begin(to_answer, system=system, planned=planned)
         return _shown(conversation.messages), None
 
     async def accept_retry(self, conversation: Conversation, refusal: Refusal) -> History:
@@ -97,11 +100,12 @@ class ChatHandlers:
                                                 index, text))
         return _shown(conversation.messages)
 
-    async def _check(self, history: History, message: dict[str, Any], system: str,
-                     refusal: Refusal) -> None:
+    async def _check(self, to_answer: History, system: str, refusal: Refusal) -> ChatRequest:
+        """The request that answers `to_answer`, planned as the answer step would plan it, so
+        that the answer can reuse it (see `_request`)."""
         try:
-            await answer_stream.plan(self.engine, history, message, system,
-                               GenerationSettings().sampling())
+            return await answer_stream.plan(self.engine, to_answer, None, system,
+                                            GenerationSettings().sampling())
         except Phi4UIError as error:
             refusal.refuse(str(error))
 
@@ -121,8 +125,7 @@ class ChatHandlers:
                                               max_new_tokens(self.engine))
         history = list(conversation.messages)
         try:
-            chat_request = await answer_stream.plan(self.engine, history, None, settings.system,
-                                          settings.sampling())
+            chat_request = await self._request(conversation, history, settings)
             stopped.started(chat_request)
             updates = answer_stream.answer(self.engine, chat_request, progress=stopped.progress)
             async with contextlib.aclosing(updates):
@@ -150,6 +153,16 @@ class ChatHandlers:
         finally:
             # Also when the page's connection dropped and no finishing step will come.
             conversation.end(conversation.messages)
+
+    async def _request(self, conversation: Conversation, history: History,
+                       settings: GenerationSettings) -> ChatRequest:
+        """The request accepting the message planned, when the chat and the system prompt
+        are still those it was planned for; else (a retry, an edit) planned now."""
+        plan = conversation.take_plan(settings.system)
+        if plan is not None:
+            return plan.request_for(settings.sampling(), self.engine.prompt_limits.max_model_len)
+        return await answer_stream.plan(self.engine, history, None, settings.system,
+                                        settings.sampling())
 
     async def _record(self, history: History, update: answer_stream.AnswerUpdate,
                       request: gr.Request) -> dict[str, Any]:

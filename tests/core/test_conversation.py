@@ -1,10 +1,12 @@
 """The server's side of a session without a web server: which files a visitor may use,
-what typed text becomes, and when a session counts as busy."""
+what typed text becomes, when a session counts as busy, and when the request planned on
+accepting a message serves its answer."""
 
 from __future__ import annotations
 
 import pytest
 
+from phi4ui.core.chat import PromptLimits, Sampling, Turn, plan_request
 from phi4ui.core.conversation import (
     MAX_MESSAGE_CHARS,
     NOT_YOURS,
@@ -81,3 +83,43 @@ def test_an_accepted_message_whose_answer_never_began_stops_holding_the_session(
     assert conversation.is_busy()
     conversation.end(conversation.messages)
     assert not conversation.is_busy()
+
+
+LIMITS = PromptLimits(max_images=2, max_audios=2, max_model_len=600)
+
+
+def planned_conversation(system: str = "Be brief.") -> Conversation:
+    messages = [{"role": "user", "content": "Tell me a story."}]
+    request = plan_request(system, [Turn("user", ("Tell me a story.",))], Sampling(), LIMITS,
+                           lambda text: len(text.split()))
+    conversation = Conversation()
+    conversation.begin(messages, system=system, planned=request)
+    return conversation
+
+
+def test_the_accepted_plan_serves_its_answer_once_with_the_answers_own_sampling():
+    conversation = planned_conversation()
+    plan = conversation.take_plan("Be brief.")
+    assert plan is not None
+    room = LIMITS.max_model_len - plan.request.tokens.total
+    greedy = plan.request_for(Sampling(temperature=0.7, max_tokens=64, seed=3), 600)
+    assert (greedy.sampling.temperature, greedy.sampling.max_tokens, greedy.sampling.seed) == (
+        0.7, 64, 3)
+    assert greedy.turns == plan.request.turns and greedy.tokens == plan.request.tokens
+    # New tokens never overrun the context, as when the answer plans for itself.
+    assert plan.request_for(Sampling(max_tokens=10_000), 600).sampling.max_tokens == room
+    assert conversation.take_plan("Be brief.") is None
+
+
+def test_a_plan_for_another_system_prompt_or_chat_is_not_used():
+    conversation = planned_conversation()
+    assert conversation.take_plan("Be verbose.") is None
+    conversation = planned_conversation()
+    conversation.begin(list(conversation.messages))  # a retry: no plan of its own
+    assert conversation.take_plan("Be brief.") is None
+    conversation = planned_conversation()
+    conversation.messages = [*conversation.messages, {"role": "user", "content": "More."}]
+    assert conversation.take_plan("Be brief.") is None
+    conversation = planned_conversation()
+    conversation.end([])
+    assert conversation.take_plan("Be brief.") is None
