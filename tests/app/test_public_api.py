@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from bench.procs import ROOT
 from tests.support.apprun import RunningApp, health, start_app
 from tests.support.mediafiles import image_bytes, write_audio
-from tests.support.pageclient import PageClient
+from tests.support.pageclient import EventResult, PageClient
 
 pytestmark = pytest.mark.engine
 USERS = {"alice": "alice-api-pw", "bob": "bob-api-pw"}
@@ -76,10 +76,10 @@ def streamed(client: Client, *args: Any, **kwargs: Any) -> tuple[list[Any], Any]
     return partials, job.result()
 
 
-def raw_chat(page: PageClient, data: list[Any]) -> str:
-    """`/chat` over Gradio's plain HTTP API: the whole event stream, as text."""
-    event_id = page.http.post("/gradio_api/call/chat", json={"data": data}).json()["event_id"]
-    return page.http.get(f"/gradio_api/call/chat/{event_id}").text
+def raw_chat(page: PageClient, data: list[Any]) -> EventResult:
+    """`/chat` through the queue, as `gradio_client` calls it, with values it never sends."""
+    chat = next(d for d in page.dependencies() if d.get("api_name") == "chat")
+    return page.call({**chat, "targets": [[None, "api"]]}, data)
 
 
 # ---------------------------------------------------------------- the API's description
@@ -177,8 +177,8 @@ def test_too_many_images_give_the_pages_message(alice, media):
 
 
 def test_no_server_path_or_other_visitors_file_is_used(app, media):
-    """Raw calls, as a hostile client sends them: paths it did not upload, in the files and
-    in the earlier conversation."""
+    """Raw calls, as a hostile client sends them: paths it did not upload (a server file,
+    another visitor's upload), in the files and in the earlier conversation."""
     page = PageClient(app.url, login=ALICE)
     other = PageClient(app.url, login=("bob", USERS["bob"]))
     theirs = other.upload("theirs.png", media["image"].read_bytes())["path"]
@@ -188,10 +188,9 @@ def test_no_server_path_or_other_visitors_file_is_used(app, media):
         for data in (["What is it?", [item]],
                      ["Go on.", None, [{"role": "user", "content": item}]]):
             answer = raw_chat(page, data)
-            assert "event: error" in answer, (path, answer)
-            # Gradio itself refuses a path outside its upload folder, without a word; one
-            # inside it that this visitor did not upload gets the page's message.
-            assert NOT_YOURS in answer or path != theirs, answer
+            # Refused before the API's own check, by Gradio's check of the files an event
+            # receives (so without a message); the MCP test below meets the API's check.
+            assert not answer.success and not answer.data, (path, answer.raw)
     assert count_records(app) == before
     page.close()
     other.close()
