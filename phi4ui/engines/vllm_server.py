@@ -18,7 +18,7 @@ def serve_command(config: EngineConfig, source: ModelSource, *, host: str, port:
                   api_servers: int) -> list[str]:
     """`vllm serve` (its command line, the one that honours `--api-server-count`)."""
     return [
-        sys.executable, "-m", "phi4ui.engines.vllm_serve", config.model,
+        sys.executable, "-m", "phi4ui.engines.vllm_cli", "serve", config.model,
         *_model_flags(config), *_adapter_flags(config, source), *_capacity_flags(config),
         "--host", host, "--port", str(port), "--api-server-count", str(api_servers),
         "--disable-uvicorn-access-log",

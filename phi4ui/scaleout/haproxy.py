@@ -5,6 +5,7 @@ taken out until it answers again."""
 
 from __future__ import annotations
 
+import resource
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -36,12 +37,19 @@ def check_config(binary: str, config: Path) -> None:
                             f"{(result.stderr or result.stdout).strip()[:500]}")
 
 
+def max_connections() -> int:
+    """As many as HAProxy can hold within this process's file limit (two each)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = hard if hard != resource.RLIM_INFINITY else soft
+    return max(256, min(20_000, (limit - 100) // 2))
+
+
 def config_text(host: str, port: int, frontend_ports: Sequence[int]) -> str:
     servers = "\n".join(
         f"    server page{index} 127.0.0.1:{backend} cookie page{index} check"
         for index, backend in enumerate(frontend_ports, start=1))
     return f"""global
-    maxconn 20000
+    maxconn {max_connections()}
     log stderr format short local0 warning
 
 defaults

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -13,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 @dataclass
@@ -26,7 +29,7 @@ class Child:
         log.info("starting %s", self.name)
         # Output goes where the app's goes (a terminal, a container's log).
         self.process = subprocess.Popen(list(self.command), env={**os.environ, **self.env},
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_end_with_parent)
 
     @property
     def pid(self) -> int:
@@ -38,7 +41,7 @@ class Child:
         return None if self.process is None else self.process.poll()
 
     def signal(self, number: int) -> None:
-        if self.exit_code() is None:
+        if self.process is not None and self.exit_code() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, number)
 
@@ -68,3 +71,10 @@ def wait_all(children: Sequence[Child], timeout_s: float) -> bool:
 def with_group_gone(group: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGKILL)
+
+
+def _end_with_parent() -> None:
+    """In the child, before it runs: SIGTERM when the process that started it ends, however
+    it ends (killed included), so that no server is left running without its supervisor."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

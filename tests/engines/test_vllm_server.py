@@ -28,10 +28,15 @@ CONFIG = vllm_compat.EngineConfig(
 
 
 def parsed(command: list[str]) -> tuple[Any, Any]:
+    """`vllm serve`'s arguments as vLLM's own parser for that command reads them."""
     from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.entrypoints.cli import serve
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    args, _ = vllm_compat.parse_serve_args(command[command.index("phi4ui.engines.vllm_serve")
-                                                   + 1:])
+    parser = FlexibleArgumentParser(prog="vllm")
+    (subcommand,) = serve.cmd_init()
+    subcommand.subparser_init(parser.add_subparsers(dest="subparser"))
+    args = parser.parse_args(command[command.index("phi4ui.engines.vllm_cli") + 1:])
     args.model = args.model_tag  # what `vllm serve` does with its positional MODEL
     return args, AsyncEngineArgs.from_cli_args(args)
 

