@@ -14,6 +14,7 @@
 #   bench/gpu/run.sh realistic [benchmark flags]
 #                             people arriving at random, 512-token answers, growing until the
 #                             first token's p95 passes 1 s: app, scaled-out app and vLLM's server
+#   bench/gpu/run.sh report   all of the above for the committed report (two GPUs)
 #   bench/gpu/run.sh soak [soak flags]
 #                             the soak (bench/soak.py) on the tiny checkpoint, on this machine
 # The archives are made on a CPU machine (see the README's GPU section); a transfer holds 64 MiB,
@@ -62,9 +63,21 @@ case "${1:-}" in
       --client-procs 8 --label "H200 realistic" --out "$out" "${@:2}" 2>&1 \
       | tee "$out/realistic.log" | grep -vE "^\(|WARNING" || true
     ;;
+  report)
+    # The whole H200 report in one go (two GPUs for the data-parallel part): the stress
+    # benchmark of every path, then 1 vs 2 GPUs behind the scaled-out app, then the
+    # realistic load. Each part writes its own folder under $out.
+    OUT="$out/stress" "$0" bench
+    for dp in 1 2; do
+      OUT="$out/dp$dp" "$0" bench --paths app_scaled --kinds text --users 64,128 \
+        --no-calibration --extra-app-args "--data-parallel-size $dp" --label "H200 x$dp"
+    done
+    OUT="$out/realistic" "$0" realistic --realistic-paths app_scaled,app \
+      --realistic-people 16,64,128,256
+    ;;
   soak)
     python3 -m bench.soak --out "$out" "${@:2}" 2>&1 | tee "$out/soak.log" \
       | grep -vE "^\(|WARNING" || true
     ;;
-  *) echo "usage: $0 unpack|deps|smoke|bench|calibrate|realistic|soak" >&2; exit 2 ;;
+  *) echo "usage: $0 unpack|deps|smoke|bench|calibrate|realistic|report|soak" >&2; exit 2 ;;
 esac
