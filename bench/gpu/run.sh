@@ -35,10 +35,18 @@ case "${1:-}" in
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
     ;;
   deps)
+    # The wheels may come in several folders (.whl, .whl2, ...): a transfer holds 64 MiB.
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/site .whl/*.whl
+      --target /tmp/site .whl*/*.whl
+    if [ -x .whl/haproxy/haproxy ] && ! command -v haproxy >/dev/null; then
+      # Debian's HAProxy and its libraries, for serve --frontends on a machine without apt.
+      mkdir -p /tmp/site/haproxy /tmp/site/bin && cp -r .whl/haproxy/* /tmp/site/haproxy/
+      printf '#!/bin/sh\nLD_LIBRARY_PATH=/tmp/site/haproxy/lib exec /tmp/site/haproxy/haproxy "$@"\n' \
+        > /tmp/site/bin/haproxy && chmod +x /tmp/site/bin/haproxy
+    fi
     touch /tmp/site/.deps
-    python3 -c "import gradio, soundfile, soxr; print('gradio', gradio.__version__)"
+    python3 -c "import gradio, soundfile, soxr, av, mcp, jiwer; print('gradio', gradio.__version__)"
+    haproxy -v | head -1
     ;;
   smoke)
     [ -d $checkpoint ] || python3 -m phi4ui tinymodel $checkpoint --full

@@ -38,10 +38,11 @@ def check_config(binary: str, config: Path) -> None:
 
 
 def max_connections() -> int:
-    """As many as HAProxy can hold within this process's file limit (two each)."""
+    """As many as HAProxy can hold within this process's file limit: two files each, and
+    some for its listeners, servers and checks (it refuses to start when they do not fit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limit = hard if hard != resource.RLIM_INFINITY else soft
-    return max(256, min(20_000, (limit - 100) // 2))
+    return max(256, min(20_000, (limit - 1000) // 2))
 
 
 def config_text(host: str, port: int, frontend_ports: Sequence[int]) -> str:

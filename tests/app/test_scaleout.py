@@ -41,8 +41,12 @@ def page_processes(app: RunningApp) -> dict[int, psutil.Process]:
     """The page processes the command started, by the port each listens on."""
     found = {}
     for child in psutil.Process(app.process.pid).children():
-        with_port = child.environ().get("PHI4UI_PORT")
-        if "serve" in child.cmdline() and with_port:
+        try:  # one just killed is a zombie until its supervisor notices
+            with_port = child.environ().get("PHI4UI_PORT")
+            serves = "serve" in child.cmdline()
+        except psutil.Error:
+            continue
+        if serves and with_port:
             found[int(with_port)] = child
     return found
 

@@ -29,7 +29,9 @@ def test_adding_leaves_the_old_summary_alone() -> None:
 def test_update_pacer_spaces_updates_as_streams_grow():
     from phi4ui.core.answer_stream import UpdatePacer
 
-    pacer = UpdatePacer(min_interval_s=0.03, max_updates_per_s=200)
+    pacer = UpdatePacer(min_interval_s=0.03, max_interval_s=0.5, max_updates_per_s=200)
     assert pacer.interval() == 0.03
     pacer.active = 64
     assert pacer.interval() == 64 / 200
+    pacer.active = 1000
+    assert pacer.interval() == 0.5  # every answer still moves at least this often

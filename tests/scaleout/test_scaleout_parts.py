@@ -4,10 +4,14 @@ it is given, and each page process reads back the app's settings from its enviro
 from __future__ import annotations
 
 import dataclasses
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from bench.procs import free_port
 from phi4ui.errors import SettingsError
 from phi4ui.scaleout.cluster import page_environment
 from phi4ui.scaleout.haproxy import STICKY_COOKIE, check_config, config_text, haproxy_binary
@@ -49,3 +53,27 @@ def test_each_page_process_gets_the_app_s_settings_but_serves_on_its_own_port() 
         "remote", "http://127.0.0.1:9/v1", "127.0.0.1", 41234, 1)
     # Review is shown only where the visitors' address is private, or behind a login.
     assert page.public_host == "0.0.0.0"
+
+
+@needs_haproxy
+def test_haproxy_starts_within_the_file_limit_it_was_configured_for(tmp_path: Path) -> None:
+    # The GPU host had a hard limit of 20,000 open files; HAProxy refuses to start when its
+    # connection limit does not fit (it needs two files per connection, and some more).
+    config, port, limit = tmp_path / "haproxy.cfg", free_port(), 4000
+    render = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, "
+              f"{limit})); from phi4ui.scaleout.haproxy import config_text; "
+              f"open(sys.argv[1], 'w').write(config_text('127.0.0.1', {port}, [1]))")
+    subprocess.run([sys.executable, "-c", render, str(config)], check=True)
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    proxy = subprocess.Popen([haproxy_binary(), "-db", "-f", str(config)], preexec_fn=low_limit,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        proxy.wait(2.0)
+    except subprocess.TimeoutExpired:
+        return  # still running: it started
+    finally:
+        proxy.kill()
+    raise AssertionError(f"HAProxy ended at once: {proxy.stderr.read() if proxy.stderr else ''}")
