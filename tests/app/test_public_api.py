@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from bench.procs import ROOT
 from tests.support.apprun import RunningApp, health, start_app
 from tests.support.mediafiles import image_bytes, write_audio
-from tests.support.pageclient import EventResult, PageClient
+from tests.support.pageclient import API, EventResult, PageClient
 
 pytestmark = pytest.mark.engine
 USERS = {"alice": "alice-api-pw", "bob": "bob-api-pw"}
@@ -143,6 +143,27 @@ def test_a_stopped_job_aborts_the_engine_request(app, alice):
     assert health(app.url)["running"] == 1
     job.cancel()
     deadline = time.monotonic() + 10
+    while health(app.url)["running"] != 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert health(app.url)["running"] == 0
+
+
+def test_a_client_that_goes_away_mid_answer_aborts_the_engine_request(app):
+    """The connection closed as a script killed mid-answer closes it: no stop sent."""
+    page = PageClient(app.url, login=ALICE)
+    chat = next(d for d in page.dependencies() if d.get("api_name") == "chat")
+    joined = page.http.post(f"{API}/queue/join", json={
+        "data": ["Write a long story.", None, None, None, None, None, 2000, None],
+        "fn_index": chat["id"], "session_hash": page.session_hash})
+    assert joined.status_code == 200, joined.text
+    with page.http.stream("GET", f"{API}/queue/data",
+                          params={"session_hash": page.session_hash}) as stream:
+        for line in stream.iter_lines():
+            if '"process_generating"' in line:
+                assert health(app.url)["running"] == 1
+                break  # the answer is streaming; leave without a word
+    page.close()
+    deadline = time.monotonic() + 20
     while health(app.url)["running"] != 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert health(app.url)["running"] == 0
