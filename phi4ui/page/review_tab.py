@@ -33,7 +33,7 @@ from phi4ui.page.replay_panel import build_replay_panel
 REVIEW_NEEDS_LOGIN = ("Review lists every recorded answer of everyone, so on a public address "
                       "it needs a login: start the app with `PHI4UI_AUTH` or `--auth-file`.")
 RATINGS = ["any", "up", "down", "unrated", "voted"]
-ORIGINS = ["", "chat", "batch", "side-by-side", "replay"]
+ORIGINS = ["", "chat", "api", "batch", "side-by-side", "replay"]
 SELECT_FIRST = "Select an answer first."
 FOUND = Outputs("table", "found", "tag")
 SELECTED = Outputs("selected", "details", "comment", "tags", "more")
