@@ -63,6 +63,10 @@ defaults
     timeout server {LONG_STREAM_S}s
     timeout tunnel {LONG_STREAM_S}s
     timeout http-request 30s
+    # A page process that has just died is not yet marked down: a request that cannot
+    # connect to it is tried again on another one.
+    retries 2
+    option redispatch
 
 frontend pages
     bind {_bind_address(host)}:{port}

@@ -1,25 +1,24 @@
 """The sample evaluation set in assets/eval-sample/: every case reads and every file passes
-the app's media checks, and its one command runs one case of each task end to end on the
-tiny checkpoint with every task's metrics in the report. (The whole set takes minutes on
+the app's media checks, and a batch of one case of each task runs end to end on the tiny
+checkpoint with every task's metrics in the report. (The whole set takes minutes on
 a CPU, most of it for the seven images.)"""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import soundfile
 
-from phi4ui.commands.common import Exit
 from phi4ui.core.audio import PreparedAudio
+from phi4ui.core.chat import Sampling
 from phi4ui.core.images import PreparedImage
 from phi4ui.core.media import MediaLimits, prepare
+from phi4ui.evaluation.batch import BatchOptions, run_batch, write_results
 from phi4ui.evaluation.cases import read_cases
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,19 +71,17 @@ def one_case_of_each_task(folder: Path) -> Path:
 
 
 @pytest.mark.engine
-def test_the_sample_command_reports_every_tasks_metrics(tmp_path: Path,
-                                                         checkpoint: Path) -> None:
+def test_the_sample_set_reports_every_tasks_metrics(tmp_path: Path, embedded_engine: Any,
+                                                    engine_loop: Any) -> None:
+    """What `python -m phi4ui batch assets/eval-sample/cases.jsonl` prints and writes, run
+    in this process on the session's engine (the command itself is tested in test_cli)."""
     out = tmp_path / "report"
-    command = [sys.executable, "-m", "phi4ui", "batch", str(one_case_of_each_task(tmp_path)),
-               "--out", str(out), "--max-tokens", "8", "--model", str(checkpoint),
-               "--max-model-len", "4096", "--max-num-seqs", "16", "--cpu-kv-cache-gib", "1",
-               "--db-path", str(tmp_path / "answers.db"), "--log-level", "warning"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=600, check=False)
+    case_file = read_cases(one_case_of_each_task(tmp_path))
+    options = BatchOptions(sampling=Sampling(max_tokens=8))
+    run = engine_loop.run(run_batch(embedded_engine, case_file, options))
+    write_results(run, out)
 
-    assert result.returncode == Exit.OK, result.stderr[-3000:]
-    report = result.stdout
+    report = "\n".join(run.summary.lines())
     assert f"cases {len(ONE_OF_EACH)}: {len(ONE_OF_EACH)} answered, 0 errors" in report
     for task, metrics in REPORTED.items():
         for metric in metrics:
