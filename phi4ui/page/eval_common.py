@@ -106,3 +106,17 @@ async def export_download(store: Store, ids: list[str], kind: str, detail: str,
         warn(error)
         return gr.DownloadButton(visible=False)
     return gr.DownloadButton(f"Download {name}{detail}", value=str(path), visible=True)
+
+
+def shows_everyones_records(store: Store | None, everyone_may_review: bool, needs_login: str,
+                            elem_id: str) -> bool:
+    """For a tab that lists every visitor's recorded answers (Review, Runs): True when it
+    may be built; otherwise it says why not (recording off, or a public address without a
+    login) and stays empty. Call inside the tab."""
+    if store is None:
+        gr.Markdown(RECORDING_OFF)
+        return False
+    if not everyone_may_review:
+        gr.Markdown(needs_login, elem_id=elem_id)
+        return False
+    return True

@@ -18,10 +18,10 @@ from phi4ui.evaluation.store import Store
 from phi4ui.page import eval_views
 from phi4ui.page.eval_common import (
     DEFAULT_TAGS,
-    RECORDING_OFF,
     Outputs,
     bind,
     export_download,
+    shows_everyones_records,
     split_tags,
     tag_fields,
     warn,
@@ -66,12 +66,10 @@ def build_review_tab(store: Store | None, engine: Engine | None, files: PageFile
                      everyone_may_review: bool = True) -> None:
     """`everyone_may_review`: a login is required, or only this machine can connect."""
     with gr.Tab("Review", id="review", elem_id="tab-review") as tab:
-        if store is None:
-            gr.Markdown(RECORDING_OFF)
+        if not shows_everyones_records(store, everyone_may_review, REVIEW_NEEDS_LOGIN,
+                                       "review-needs-login"):
             return
-        if not everyone_may_review:
-            gr.Markdown(REVIEW_NEEDS_LOGIN, elem_id="review-needs-login")
-            return
+        assert store is not None
         parts = render(tab)
         build_leaderboard_panel(store, tab)
         if engine is not None:

@@ -24,7 +24,13 @@ from phi4ui.evaluation.run_compare import (
 )
 from phi4ui.evaluation.store import Store
 from phi4ui.page import run_views
-from phi4ui.page.eval_common import RECORDING_OFF, Outputs, export_folder, internal, warn
+from phi4ui.page.eval_common import (
+    Outputs,
+    export_folder,
+    internal,
+    shows_everyones_records,
+    warn,
+)
 from phi4ui.page.eval_views import escape
 from phi4ui.page.files import PageFiles
 
@@ -61,12 +67,10 @@ class RunsParts:
 def build_runs_tab(store: Store | None, files: PageFiles, *,
                    everyone_may_review: bool = True) -> None:
     with gr.Tab("Runs", id="runs", elem_id="tab-runs") as tab:
-        if store is None:
-            gr.Markdown(RECORDING_OFF)
+        if not shows_everyones_records(store, everyone_may_review, RUNS_NEED_LOGIN,
+                                       "runs-need-login"):
             return
-        if not everyone_may_review:
-            gr.Markdown(RUNS_NEED_LOGIN, elem_id="runs-need-login")
-            return
+        assert store is not None
         parts = render(tab)
     wire(parts, RunsHandlers(store, files))
 
