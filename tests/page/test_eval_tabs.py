@@ -22,7 +22,8 @@ from phi4ui.page.eval_common import Outputs, split_tags, tag_fields
 from phi4ui.page.file_owners import FileOwners
 from phi4ui.page.files import PageFiles
 from phi4ui.page.replay_panel import ReplayHandlers, replayed
-from phi4ui.page.review_tab import ReviewHandlers
+from phi4ui.page.review_tab import ReviewHandlers, build_review_tab
+from phi4ui.page.runs_tab import build_runs_tab
 from phi4ui.page.side_by_side_tab import SEND_FIRST, SideBySideHandlers
 from tests.support.evalhelpers import record_for
 
@@ -178,3 +179,25 @@ def test_each_replayed_outcome_comes_as_the_replay_reports_it(tmp_path):
     shown = asyncio.run(outcomes())
     assert [type(o) for o in shown] == [replay.ReplayRefused, replay.ReplayRefused]
     assert [str(o).split(":")[0] for o in shown] == [f"Record {r.id}" for r in records]
+
+
+# ---------------------------------------------------------------- tabs of everyone's records
+
+@pytest.mark.parametrize(("build", "needs_login"), [
+    (lambda store, files, may: build_review_tab(store, None, files, everyone_may_review=may),
+     "review-needs-login"),
+    (lambda store, files, may: build_runs_tab(store, files, everyone_may_review=may),
+     "runs-need-login")], ids=["review", "runs"])
+def test_tabs_of_everyones_records_are_empty_on_a_public_address_without_a_login(
+        store, files, build, needs_login):
+    def elem_ids(may_review: bool) -> set[str]:
+        with gr.Blocks() as page:
+            build(store, files, may_review)
+        return {b.elem_id for b in page.blocks.values() if getattr(b, "elem_id", None)}
+
+    public = elem_ids(False)
+    assert needs_login in public
+    private = elem_ids(True)
+    assert needs_login not in private
+    # The public tab holds nothing but the tab, its message and its label.
+    assert len(public) < 4 < len(private)
