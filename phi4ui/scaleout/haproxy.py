@@ -58,6 +58,10 @@ defaults
     log global
     option httplog
     option dontlognull
+    # Pass each small write on at once: without it a streamed answer's chunks wait for
+    # more data or the peer's delayed ACK, about 200 ms at a time (measured through
+    # this configuration: 219 ms largest gap between chunks sent 5 ms apart, 9 ms with it).
+    option http-no-delay
     timeout connect 5s
     timeout client {LONG_STREAM_S}s
     timeout server {LONG_STREAM_S}s

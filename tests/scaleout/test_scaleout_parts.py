@@ -4,14 +4,17 @@ it is given, and each page process reads back the app's settings from its enviro
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from bench.procs import free_port
+from bench.procs import answers_ok, free_port, start_in_group, stop_group, wait_until_ready
 from phi4ui.errors import SettingsError
 from phi4ui.scaleout.cluster import page_environment
 from phi4ui.scaleout.haproxy import STICKY_COOKIE, check_config, config_text, haproxy_binary
@@ -77,3 +80,34 @@ def test_haproxy_starts_within_the_file_limit_it_was_configured_for(tmp_path: Pa
     finally:
         proxy.kill()
     raise AssertionError(f"HAProxy ended at once: {proxy.stderr.read() if proxy.stderr else ''}")
+
+
+@needs_haproxy
+def test_a_streamed_answer_passes_the_proxy_chunk_by_chunk(tmp_path: Path) -> None:
+    # Without `option http-no-delay`, HAProxy held small chunks back for about 200 ms
+    # (the peer's delayed ACK): an answer's updates reached the browser in bursts.
+    backend, port = free_port(), free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(config_text("127.0.0.1", port, [backend]))
+    server = start_in_group([sys.executable, "-m", "tests.support.chunked_server", str(backend),
+                             "40", "0.01"], tmp_path / "server.log")
+    proxy = start_in_group([haproxy_binary(), "-db", "-f", str(config)], tmp_path / "proxy.log")
+    try:
+        for process, url in ((server, f"http://127.0.0.1:{backend}/healthz"),
+                             (proxy, f"http://127.0.0.1:{port}/healthz")):
+            wait_until_ready(process, lambda url=url: answers_ok(url), name=url, timeout_s=30,
+                             log=lambda: (tmp_path / "proxy.log").read_text())
+        largest = sorted(_largest_gap(f"http://127.0.0.1:{port}/stream") for _ in range(3))
+    finally:
+        stop_group(proxy)
+        stop_group(server)
+    assert largest[1] < 0.12, f"largest gaps between chunks: {largest} s"
+
+
+def _largest_gap(url: str) -> float:
+    arrivals = []
+    with httpx.stream("GET", url, timeout=30) as response:
+        for _ in response.iter_raw():
+            arrivals.append(time.perf_counter())
+    assert len(arrivals) > 1
+    return max(later - earlier for earlier, later in itertools.pairwise(arrivals))
