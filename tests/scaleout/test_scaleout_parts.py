@@ -4,6 +4,7 @@ it is given, and each page process reads back the app's settings from its enviro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import resource
 import subprocess
@@ -95,7 +96,7 @@ def test_a_streamed_answer_passes_the_proxy_chunk_by_chunk(tmp_path: Path) -> No
     try:
         for process, url in ((server, f"http://127.0.0.1:{backend}/healthz"),
                              (proxy, f"http://127.0.0.1:{port}/healthz")):
-            wait_until_ready(process, lambda url=url: answers_ok(url), name=url, timeout_s=30,
+            wait_until_ready(process, functools.partial(answers_ok, url), name=url, timeout_s=30,
                              log=lambda: (tmp_path / "proxy.log").read_text())
         largest = sorted(_largest_gap(f"http://127.0.0.1:{port}/stream") for _ in range(3))
     finally:
