@@ -146,6 +146,8 @@ def _stress(run: dict[str, Any], job: dict[str, Any], setup: Setup,
                                                            profile_to):
                 run["results"] += run_clients(job, target, path, setup.work,
                                               job["scenarios"])["results"]
+                if gpus := gpu_memory_used():
+                    target.facts["gpu_memory_mib"] = gpus
         except NotReady as error:
             run["skipped"][path] = str(error)
             print(f"{path}: skipped: {error}", file=sys.stderr)
@@ -170,13 +172,24 @@ def machine() -> dict[str, Any]:
 
 def _gpu_name() -> str | None:
     """The GPUs as nvidia-smi names them, where it is installed."""
+    found = _nvidia_smi("name")
+    return f"{len(found)} x {found[0]}" if found else None
+
+
+def gpu_memory_used() -> list[int]:
+    """Memory in use on each GPU now, in MiB (empty without nvidia-smi): which GPUs a path
+    really uses, e.g. both with --data-parallel-size 2."""
+    return [int(value) for value in _nvidia_smi("memory.used") if value.isdigit()]
+
+
+def _nvidia_smi(field: str) -> list[str]:
     try:
-        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+        lines = subprocess.run(["nvidia-smi", f"--query-gpu={field}",
+                                "--format=csv,noheader,nounits"],
                                capture_output=True, text=True, timeout=30).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
-        return None
-    found = [n.strip() for n in names if n.strip()]
-    return f"{len(found)} x {found[0]}" if found else None
+        return []
+    return [line.strip() for line in lines if line.strip()]
 
 
 def versions() -> dict[str, str]:

@@ -73,15 +73,16 @@ def markdown(run: dict[str, Any]) -> str:
 
 def _machine(run: dict[str, Any]) -> list[str]:
     m, settings = run["machine"], run["settings"]
+    workload = (f"; {settings['output_tokens']} output tokens per request (EOS ignored on the "
+                f"raw engine and the server; the page asks for the same budget), "
+                f"{settings['requests_per_user']} requests per user, each user's requests one "
+                f"after another, all users at once" if run["results"] else "")
     return [
         f"Machine: {m['cores']} CPU cores ({m['cpu']}), {m['memory_gib']} GiB, "
         f"GPU: {m['gpu'] or 'none'}; Python {m['python']}. Versions: "
         + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + ".",
-        f"Model: `{run.get('model', '')}`. Settings: `{' '.join(run['app_args'])}`; "
-        f"{settings['output_tokens']} output tokens per request (EOS ignored on the raw "
-        f"engine and the server; the page asks for the same budget), "
-        f"{settings['requests_per_user']} requests per user, each user's requests one after "
-        f"another, all users at once. Clients: {run.get('client_procs', 1)} processes.",
+        f"Model: `{run.get('model', '')}`. Settings: `{' '.join(run['app_args'])}`{workload}. "
+        f"Clients: {run.get('client_procs', 1)} processes.",
     ]
 
 
@@ -120,6 +121,10 @@ def _extras(run: dict[str, Any]) -> list[str]:
         if server := run.get(f"{path}_start"):
             lines.append(f"- vLLM OpenAI server ({path}, {server['api_servers']} API "
                          f"process(es)) ready in {server['ready_s']} s.")
+    for key, facts in run.items():
+        if key.endswith("_start") and isinstance(facts, dict) and facts.get("gpu_memory_mib"):
+            used = ", ".join(f"{mib / 1024:.1f} GiB" for mib in facts["gpu_memory_mib"])
+            lines.append(f"- GPU memory in use per GPU at the end of {key[:-6]}: {used}.")
     return lines
 
 

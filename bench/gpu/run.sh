@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-gpu-out}
 mkdir -p "$out"
-export PATH=/tmp/site/bin:$PATH PYTHONPATH=/tmp/site:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 \
+export PATH=/tmp/site-bin:/tmp/site/bin:$PATH PYTHONPATH=/tmp/site:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 \
   VLLM_NO_USAGE_STATS=1 PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False
 checkpoint=/tmp/phi4mm-full
 
@@ -39,10 +39,11 @@ case "${1:-}" in
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target /tmp/site .whl*/*.whl
     if [ -x .whl/haproxy/haproxy ] && ! command -v haproxy >/dev/null; then
-      # Debian's HAProxy and its libraries, for serve --frontends on a machine without apt.
-      mkdir -p /tmp/site/haproxy /tmp/site/bin && cp -r .whl/haproxy/* /tmp/site/haproxy/
-      printf '#!/bin/sh\nLD_LIBRARY_PATH=/tmp/site/haproxy/lib exec /tmp/site/haproxy/haproxy "$@"\n' \
-        > /tmp/site/bin/haproxy && chmod +x /tmp/site/bin/haproxy
+      # Debian's HAProxy and its libraries, for serve --frontends on a machine without apt;
+      # outside /tmp/site, whose bin/ the next pip --target --upgrade replaces.
+      mkdir -p /tmp/site-bin/haproxy-files && cp -r .whl/haproxy/* /tmp/site-bin/haproxy-files/
+      printf '#!/bin/sh\nLD_LIBRARY_PATH=/tmp/site-bin/haproxy-files/lib exec /tmp/site-bin/haproxy-files/haproxy "$@"\n' \
+        > /tmp/site-bin/haproxy && chmod +x /tmp/site-bin/haproxy
     fi
     touch /tmp/site/.deps
     python3 -c "import gradio, soundfile, soxr, av, mcp, jiwer; print('gradio', gradio.__version__)"
@@ -72,16 +73,17 @@ case "${1:-}" in
       | tee "$out/realistic.log" | grep -vE "^\(|WARNING" || true
     ;;
   report)
-    # The whole H200 report in one go (two GPUs for the data-parallel part): the stress
-    # benchmark of every path, then 1 vs 2 GPUs behind the scaled-out app, then the
-    # realistic load. Each part writes its own folder under $out.
-    OUT="$out/stress" "$0" bench
+    # The whole H200 report (two GPUs for the data-parallel part): the stress benchmark of
+    # every path at 1 to 128 people, then 1 vs 2 GPUs behind the scaled-out app with 8 page
+    # processes, then the realistic load. Each part writes its own folder under $out; run it
+    # in the background (setsid) and collect the folders as they are written.
+    OUT="$out/stress" "$0" bench --users 1,16,64,128
     for dp in 1 2; do
-      OUT="$out/dp$dp" "$0" bench --paths app_scaled --kinds text --users 64,128 \
+      OUT="$out/dp$dp" "$0" bench --paths app_scaled --kinds text --users 64,128 --frontends 8 \
         --no-calibration --extra-app-args "--data-parallel-size $dp" --label "H200 x$dp"
     done
-    OUT="$out/realistic" "$0" realistic --realistic-paths app_scaled,app \
-      --realistic-people 16,64,128,256
+    OUT="$out/realistic" "$0" realistic --realistic-paths app_scaled \
+      --realistic-people 32,64,128,256 --realistic-messages 2 --think-s 5 --ramp-s 15
     ;;
   soak)
     python3 -m bench.soak --out "$out" "${@:2}" 2>&1 | tee "$out/soak.log" \
