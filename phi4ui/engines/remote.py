@@ -125,6 +125,11 @@ class RemoteEngine:
                             text_guard=self._text_guard)
 
     @property
+    def metrics_scrapes(self) -> int:
+        """How many times the server's `/metrics` was fetched (answers share scrapes)."""
+        return self._view.scrapes
+
+    @property
     def _max_model_len(self) -> int:
         server = self._server
         return (server and server.max_model_len) or self.settings.max_model_len
@@ -261,11 +266,13 @@ class RemoteEngine:
                                                         progress, server.is_vllm)) as deltas:
                 async for delta in deltas:
                     recorder.tokens(delta.tokens)
+                    if before is not None:
+                        before.first_token(self._view)
                     yield delta
         finally:
             self._answering -= 1
             if before is not None and progress.finished_at is None:
-                before.fresh.cancel()
+                before.cancel()
         stats = recorder.finish(
             engine="remote", adapter=model if model in ADAPTERS else None,
             finish_reason=progress.finish_reason or "stop",

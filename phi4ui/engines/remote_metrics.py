@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, replace
 
 import httpx
@@ -25,18 +26,29 @@ NO_REQUEST_TIMINGS = ("queue time", "prefill time", "decode time")
 ALWAYS_MISSING = ("device memory",)  # vLLM's /metrics does not export it
 
 
-@dataclass(frozen=True)
+@dataclass
 class Before:
     """The scrapes that can serve as "before" a request: the latest one at hand when it
-    was sent, and a fresh one started beside it."""
+    was sent, and a fresh one taken once its first token has come. vLLM records a
+    request's queue, prefill and decode time when it finishes, so any scrape before the
+    end will do; taken after the first token, it does not compete on the server with the
+    request's own start."""
 
     latest: prometheus.Scrape | None
-    fresh: asyncio.Future[prometheus.Scrape | None]
+    fresh: asyncio.Future[prometheus.Scrape | None] | None = None
+
+    def first_token(self, view: ServerView) -> None:
+        if self.fresh is None:
+            self.fresh = asyncio.ensure_future(view.scrape())
+
+    def cancel(self) -> None:
+        if self.fresh is not None:
+            self.fresh.cancel()
 
     async def taken_before(self, finished_at: float) -> prometheus.Scrape | None:
         """The fresh scrape, unless the answer ended first (on a busy machine a short
         answer can): one taken after the end already counts the request."""
-        fresh = await self.fresh
+        fresh = await self.fresh if self.fresh is not None else None
         if fresh is not None and fresh.taken_at < finished_at:
             return fresh
         return self.latest
@@ -48,10 +60,17 @@ class ServerView:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
         self._last_scrape: prometheus.Scrape | None = None
+        # One scrape at a time, shared by every answer that can use it: with many people
+        # at once, each answer's own scrapes would cost the server (which renders them)
+        # and this process (which parses them) per answer.
+        self._in_flight: asyncio.Future[prometheus.Scrape | None] | None = None
+        self._in_flight_since = 0.0
+        self.scrapes = 0  # fetched, for tests and logs
 
     def before(self) -> Before:
-        """Call as a request is sent; the scrape it starts runs beside the stream."""
-        return Before(self._last_scrape, asyncio.ensure_future(self.scrape()))
+        """Call as a request is sent; call `first_token` on what it returns when the
+        request's first token comes."""
+        return Before(self._last_scrape)
 
     async def with_server_view(self, stats: RequestStats, before: Before | None,
                                progress: wire.StreamProgress) -> RequestStats:
@@ -63,7 +82,7 @@ class ServerView:
                            missing=NO_METRICS + ALWAYS_MISSING)
         assert progress.finished_at is not None
         first = await before.taken_before(progress.finished_at)
-        last = await self._scrape_after(first)
+        last = await self._scrape_after(first, progress.finished_at)
         if last is None:
             return replace(stats, missing=NO_METRICS + ALWAYS_MISSING)
         timings, adapters = None, None
@@ -78,25 +97,39 @@ class ServerView:
                        prefill_s=timings.prefill_s, decode_s=timings.decode_s,
                        missing=ALWAYS_MISSING)
 
-    async def _scrape_after(self, first: prometheus.Scrape | None) -> prometheus.Scrape | None:
+    async def _scrape_after(self, first: prometheus.Scrape | None,
+                            finished_at: float) -> prometheus.Scrape | None:
         """A scrape that shows the request finished (waits up to `AFTER_SCRAPE_DELAYS_S`)."""
         last = None
         for delay in AFTER_SCRAPE_DELAYS_S if first is not None else (0.0,):
             await asyncio.sleep(delay)
-            last = await self.scrape()
+            last = await self.scrape(started_after=finished_at)
             if last is None or first is None or prometheus.finished_between(first, last):
                 break
         return last
 
-    async def scrape(self) -> prometheus.Scrape | None:
+    async def scrape(self, started_after: float | None = None) -> prometheus.Scrape | None:
+        """A scrape of `/metrics`: the one in flight when it began after `started_after`
+        (any, without it), else a new one."""
+        shared = self._in_flight
+        if shared is None or shared.done() or (started_after is not None
+                                               and self._in_flight_since < started_after):
+            self._in_flight_since = time.monotonic()
+            shared = self._in_flight = asyncio.ensure_future(self._fetch())
+        return await asyncio.shield(shared)
+
+    async def _fetch(self) -> prometheus.Scrape | None:
+        self.scrapes += 1
         try:
             response = await self._http.get("/metrics")
             response.raise_for_status()
-            self._last_scrape = prometheus.parse(response.text)
+            scrape = prometheus.parse(response.text)
         except (httpx.HTTPError, ValueError) as error:
             log.debug("Remote engine: /metrics failed: %s", error)
             return None
-        return self._last_scrape
+        if self._last_scrape is None or scrape.taken_at > self._last_scrape.taken_at:
+            self._last_scrape = scrape
+        return scrape
 
     async def snapshot(self, has_metrics: bool) -> EngineSnapshot:
         scrape = await self.scrape() if has_metrics else None

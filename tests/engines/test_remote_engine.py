@@ -123,6 +123,23 @@ def test_statistics_are_present_and_consistent(remote_engine, engine_loop):
     assert stats.summary() and "Not reported by this engine: device memory" in stats.details()
 
 
+def test_answers_at_once_share_the_server_s_metrics_scrapes(remote_engine, engine_loop):
+    # Each answer used to fetch and parse /metrics at least twice (before and after): with
+    # many people that load fell on the server and on the page process, per answer.
+    requests = [plan(engine_loop, remote_engine, f"Question {n}.") for n in range(8)]
+
+    async def all_at_once():
+        return await asyncio.gather(*(collect(remote_engine, r) for r in requests))
+
+    scrapes_before = remote_engine.metrics_scrapes
+    answers = engine_loop.run(all_at_once())
+    scrapes = remote_engine.metrics_scrapes - scrapes_before
+    assert scrapes < 2 * len(requests), f"{scrapes} scrapes for {len(requests)} answers"
+    for _, stats in answers:
+        assert stats.completion_tokens == FIXED.max_tokens
+        assert stats.snapshot is not None and stats.snapshot.kv_cache_usage is not None
+
+
 def test_stopping_an_answer_aborts_the_server_request(remote_engine, vllm_server, engine_loop):
     longest = Sampling(temperature=0.0, max_tokens=4000, ignore_eos=True)
     request = plan(engine_loop, remote_engine, "Go on forever.", longest)
