@@ -87,6 +87,11 @@ class Settings:
                                       check=_between(0.25, 1024.0))
     max_num_seqs: int = _option(64, "requests the engine batches at once",
                                 check=_between(1, 1024))
+    stream_interval: int = _option(1, "tokens vLLM gathers into one streamed chunk (the first "
+                                   "comes at once): more costs the page less per token with "
+                                   "many people, at the price of coarser updates; for a remote "
+                                   "server, its own vllm serve --stream-interval",
+                                   check=_between(1, 64))
     tensor_parallel_size: int = _option(1, "GPUs to split the model over",
                                         check=_between(1, 64))
     data_parallel_size: int = _option(1, "copies of the model, one per GPU (or group of "

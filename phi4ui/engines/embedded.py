@@ -70,6 +70,7 @@ def engine_config(settings: Settings, source: ModelSource, *,
         gpu_memory_utilization=settings.gpu_memory_utilization,
         tensor_parallel_size=settings.tensor_parallel_size,
         data_parallel_size=settings.data_parallel_size,
+        stream_interval=settings.stream_interval,
         # CUDA graphs are the GPU's speed; on the CPU eager mode starts faster.
         enforce_eager=settings.enforce_eager or not has_gpu,
     )

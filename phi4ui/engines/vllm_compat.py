@@ -60,6 +60,7 @@ class EngineConfig:
     tensor_parallel_size: int
     enforce_eager: bool
     data_parallel_size: int = 1
+    stream_interval: int = 1
 
 
 def engine_args(config: EngineConfig) -> Any:
@@ -85,6 +86,7 @@ def engine_args(config: EngineConfig) -> Any:
         data_parallel_size=config.data_parallel_size,
         distributed_executor_backend=executor_backend(config),
         enforce_eager=config.enforce_eager,
+        stream_interval=config.stream_interval,
         disable_log_stats=False,
     )
 

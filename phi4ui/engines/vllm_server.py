@@ -51,6 +51,7 @@ def _capacity_flags(config: EngineConfig) -> list[str]:
         "--gpu-memory-utilization", str(config.gpu_memory_utilization),
         "--tensor-parallel-size", str(config.tensor_parallel_size),
         "--data-parallel-size", str(config.data_parallel_size),
+        "--stream-interval", str(config.stream_interval),
         "--distributed-executor-backend", executor_backend(config),
         *(["--enforce-eager"] if config.enforce_eager else []),
     ]

@@ -33,12 +33,16 @@ from tests.support.vllm_server import VllmServer, free_port
 pytestmark = pytest.mark.engine
 ENDLESS = Sampling(temperature=0.0, max_tokens=2000, ignore_eos=True)
 SECRET = "sk-test-key-that-must-stay-hidden"
+STREAM_INTERVAL = 3
 
 
 @pytest.fixture(scope="module")
 def vllm_server(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[VllmServer]:
-    server = VllmServer(checkpoint, tmp_path_factory.mktemp("vllm") / "server.log")
+    # Several tokens per chunk (the first at once), as `--stream-interval` makes a server
+    # under load send them: every test here also checks that chunks of any size count right.
+    server = VllmServer(checkpoint, tmp_path_factory.mktemp("vllm") / "server.log",
+                        extra=["--stream-interval", str(STREAM_INTERVAL)])
     server.start()
     yield server
     server.stop()
@@ -121,6 +125,16 @@ def test_statistics_are_present_and_consistent(remote_engine, engine_loop):
     assert snapshot.generation_tokens_total >= FIXED.max_tokens and snapshot.process_memory > 0
     assert stats.missing == ("device memory",)
     assert stats.summary() and "Not reported by this engine: device memory" in stats.details()
+
+
+def test_a_server_s_stream_interval_brings_several_tokens_per_chunk(remote_engine, engine_loop):
+    request = plan(engine_loop, remote_engine, "Count to ten.")
+    deltas, stats = engine_loop.run(collect(remote_engine, request))
+    counts = [delta.tokens for delta in deltas]
+    assert sum(counts) == stats.completion_tokens == FIXED.max_tokens
+    assert counts[0] == 1 and max(counts) == STREAM_INTERVAL
+    assert len(counts) <= 1 + -(-(FIXED.max_tokens - 1) // STREAM_INTERVAL)
+    assert 0 < stats.itl_p50_s <= stats.itl_p95_s  # a chunk's gap is spread over its tokens
 
 
 def test_answers_at_once_share_the_server_s_metrics_scrapes(remote_engine, engine_loop):

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ READY_TIMEOUT_S = 300
 
 
 def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
-                   dynamic_hd: int | None = 4) -> list[str]:
+                   dynamic_hd: int | None = 4, extra: Sequence[str] = ()) -> list[str]:
     """`dynamic_hd` None: the server takes it from the checkpoint's preprocessor_config.json,
     as `vllm serve` started from the model card does."""
     tiling = ([] if dynamic_hd is None
@@ -41,15 +42,16 @@ def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
         *tiling,
         "--enforce-eager", "--max-num-seqs", "16",
         # The worker inside the engine-core process: one process fewer to start.
-        "--distributed-executor-backend", "uni", "--disable-uvicorn-access-log",
+        "--distributed-executor-backend", "uni", "--disable-uvicorn-access-log", *extra,
     ]
 
 
 class VllmServer:
     def __init__(self, checkpoint: Path, log_path: Path, port: int | None = None, *,
-                 dynamic_hd: int | None = 4) -> None:
+                 dynamic_hd: int | None = 4, extra: Sequence[str] = ()) -> None:
         self.checkpoint = checkpoint
         self.dynamic_hd = dynamic_hd
+        self.extra = tuple(extra)  # more `vllm serve` flags
         self.log_path = log_path
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -66,7 +68,8 @@ class VllmServer:
     def start(self) -> None:
         """Starts the server and waits until it answers /v1/models."""
         env = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
-        command = server_command(self.checkpoint, self.port, dynamic_hd=self.dynamic_hd)
+        command = server_command(self.checkpoint, self.port, dynamic_hd=self.dynamic_hd,
+                                 extra=self.extra)
         self.process = start_in_group(command, self.log_path, env, append=True)
         try:
             wait_until_ready(self.process, lambda: answers_ok(f"{self.base_url}/models"),
