@@ -288,7 +288,8 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
 
 
 STALL_LINE = re.compile(r"The event loop was held for (\d+) ms(?:, in:\n((?:  .*\n?)+))?"
-                        r"(?:busy threads: (.*))?")
+                        r"(?:busy threads: (.*)\n?)?"
+                        r"(?:\n?loop thread: (\d+) ms on a CPU, (\d+) ms waiting for one)?")
 
 
 def logged_stalls(log: str) -> list[dict[str, Any]]:
@@ -307,8 +308,28 @@ def logged_stalls(log: str) -> list[dict[str, Any]]:
         if ours and ours[-1] != where:
             where += f" (in {ours[-1]})"
         stalls.append({"ms": int(match[1]), "where": where, "stack": stack.rstrip(),
-                       "busy_threads": match[3] or ""})
+                       "busy_threads": match[3] or "",
+                       **({"on_cpu_ms": int(match[4]), "waiting_for_cpu_ms": int(match[5])}
+                          if match[4] is not None else {})})
     return stalls
+
+
+def stall_split(stalls: list[dict[str, Any]]) -> str:
+    """How the logged stalls' time divides, from the loop thread's scheduler figures."""
+    split = [s for s in stalls if "on_cpu_ms" in s]
+    if not split:
+        return "not measured (no scheduler figures in the log)"
+    total = sum(s["ms"] for s in split)
+    running = sum(min(s["on_cpu_ms"], s["ms"]) for s in split)
+    waiting = sum(min(s["waiting_for_cpu_ms"], s["ms"]) for s in split)
+    other = max(0, total - running - waiting)
+    held = [s for s in split if s["ms"] >= 200]
+    held_other = sum(max(0, s["ms"] - s["on_cpu_ms"] - s["waiting_for_cpu_ms"]) for s in held)
+    return (f"of {total:,} ms in {len(split)} stalls, the loop thread ran {running / total:.0%}"
+            f", waited for a CPU {waiting / total:.0%} and was off the CPU by its own doing "
+            f"(Python's lock, a blocking call) {other / total:.0%}; in the {len(held)} stalls "
+            f"of 200 ms or more that last share was "
+            f"{held_other / max(1, sum(s['ms'] for s in held)):.0%}")
 
 
 def worst_stacks(stalls: list[dict[str, Any]], count: int = 10) -> list[dict[str, Any]]:
@@ -408,6 +429,7 @@ def markdown(run: dict[str, Any]) -> str:
         f"engine's start, warm-up and first uses included): "
         f"{len(run.get('stalls_logged', []))}; "
         f"{stall_places(run.get('stalls_logged', []))}.",
+        f"- Where the stalls' time went: {stall_split(run.get('stalls_logged', []))}.",
         f"- The people's processes used {s['people_cpu_pct_of_one_core']}% of one core on "
         f"average ({s['people_cpu_pct_worst_interval']}% in the busiest "
         f"{settings['sample_every_s']:.0f} s).",

@@ -7,13 +7,18 @@ a stall of L ms reads as between L - interval and L ms.
 
 A stall longer than `REPORT_AFTER_S` is logged with where the loop was held: a thread
 of the watch looks at the loop thread's stack while the stall lasts, so the log names
-the blocking call instead of only its length.
+the blocking call instead of only its length, and (on Linux, from the kernel's scheduler
+statistics of the loop thread) how much of the stall the loop thread ran on a CPU and how
+much it waited for one: a loop that ran for most of the stall did work of its own (many
+ready callbacks, or one long one); one that waited for a CPU lost it to other processes;
+the rest it was off the CPU by its own doing (a blocking call, or Python's lock).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 import time
@@ -51,14 +56,18 @@ class LoopWatch:
         spy = threading.Thread(target=self._spy, args=(threading.get_ident(), stop),
                                name="loop-stall-spy", daemon=True)
         spy.start()
+        schedstat = _SchedStat()  # of this thread, the loop's
         try:
             while True:
                 asked = loop.time() + self.interval_s
                 self._due_at = time.monotonic() + self.interval_s
+                before = schedstat.read()
                 await asyncio.sleep(self.interval_s)
-                self.observe(loop.time() - asked)
+                late_s = loop.time() - asked
+                self.observe(late_s, _split(late_s, before, schedstat.read()))
         finally:
             stop.set()
+            schedstat.close()
 
     def _spy(self, loop_thread: int, stop: threading.Event) -> None:
         """Takes the loop thread's stack once a stall passes REPORT_AFTER_S, with where the
@@ -73,12 +82,12 @@ class LoopWatch:
                     lines = traceback.format_stack(frame)[-STACK_LINES:]
                     self._held_in = "".join(lines).rstrip() + _busy_threads(frames)
 
-    def observe(self, late_s: float) -> None:
+    def observe(self, late_s: float, split: str = "") -> None:
         late_s = max(0.0, late_s)
         held_in, self._held_in = self._held_in, None
         if late_s > REPORT_AFTER_S and self.report_stalls:
-            log.warning("The event loop was held for %.0f ms%s", late_s * 1000,
-                        f", in:\n{held_in}" if held_in else "")
+            log.warning("The event loop was held for %.0f ms%s%s", late_s * 1000,
+                        f", in:\n{held_in}" if held_in else "", split)
         self.wakeups += 1
         self.worst_s = max(self.worst_s, late_s)
         bucket = int(time.monotonic() // BUCKET_S)
@@ -110,3 +119,40 @@ def _busy_threads(frames: dict[int, types.FrameType]) -> str:
             f"{frame.f_lineno} {frame.f_code.co_name}"
             for ident, frame in frames.items() if frame.f_code.co_name not in WAITING]
     return f"\nbusy threads: {'; '.join(busy[:6])}" if busy else ""
+
+
+class _SchedStat:
+    """The calling thread's time on a CPU and waiting for one, in ns, as the kernel counts
+    them (`/proc/.../schedstat`); None where there is no such file. One read costs about
+    a microsecond."""
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open(
+                f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def read(self) -> tuple[int, int] | None:
+        if self._fd is None:
+            return None
+        try:
+            running, waiting = os.pread(self._fd, 128, 0).split()[:2]
+            return int(running), int(waiting)
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _split(late_s: float, before: tuple[int, int] | None, after: tuple[int, int] | None
+           ) -> str:
+    """`\nloop thread: R ms on a CPU, W ms waiting for one` over the sleep and the stall
+    after it, or nothing without the figures or without a stall worth logging."""
+    if late_s <= REPORT_AFTER_S or before is None or after is None:
+        return ""
+    running_ms, waiting_ms = ((b - a) / 1e6 for a, b in zip(before, after, strict=True))
+    return f"\nloop thread: {running_ms:.0f} ms on a CPU, {waiting_ms:.0f} ms waiting for one"

@@ -2,9 +2,14 @@
 
 import asyncio
 import logging
+import os
 import re
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from phi4ui.web.loopwatch import LoopWatch
 
@@ -122,3 +127,43 @@ def test_stalls_are_not_logged_while_reporting_is_off_but_still_counted(caplog):
         watch = asyncio.run(scenario())
     assert caplog.records == []
     assert watch.figures()["loop_stall_max_ms"] >= 300
+
+
+def busy_for(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def logged_split(caplog: Any, hold: Callable[[], None]) -> tuple[int, int, int]:
+    """The stall's length, and the loop thread's ms on a CPU and waiting for one, as logged."""
+    async def scenario() -> None:
+        watch = LoopWatch(interval_s=0.01)
+        task = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.05)
+        hold()
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
+        asyncio.run(scenario())
+    [record] = caplog.records
+    found = re.search(r"held for (\d+) ms.*\nloop thread: (\d+) ms on a CPU, (\d+) ms waiting "
+                      r"for one$", record.getMessage(), re.S)
+    assert found, record.getMessage()
+    return int(found[1]), int(found[2]), int(found[3])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="Linux only")
+def test_a_stall_of_the_loops_own_work_is_logged_as_time_on_a_cpu(caplog):
+    held, running, waiting = logged_split(caplog, lambda: busy_for(0.3))
+    assert held >= 280
+    assert running + waiting >= 0.9 * held  # working, or ready to work
+    assert running >= 280 * 0.5  # two busy cores at most beside it in the test runs
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="Linux only")
+def test_a_stall_of_a_blocked_loop_is_logged_as_neither(caplog):
+    held, running, waiting = logged_split(caplog, lambda: time.sleep(0.3))
+    assert held >= 280
+    assert running + waiting < 0.5 * held  # off the CPU by its own doing
