@@ -12,11 +12,15 @@ workarounds make a refusal of such a step look as a queued one would.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Iterable
 from html import escape
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import gradio as gr
+from gradio import utils as gradio_utils
 
 from phi4ui.errors import Phi4UIError
 
@@ -102,3 +106,43 @@ def then_as_if_changed(event: Any, on_change: Callable[..., Any], inputs: list[A
     Works around: Gradio fires the textbox's change event for a value a step sets when its
     text changes, but not when only its files do (a photo attached from the camera)."""
     event.then(on_change, inputs, outputs, queue=False, **INTERNAL)
+
+
+# ---------------------------------------------------------------- the file checks of an update
+
+FILE_CHECKS_REMEMBERED = 65536  # pairs of paths; a few MB at most
+
+
+def remember_file_checks() -> None:
+    """Works around: Gradio checks every file of an output's value each time the value is
+    sent, and for a chat that is every streamed update, with every image and audio clip of
+    the whole conversation: whether the file is a static file, may be served and is in the
+    cache, each by `gradio.utils.is_in_or_equal`, which resolves both paths (`realpath`, a
+    system call per folder of each) on the event loop. With a few files per conversation
+    and tens of answers streaming at once this was most of the loop's own time, and its
+    stalls were held there (`_joinrealpath`, `stat`).
+
+    Remembered here: whether a file Gradio keeps in its upload folder lies in a given
+    folder. That answer cannot change while the app runs: Gradio names those files itself
+    and writes them as plain files, never links, so resolving them again finds the same
+    path. Any other path (one not in its normal form, one outside the upload folder) is
+    checked as before, every time. The checks themselves are unchanged."""
+    if getattr(gradio_utils.is_in_or_equal, "remembers", False):
+        return
+    checked = gradio_utils.is_in_or_equal
+    upload_folder = os.path.join(os.path.abspath(gradio_utils.get_upload_folder()), "")
+
+    @functools.lru_cache(maxsize=FILE_CHECKS_REMEMBERED)
+    def remembered(path_1: str, path_2: str) -> bool:
+        return checked(path_1, path_2)
+
+    def is_in_or_equal(path_1: str | Path, path_2: str | Path) -> bool:
+        first, second = str(path_1), str(path_2)
+        if (first.startswith(upload_folder) and os.path.normpath(first) == first
+                and os.path.isabs(second)):
+            return remembered(first, second)
+        return checked(path_1, path_2)
+
+    is_in_or_equal.remembers = True  # type: ignore[attr-defined]
+    is_in_or_equal.__wrapped__ = checked  # type: ignore[attr-defined]
+    gradio_utils.is_in_or_equal = is_in_or_equal

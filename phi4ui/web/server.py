@@ -27,6 +27,7 @@ from phi4ui.page.chat_tab import CSS_PATH, build_page, theme
 from phi4ui.page.file_owners import FileOwners
 from phi4ui.page.files import PageFiles, upload_root
 from phi4ui.page.gradio_workarounds import CSS as WORKAROUNDS_CSS
+from phi4ui.page.gradio_workarounds import remember_file_checks
 from phi4ui.settings import Settings
 from phi4ui.web import web_guard
 from phi4ui.web.file_guard import FileGuard
@@ -41,6 +42,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def build_server(settings: Settings, engine: Engine) -> FastAPI:
     _lighten_gradio()
+    _keep_worker_threads()
     staging.sweep()  # what earlier runs left in the temp folder
     store = Store.from_settings(settings)
     loop_watch = LoopWatch(report_stalls=False)  # until the engine is ready
@@ -169,7 +171,8 @@ def _check_files_like_a_launched_app(page: gr.Blocks) -> None:
 
 
 def _lighten_gradio() -> None:
-    """Removes two per-event costs of Gradio that this app has no use for."""
+    """Removes per-event costs of Gradio that this app has no use for."""
+    remember_file_checks()  # each streamed chat update re-checked every file of the chat
     # After every queued event Gradio rebuilds a pandas table of up to 10,000 past events for
     # its monitoring summary: milliseconds of CPU per event, growing with traffic. Recompute
     # it every 1,000 events instead.
@@ -178,6 +181,23 @@ def _lighten_gradio() -> None:
     # searches the whole of sys.path again. A None entry in sys.modules fails it at once.
     if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
         sys.modules["matplotlib"] = None  # type: ignore[assignment]
+
+
+# A worker thread that has waited this long for work ends (AnyIO's own limit is 10 s).
+WORKER_IDLE_S = 3600
+
+
+def _keep_worker_threads() -> None:
+    """Gradio runs every streamed update's postprocessing (and sync handlers) in AnyIO's
+    worker threads, and AnyIO ends a worker idle for 10 s; the next burst of updates starts
+    new ones. Starting a thread blocks the event loop until the new thread has run
+    (`Thread.start` waits for it), and under load that thread waits for a CPU and for
+    Python's lock behind the busy ones: one such start held the loop for 3.7 s in the 2-core
+    soak. Kept for an hour instead, the workers of a busy moment are there for the next;
+    they number at most the page's `max_active_events`, and an idle one costs its stack."""
+    from anyio._backends._asyncio import WorkerThread
+
+    WorkerThread.MAX_IDLE_TIME = max(WorkerThread.MAX_IDLE_TIME, WORKER_IDLE_S)
 
 
 def _share(port: int) -> None:

@@ -1,0 +1,48 @@
+"""AnyIO's worker threads, which Gradio uses for every streamed update's postprocessing:
+AnyIO ends those idle for 10 s, and starting a new one blocks the event loop until the
+thread has run. The server keeps them (`_keep_worker_threads`)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import anyio
+import pytest
+from anyio._backends._asyncio import AsyncIOBackend, WorkerThread
+
+from phi4ui.web import server
+
+
+def busy_then_idle_for(seconds: float, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Runs three calls at once in worker threads, lets `seconds` pass by AnyIO's clock, runs
+    one more; returns how many of the three workers are still there."""
+    clock = AsyncIOBackend.current_time
+
+    async def scenario() -> int:
+        started = threading.Barrier(3)
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(anyio.to_thread.run_sync, started.wait)
+        mine = {t for t in threading.enumerate() if t.name == "AnyIO worker thread"}
+        monkeypatch.setattr(AsyncIOBackend, "current_time",
+                            classmethod(lambda cls: clock() + seconds))
+        await anyio.to_thread.run_sync(lambda: None)
+        await asyncio.sleep(0.2)  # the pruned ones end
+        return sum(t.is_alive() for t in mine)
+
+    return asyncio.run(scenario())
+
+
+def test_anyio_ends_workers_idle_for_ten_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AnyIO behaviour the server works around."""
+    monkeypatch.setattr(WorkerThread, "MAX_IDLE_TIME", 10)
+    assert busy_then_idle_for(30.0, monkeypatch) == 1
+
+
+def test_the_server_keeps_its_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(WorkerThread, "MAX_IDLE_TIME", 10)
+    server._keep_worker_threads()
+    assert WorkerThread.MAX_IDLE_TIME == server.WORKER_IDLE_S
+    assert busy_then_idle_for(30.0, monkeypatch) == 3
+
