@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -300,10 +301,18 @@ class ChatHandlers:
 
 def _shown(messages: History) -> History:
     """The chat as the browser gets it: a copy (the server's stays its own) whose text
-    cannot make the browser load anything from another host."""
-    return [{**message, "content": safe_markdown(message["content"])}
+    cannot make the browser load anything from another host. Each streamed update shows
+    the whole chat again; the messages before the last one are those of earlier updates,
+    and their safe text is remembered rather than made again."""
+    last = len(messages) - 1
+    return [{**message, "content": (_remembered_safe if n < last else safe_markdown)(
+                message["content"])}
             if isinstance(message.get("content"), str) else dict(message)
-            for message in messages]
+            for n, message in enumerate(messages)]
+
+
+# Pages' earlier messages: a few hundred conversations' worth of text at most.
+_remembered_safe = functools.lru_cache(maxsize=4096)(safe_markdown)
 
 
 def _interrupted(history: History, message: str) -> History:
