@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -37,6 +38,13 @@ ABORTED_GRACE_S = 2.0  # for aborted answers' streams to end
 DIED_WHILE_ANSWERING = ("The engine stopped while answering; it is restarting. Your "
                         "conversation is kept: press Retry in a moment.")
 APP_STOPPING = "The app is stopping, so this answer was cut off."
+# How much lower the engine's processes run on the CPU than the app (Linux nice), when vLLM
+# runs on the CPU: there the engine would take every core, and the event loop that serves
+# all pages waited for a CPU behind it (in the 2-core soak, about half of the loop's stall
+# time). The engine still gets every cycle the app leaves, so it slows only while the app
+# has pages to serve. On a GPU the engine's processes mostly wait for the GPU and are left
+# as they are.
+ENGINE_NICE = 10
 
 
 def vllm_prompt(request: ChatRequest) -> dict[str, Any]:
@@ -83,6 +91,7 @@ class EmbeddedEngine:
         self._source = source
         self._llm: Any = None
         self._tokenizer: Any = None
+        self._encode_text: Callable[[str], list[int]] | None = None
         self._text_guard: TextGuard = GENERIC
         self._sink = vllm_compat.SchedulerSnapshotSink()
         self._has_gpu = False
@@ -163,7 +172,10 @@ class EmbeddedEngine:
         # The engine's output handler starts on this loop at the first request.
         self._llm = await asyncio.to_thread(self._create_llm)
         self._shared_memory = vllm_compat.shared_memory_of(self._llm)
+        if not self._has_gpu:
+            lower_priority(vllm_compat.engine_pids(self._llm), ENGINE_NICE)
         self._tokenizer = vllm_compat.tokenizer_of(self._llm)
+        self._encode_text = vllm_compat.text_encoder(self._tokenizer)
         control = control_tokens(vllm_compat.added_tokens(self._tokenizer))
         self._text_guard = checked_guard(control, self._encode)
 
@@ -262,7 +274,9 @@ class EmbeddedEngine:
         return len(self._encode(text))
 
     def _encode(self, text: str) -> list[int]:
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
+        if self._encode_text is None:
+            raise EngineUnavailable("The model is not loaded yet.")
+        return self._encode_text(text)
 
     def _require_ready(self) -> None:
         waited = time.monotonic() - self.status.since
@@ -390,3 +404,21 @@ async def _settles(condition: Callable[[], bool], within_s: float) -> bool:
             return False
         await asyncio.sleep(0.05)
     return True
+
+
+def lower_priority(pids: list[int], nice: int) -> None:
+    """Every thread of these processes and of their descendants runs at `nice` (or lower,
+    if it already did); threads they start later inherit it from their parent thread."""
+    import psutil
+
+    processes = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            parent = psutil.Process(pid)
+            processes += [parent, *parent.children(recursive=True)]
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            for thread in process.threads():
+                with contextlib.suppress(OSError):
+                    current = os.getpriority(os.PRIO_PROCESS, thread.id)
+                    os.setpriority(os.PRIO_PROCESS, thread.id, max(current, nice))
