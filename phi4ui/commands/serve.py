@@ -23,6 +23,13 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # After SIGINT or SIGTERM, and after the answers in flight have ended, connections get
 # this long to close before they are cut.
 GRACE_FOR_CONNECTIONS_S = 3
+# How long an idle keep-alive connection stays open. Uvicorn's default, 5 s, equals the
+# idle limit of common clients (httpx's keep-alive expiry is 5 s too): a request sent on a
+# connection just as the server closes it fails ("Server disconnected without sending a
+# response", ReadError), and when the loop was held, the server's close timers fire after
+# the stall, ahead of requests that arrived during it. A server that waits longer than its
+# clients is never the one to close an idle connection under them.
+KEEP_ALIVE_S = 75
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,6 +95,7 @@ def _serve(server: FastAPI, settings: Settings, on_signal: Callable[[], None]) -
 
     config = uvicorn.Config(server, host=settings.host, port=settings.port,
                             log_level=settings.log_level,
-                            timeout_graceful_shutdown=GRACE_FOR_CONNECTIONS_S)
+                            timeout_graceful_shutdown=GRACE_FOR_CONNECTIONS_S,
+                            timeout_keep_alive=KEEP_ALIVE_S)
     CleanExitServer(config).run()
 

@@ -92,3 +92,27 @@ def test_no_secret_reaches_the_page_or_the_log(app):
     for secret in (PASSWORD, API_KEY):
         assert secret not in page
         assert secret not in log
+
+
+
+def test_an_idle_connection_outlives_a_clients_keep_alive(app):
+    """The server keeps an idle keep-alive connection open longer than clients do (httpx's
+    expiry, and Uvicorn's own default, is 5 s): the client, not the server, closes it, so
+    a request sent on it as it idles out is never cut off."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    address = urlsplit(app["url"])
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    try:
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().read()
+        assert connection.sock is not None
+        local = connection.sock.getsockname()
+        time.sleep(6.5)  # idle past 5 s
+        connection.request("GET", "/healthz")  # on the same socket: it is still open
+        response = connection.getresponse()
+        assert response.status == 200 and response.read()
+        assert connection.sock is not None and connection.sock.getsockname() == local
+    finally:
+        connection.close()
