@@ -144,8 +144,13 @@ def _stress(run: dict[str, Any], job: dict[str, Any], setup: Setup,
         try:
             with serving(path, setup) as target, profiling(target.facts.get("pid", 0),
                                                            profile_to):
-                run["results"] += run_clients(job, target, path, setup.work,
-                                              job["scenarios"])["results"]
+                cpu_before = process_cpu_s(target.facts.get("pid", 0))
+                found = run_clients(job, target, path, setup.work, job["scenarios"])["results"]
+                run["results"] += found
+                if cpu_before is not None and (cpu_after := process_cpu_s(target.facts["pid"])):
+                    target.facts["cpu_ms_per_1k_tokens"] = round(
+                        1e6 * (cpu_after - cpu_before)
+                        / max(sum(r["total_output_tokens"] for r in found), 1), 1)
                 if gpus := gpu_memory_used():
                     target.facts["gpu_memory_mib"] = gpus
         except NotReady as error:
@@ -156,6 +161,18 @@ def _stress(run: dict[str, Any], job: dict[str, Any], setup: Setup,
             run[f"{path}_start"] = facts
     if "app_start" in run:
         run["app_start"]["rss_without_engine"] = app_without_engine(setup.work)
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) one process has used, its children not counted: for the
+    app, its page work and vLLM's front half (the engine's core runs in a child)."""
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except (psutil.Error, ValueError):
+        return None
+    return float(times.user + times.system)
 
 
 def machine() -> dict[str, Any]:

@@ -114,6 +114,10 @@ def _extras(run: dict[str, Any]) -> list[str]:
                      f"app at first page {_gib(start['rss_at_page'])}; app with its engine "
                      f"loaded {_gib(start['rss_engine_loaded'])}, after the load test "
                      f"{_gib(start['rss_after_load_test'])}.")
+    if start and start.get("cpu_ms_per_1k_tokens") is not None:
+        lines.append(f"- The app process's own CPU over the load test (its engine's core process "
+                     f"not counted): {start['cpu_ms_per_1k_tokens']} ms per 1,000 tokens "
+                     f"streamed.")
     if alone := run.get("engine_alone"):
         lines.append(f"- Engine alone (AsyncLLM, same settings): loaded in {alone['start_s']} s, "
                      f"peak memory {_gib(alone['peak_rss'])}.")

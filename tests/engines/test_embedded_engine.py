@@ -68,6 +68,14 @@ def test_statistics_are_present_and_consistent(embedded_engine, engine_loop):
     assert stats.summary() and "Time to first token" in stats.details()
 
 
+def test_vllm_s_prometheus_metrics_are_not_kept(embedded_engine, engine_loop):
+    # Nothing reads them in the app; the engine's own figures come from its snapshot sink.
+    from prometheus_client import REGISTRY
+
+    engine_loop.run(collect(embedded_engine, plan(engine_loop, embedded_engine, "Hello.")))
+    assert not [m.name for m in REGISTRY.collect() if m.name.startswith("vllm:")]
+
+
 def test_several_requests_are_batched_together(embedded_engine, engine_loop):
     requests = [plan(engine_loop, embedded_engine, f"Question {i}") for i in range(4)]
 
