@@ -22,6 +22,14 @@ from gradio.exceptions import InvalidPathError
 from phi4ui.page.gradio_workarounds import remember_file_checks
 
 
+@pytest.fixture(autouse=True)
+def unpatched_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gradio's own check for each test: the app's pages built by earlier tests in this
+    process installed the workaround for the upload folder of their time."""
+    current = gradio_utils.is_in_or_equal
+    monkeypatch.setattr(gradio_utils, "is_in_or_equal", getattr(current, "__wrapped__", current))
+
+
 @pytest.fixture
 def chatbot() -> Iterator[gr.Chatbot]:
     with gr.Blocks(analytics_enabled=False) as demo:
