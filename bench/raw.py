@@ -20,7 +20,8 @@ from bench.procs import TreeMemory
 from bench.workload import SYSTEM, RequestTiming, Scenario, ScenarioResult, largest_gap
 from phi4ui.core import answer_stream
 from phi4ui.core.chat import Sampling
-from phi4ui.engines.embedded import EmbeddedEngine, vllm_prompt, vllm_sampling
+from phi4ui.engines.embedded import EmbeddedEngine
+from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
 from phi4ui.settings import load_settings
 
 

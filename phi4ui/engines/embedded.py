@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,15 +13,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from phi4ui.core.audio import SAMPLE_RATE
-from phi4ui.core.chat import ChatRequest, PromptLimits, prompt_as_sent
+from phi4ui.core.chat import ChatRequest, PromptLimits
 from phi4ui.core.engine import EngineInfo, Event, Finished, Status, TextDelta
 from phi4ui.core.media import MediaLimits
 from phi4ui.core.memory import children_memory, gpu_memory, process_memory
 from phi4ui.core.stats import EngineSnapshot, StatsRecorder
 from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 from phi4ui.engines import vllm_compat
+from phi4ui.engines.cpu_priority import ENGINE_NICE, lower_priority
 from phi4ui.engines.model_source import ModelSource, resolve
+from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
 from phi4ui.errors import BadInput, EngineUnavailable
 from phi4ui.settings import REAL_DYNAMIC_HD, Settings
 
@@ -38,33 +38,6 @@ ABORTED_GRACE_S = 2.0  # for aborted answers' streams to end
 DIED_WHILE_ANSWERING = ("The engine stopped while answering; it is restarting. Your "
                         "conversation is kept: press Retry in a moment.")
 APP_STOPPING = "The app is stopping, so this answer was cut off."
-# How much lower the engine's processes run on the CPU than the app (Linux nice), when vLLM
-# runs on the CPU: there the engine would take every core, and the event loop that serves
-# all pages waited for a CPU behind it (in the 2-core soak, about half of the loop's stall
-# time). The engine still gets every cycle the app leaves, so it slows only while the app
-# has pages to serve. On a GPU the engine's processes mostly wait for the GPU and are left
-# as they are.
-ENGINE_NICE = 10
-
-
-def vllm_prompt(request: ChatRequest) -> dict[str, Any]:
-    """The request as vLLM's prompt: Phi-4's chat format and the media in placeholder order."""
-    prompt: dict[str, Any] = {"prompt": prompt_as_sent(request)}
-    media: dict[str, list[Any]] = {}
-    if request.images:
-        media["image"] = [item.image for item in request.images]
-    if request.audios:
-        media["audio"] = [(item.samples, SAMPLE_RATE) for item in request.audios]
-    if media:
-        prompt["multi_modal_data"] = media
-    return prompt
-
-
-def vllm_sampling(request: ChatRequest) -> Any:
-    sampling = request.sampling
-    return vllm_compat.sampling_params(
-        temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
-        seed=sampling.seed, ignore_eos=sampling.ignore_eos)
 
 
 def engine_config(settings: Settings, source: ModelSource, *,
@@ -404,21 +377,3 @@ async def _settles(condition: Callable[[], bool], within_s: float) -> bool:
             return False
         await asyncio.sleep(0.05)
     return True
-
-
-def lower_priority(pids: list[int], nice: int) -> None:
-    """Every thread of these processes and of their descendants runs at `nice` (or lower,
-    if it already did); threads they start later inherit it from their parent thread."""
-    import psutil
-
-    processes = []
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            parent = psutil.Process(pid)
-            processes += [parent, *parent.children(recursive=True)]
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            for thread in process.threads():
-                with contextlib.suppress(OSError):
-                    current = os.getpriority(os.PRIO_PROCESS, thread.id)
-                    os.setpriority(os.PRIO_PROCESS, thread.id, max(current, nice))

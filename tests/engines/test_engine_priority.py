@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from phi4ui.engines import vllm_compat
-from phi4ui.engines.embedded import ENGINE_NICE
+from phi4ui.engines.cpu_priority import ENGINE_NICE
 
 pytestmark = pytest.mark.engine
 
