@@ -114,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 def _source() -> dict[str, Any]:
     """The commit, and the files that differ from it: the app runs from the working tree."""
     def git(*command: str) -> str:
+        # Not strip(): a status line starts with a space (" M path").
         return subprocess.run(["git", *command], cwd=ROOT, capture_output=True,
-                              text=True).stdout.strip()
+                              text=True).stdout.rstrip("\n")
 
     return {"commit": git("rev-parse", "--short", "HEAD"),
             "uncommitted": [line[3:] for line in git("status", "--porcelain").splitlines()]}
