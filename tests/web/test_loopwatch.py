@@ -56,18 +56,24 @@ def hold_the_loop_in_a_named_function() -> None:
     time.sleep(0.4)
 
 
-def test_a_long_stall_is_logged_with_where_the_loop_was_held(caplog):
+def logged_stall(caplog: Any, hold: Callable[[], None]) -> Any:
+    """The one log record of a watched loop held once by `hold`."""
     async def scenario() -> None:
         watch = LoopWatch(interval_s=0.01)
         task = asyncio.create_task(watch.run())
         await asyncio.sleep(0.05)
-        hold_the_loop_in_a_named_function()
+        hold()
         await asyncio.sleep(0.05)
         task.cancel()
 
     with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
         asyncio.run(scenario())
     [record] = caplog.records
+    return record
+
+
+def test_a_long_stall_is_logged_with_where_the_loop_was_held(caplog):
+    record = logged_stall(caplog, hold_the_loop_in_a_named_function)
     held_ms = re.match(r"The event loop was held for (\d+) ms, in:\n", record.getMessage())
     assert held_ms and 300 <= int(held_ms[1]) <= 600, record.getMessage()
     assert "hold_the_loop_in_a_named_function" in record.getMessage()
@@ -137,17 +143,7 @@ def busy_for(seconds: float) -> None:
 
 def logged_split(caplog: Any, hold: Callable[[], None]) -> tuple[int, int, int]:
     """The stall's length, and the loop thread's ms on a CPU and waiting for one, as logged."""
-    async def scenario() -> None:
-        watch = LoopWatch(interval_s=0.01)
-        task = asyncio.create_task(watch.run())
-        await asyncio.sleep(0.05)
-        hold()
-        await asyncio.sleep(0.05)
-        task.cancel()
-
-    with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
-        asyncio.run(scenario())
-    [record] = caplog.records
+    record = logged_stall(caplog, hold)
     found = re.search(r"held for (\d+) ms.*\nloop thread: (\d+) ms on a CPU, (\d+) ms waiting "
                       r"for one$", record.getMessage(), re.S)
     assert found, record.getMessage()
