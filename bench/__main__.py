@@ -31,7 +31,7 @@ from typing import Any
 
 from bench import calibrate, media_prep, realistic, report
 from bench.paths import NotReady, Setup, app_without_engine, run_clients, run_python, serving
-from bench.procs import ROOT, profiling
+from bench.procs import ROOT, process_cpu_s, profiling
 from bench.workload import KINDS, QUESTIONS, prepare_workspace, scenarios
 
 PATHS = ("raw", "app", "app_scaled", "server", "server_api4", "app_remote")
@@ -161,18 +161,6 @@ def _stress(run: dict[str, Any], job: dict[str, Any], setup: Setup,
             run[f"{path}_start"] = facts
     if "app_start" in run:
         run["app_start"]["rss_without_engine"] = app_without_engine(setup.work)
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system) one process has used, its children not counted: for the
-    app, its page work and vLLM's front half (the engine's core runs in a child)."""
-    import psutil
-
-    try:
-        times = psutil.Process(pid).cpu_times()
-    except (psutil.Error, ValueError):
-        return None
-    return float(times.user + times.system)
 
 
 def machine() -> dict[str, Any]:

@@ -94,6 +94,16 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) one process has used, its children not counted: for the
+    app, its page work and vLLM's front half (the engine's core runs in a child)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except (psutil.Error, ValueError):
+        return None
+    return float(times.user + times.system)
+
+
 class TreeMemory:
     """Samples a process tree's memory in a thread; `peak()` is the largest total seen."""
 
