@@ -68,9 +68,12 @@ defaults
     timeout tunnel {LONG_STREAM_S}s
     timeout http-request 30s
     # A page process that has just died is not yet marked down: a request that cannot
-    # connect to it is tried again on another one.
+    # connect to it is tried again on another one. While a killed process is still ending,
+    # its port accepts connections that then close without an answer (empty-response);
+    # such a request never reached the app, so it is tried again too.
     retries 2
     option redispatch
+    retry-on conn-failure empty-response
 
 frontend pages
     bind {_bind_address(host)}:{port}

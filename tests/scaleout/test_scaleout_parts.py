@@ -3,12 +3,15 @@ it is given, and each page process reads back the app's settings from its enviro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
 import resource
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -112,3 +115,37 @@ def _largest_gap(url: str) -> float:
             arrivals.append(time.perf_counter())
     assert len(arrivals) > 1
     return max(later - earlier for earlier, later in itertools.pairwise(arrivals))
+
+
+@needs_haproxy
+def test_a_request_to_a_page_process_that_is_dying_is_answered_by_another(
+        tmp_path: Path) -> None:
+    # A killed process's port still accepts connections until the kernel has torn the process
+    # down; they then close unanswered. Without `retry-on empty-response` the person got a 502.
+    dying, live, port = free_port(), free_port(), free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(config_text("127.0.0.1", port, [dying, live]))
+    server = start_in_group([sys.executable, "-m", "tests.support.chunked_server", str(live),
+                             "1", "0"], tmp_path / "server.log")
+    with socket.create_server(("127.0.0.1", dying)) as unanswered:
+        proxy = start_in_group([haproxy_binary(), "-db", "-f", str(config)],
+                               tmp_path / "proxy.log")
+        try:
+            wait_until_ready(server, functools.partial(answers_ok,
+                                                       f"http://127.0.0.1:{live}/healthz"),
+                             name="server", timeout_s=30, log=lambda: "")
+            wait_until_ready(proxy, functools.partial(_accepts, port), name="HAProxy",
+                             timeout_s=30, log=lambda: (tmp_path / "proxy.log").read_text())
+            threading.Timer(0.5, unanswered.close).start()
+            codes = [httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code
+                     for _ in range(4)]
+        finally:
+            stop_group(proxy)
+            stop_group(server)
+    assert codes == [200] * 4
+
+
+def _accepts(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+        return True
+    return False
