@@ -35,12 +35,24 @@ class NotReady(RuntimeError):
 
 
 def start_in_group(command: list[str], log_path: Path, env: Mapping[str, str] | None = None,
-                   *, append: bool = False) -> subprocess.Popen[bytes]:
+                   *, append: bool = False, nice: int = 0) -> subprocess.Popen[bytes]:
     """Starts `command` from the repository's root in a process group of its own, so that
-    `stop_group` also stops what it starts; its output goes to `log_path`."""
+    `stop_group` also stops what it starts; its output goes to `log_path`. `nice` > 0 runs
+    it that much below other processes on the CPU."""
     with log_path.open("ab" if append else "wb") as log:
-        return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        return subprocess.Popen(_niced(command, nice) if nice > 0 else command, cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+def _niced(command: list[str], nice: int) -> list[str]:
+    """`command` at `nice`. Where the kernel groups processes by session (autogroup), a
+    thread's nice only ranks it within its session, and a new session competes with every
+    other as an equal: the session's own nice is set too. The shell execs, so the process
+    keeps its id."""
+    script = (f'{{ echo {nice} > /proc/self/autogroup; }} 2>/dev/null; '
+              f'exec nice -n {nice} "$@"')
+    return ["sh", "-c", script, "sh", *command]
 
 
 def wait_until_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool], *,

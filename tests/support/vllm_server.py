@@ -21,6 +21,7 @@ import httpx
 import psutil
 
 from bench.procs import NotReady, answers_ok, free_port, start_in_group, wait_until_ready
+from phi4ui.engines.cpu_priority import ENGINE_NICE
 
 READY_TIMEOUT_S = 300
 
@@ -48,8 +49,13 @@ def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
 
 class VllmServer:
     def __init__(self, checkpoint: Path, log_path: Path, port: int | None = None, *,
-                 dynamic_hd: int | None = 4, extra: Sequence[str] = ()) -> None:
+                 dynamic_hd: int | None = 4, extra: Sequence[str] = (),
+                 nice: int = ENGINE_NICE) -> None:
         self.checkpoint = checkpoint
+        # Below its clients on the CPU, as the app runs the embedded engine there: on a
+        # 2-core machine a server at the same rank starved the app under test (CI saw the
+        # app's event loop wait 14 s for a CPU while the server wrote 4,000 tokens).
+        self.nice = nice
         self.dynamic_hd = dynamic_hd
         self.extra = tuple(extra)  # more `vllm serve` flags
         self.log_path = log_path
@@ -70,7 +76,7 @@ class VllmServer:
         env = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
         command = server_command(self.checkpoint, self.port, dynamic_hd=self.dynamic_hd,
                                  extra=self.extra)
-        self.process = start_in_group(command, self.log_path, env, append=True)
+        self.process = start_in_group(command, self.log_path, env, append=True, nice=self.nice)
         try:
             wait_until_ready(self.process, lambda: answers_ok(f"{self.base_url}/models"),
                              name="vLLM", timeout_s=READY_TIMEOUT_S, log=self.log_tail)
