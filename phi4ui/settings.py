@@ -144,6 +144,14 @@ class Settings:
     max_active_events: int = _option(512, "page events run at once, streaming answers "
                                      "included (Gradio's own default, 40, would queue the "
                                      "41st person behind the others)", check=_between(8, 8192))
+    session_idle_minutes: float = _option(
+        60.0, "a page unused this long is taken to be closed, and its conversation is "
+        "forgotten (an open page checks in every few seconds, a hidden tab about once a minute)",
+        check=_between(0.1, 10080.0))
+    max_sessions: int = _option(2000, "pages whose conversations are kept at once; past "
+                                "it the least recently used is forgotten (each costs the "
+                                "server about 0.3 MB and more with its conversation)",
+                                check=_between(10, 100_000))
     thread_switch_ms: float = _option(
         1.0, "how long a busy worker thread (decoding media, planning a prompt) may keep "
         "Python's lock before the thread serving the pages gets it back, in ms (Python's "

@@ -35,6 +35,7 @@ from phi4ui.web.loopwatch import LoopWatch
 from phi4ui.web.mcp_guard import McpGuard
 from phi4ui.web.mcp_tool import McpTool
 from phi4ui.web.request_limits import RequestLimits
+from phi4ui.web.sessions import SessionReaper
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -60,6 +61,8 @@ def _lifespan(settings: Settings, engine: Engine, store: Store | None, loop_watc
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = asyncio.create_task(_run_engine(engine, loop_watch))
         watching = asyncio.create_task(loop_watch.run())
+        reaper = SessionReaper(_gradio_app(app).state_holder, settings.session_idle_minutes)
+        reaping = asyncio.create_task(reaper.run())
         sharing = asyncio.create_task(asyncio.to_thread(_share, settings.port)) \
             if settings.share else None
         mcp: McpTool | None = getattr(app.state, "mcp", None)
@@ -69,6 +72,7 @@ def _lifespan(settings: Settings, engine: Engine, store: Store | None, loop_watc
         finally:
             running.cancel()
             watching.cancel()
+            reaping.cancel()
             if sharing is not None:
                 sharing.cancel()
             await engine.close()
@@ -86,7 +90,8 @@ def _add_health_route(app: FastAPI, engine: Engine, loop_watch: LoopWatch) -> No
     async def healthz() -> JSONResponse:
         status = engine.status
         body: dict[str, object] = {"state": status.state, "message": status.message,
-                                   "engine": engine.info.kind, **loop_watch.figures()}
+                                   "engine": engine.info.kind, **loop_watch.figures(),
+                                   "sessions": len(_gradio_app(app).state_holder.session_data)}
         if status.state == "ready":
             # Monitoring and the browser tests read these to see that a stop freed the engine.
             try:
@@ -112,6 +117,7 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
     api = add_public_api(page, engine, store, files, media)
     # The queue runs at most `max_threads` events at once, whatever their concurrency limits.
     page.max_threads = settings.max_active_events
+    page.state_session_capacity = settings.max_sessions  # Gradio's own is 10,000
     page.queue(default_concurrency_limit=None)
     # Gradio's upload route enforces max_file_size, so the cap holds for API clients too.
     mounted = gr.mount_gradio_app(app, page, path="/",
@@ -138,10 +144,13 @@ async def stop_serving(app: FastAPI) -> None:
     ends the answers in flight (after a short grace) and the pages' heartbeat streams.
     Otherwise each would hold the server until its timeout, then be cut off with a
     traceback in the log. The lifespan's shutdown then finds the engine closed."""
-    for route in app.routes:
-        if isinstance(route, Mount) and isinstance(route.app, GradioApp):
-            route.app.stop_event.set()
+    _gradio_app(app).stop_event.set()
     await app.state.engine.close()
+
+
+def _gradio_app(app: FastAPI) -> GradioApp:
+    return next(route.app for route in app.routes
+                if isinstance(route, Mount) and isinstance(route.app, GradioApp))
 
 
 async def _run_engine(engine: Engine, loop_watch: LoopWatch) -> None:

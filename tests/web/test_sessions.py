@@ -1,0 +1,144 @@
+"""Pages nobody uses any more are forgotten, and made-up session ids cannot fill the server.
+
+Gradio keeps a copy of the page's configuration for every session id it has seen, and frees
+it only past 10,000 sessions. The app drops sessions idle for longer than
+`--session-idle-minutes` and keeps at most `--max-sessions`."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import httpx
+import pytest
+from gradio.state_holder import SessionState, StateHolder
+
+from phi4ui.web.sessions import BATCH, SessionReaper, forget_idle_sessions
+from tests.support.apprun import RunningApp, health, launch_app
+from tests.support.pageclient import PageClient
+
+IDLE = datetime.timedelta(minutes=30)
+
+
+def holder_with_state(deleted: list[Any]) -> tuple[StateHolder, gr.State]:
+    with gr.Blocks() as page:
+        state = gr.State([], delete_callback=deleted.append)
+    holder = StateHolder()
+    holder.set_blocks(page)
+    return holder, state
+
+
+def test_sessions_idle_too_long_are_dropped_with_their_state() -> None:
+    deleted: list[Any] = []
+    holder, state = holder_with_state(deleted)
+    now = datetime.datetime.now()
+    for session_id, idle_for in (("gone", IDLE * 2), ("reading", IDLE / 2)):
+        holder[session_id][state._id] = [session_id]  # what the page's events store
+        holder.time_last_used[session_id] = now - idle_for
+
+    assert forget_idle_sessions(holder, IDLE, now) == 1
+    assert list(holder.session_data) == ["reading"] and "gone" not in holder.time_last_used
+    assert deleted == [["gone"]]  # Gradio's delete callback got the forgotten state
+
+
+def test_a_session_without_a_last_use_counts_as_new() -> None:
+    holder, _ = holder_with_state([])
+    holder.session_data["fresh"] = SessionState(holder.blocks)  # made, not yet marked as used
+    now = datetime.datetime.now()
+    assert forget_idle_sessions(holder, IDLE, now) == 0
+    assert forget_idle_sessions(holder, IDLE, now + IDLE * 2) == 1
+
+
+# ---------------------------------------------------------------- over HTTP, as an attacker
+
+CAP = 20
+IDLE_MINUTES = 0.1  # 6 s
+
+
+@pytest.fixture(scope="module")
+def app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    # No engine is needed to hold sessions: the page serves while its server is down.
+    running = launch_app(checkpoint, tmp_path_factory.mktemp("sessions"), "--engine", "remote",
+                         "--base-url", "http://127.0.0.1:9/v1", "--max-sessions", str(CAP),
+                         "--session-idle-minutes", str(IDLE_MINUTES))
+    deadline = time.monotonic() + 120
+    while _sessions(running) is None:
+        assert running.process.poll() is None and time.monotonic() < deadline, running.log()
+        time.sleep(0.5)
+    yield running
+    running.stop()
+
+
+def _sessions(app: RunningApp) -> int | None:
+    try:
+        return httpx.get(f"{app.url}/healthz", timeout=5).json()["sessions"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+def tick(client: PageClient, session_hash: str) -> None:
+    """What an open page sends every few seconds: a request for the live figures."""
+    client.session_hash = session_hash
+    refresh = next(d for d in client.dependencies()
+                   if any(target[1] == "tick" for target in d["targets"]))
+    assert client.call(refresh, []).success
+
+
+def test_made_up_session_ids_cannot_fill_the_server(app: RunningApp) -> None:
+    client = PageClient(app.url)
+    try:
+        for _ in range(3 * CAP):
+            tick(client, secrets.token_hex(8))
+        assert _sessions(app) == CAP
+    finally:
+        client.close()
+
+
+def test_a_page_that_stops_asking_is_forgotten_and_an_open_one_kept(app: RunningApp) -> None:
+    client = PageClient(app.url)
+    open_page = secrets.token_hex(8)
+    try:
+        tick(client, open_page)
+        started = time.monotonic()
+        while (_sessions(app) or 0) > 1:
+            assert time.monotonic() - started < 60, f"sessions left: {_sessions(app)}"
+            tick(client, open_page)
+            time.sleep(1)
+        assert _sessions(app) == 1  # the page still asking
+        assert health(app.url) is None  # no engine: /healthz says 503, it still counts
+    finally:
+        client.close()
+
+
+def test_many_idle_sessions_are_forgotten_a_batch_at_a_time() -> None:
+    # Freeing 10,000 sessions at once held the event loop for a second.
+    holder, _ = holder_with_state([])
+    long_ago = datetime.datetime.now() - IDLE * 2
+    for index in range(2 * BATCH + 3):
+        holder[f"s{index}"]
+        holder.time_last_used[f"s{index}"] = long_ago
+    reaper = SessionReaper(holder, IDLE.total_seconds() / 60)
+    batches = []
+
+    async def sweep_and_watch() -> int:
+        async def watch() -> None:
+            while True:
+                batches.append(len(holder.session_data))
+                await asyncio.sleep(0)
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0)
+        try:
+            return await reaper.sweep()
+        finally:
+            watcher.cancel()
+
+    assert asyncio.run(sweep_and_watch()) == 2 * BATCH + 3
+    assert not holder.session_data and reaper.forgotten == 2 * BATCH + 3
+    # Other tasks ran between the batches, and saw each one's result.
+    assert {BATCH + 3, 3} <= set(batches), batches
