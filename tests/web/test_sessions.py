@@ -58,19 +58,34 @@ def test_a_session_without_a_last_use_counts_as_new() -> None:
 # ---------------------------------------------------------------- over HTTP, as an attacker
 
 CAP = 20
-IDLE_MINUTES = 0.1  # 6 s
+
+
+def _start(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory, *flags: str
+           ) -> RunningApp:
+    # No engine is needed to hold sessions: the page serves while its server is down.
+    running = launch_app(checkpoint, tmp_path_factory.mktemp("sessions"), "--engine",
+                         "remote", "--base-url", "http://127.0.0.1:9/v1", *flags)
+    deadline = time.monotonic() + 120
+    while _sessions(running) is None:
+        if running.process.poll() is not None or time.monotonic() > deadline:
+            running.stop()
+            pytest.fail(f"the app did not start:\n{running.log()}")
+        time.sleep(0.5)
+    return running
 
 
 @pytest.fixture(scope="module")
-def app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    # No engine is needed to hold sessions: the page serves while its server is down.
-    running = launch_app(checkpoint, tmp_path_factory.mktemp("sessions"), "--engine", "remote",
-                         "--base-url", "http://127.0.0.1:9/v1", "--max-sessions", str(CAP),
-                         "--session-idle-minutes", str(IDLE_MINUTES))
-    deadline = time.monotonic() + 120
-    while _sessions(running) is None:
-        assert running.process.poll() is None and time.monotonic() < deadline, running.log()
-        time.sleep(0.5)
+def capped_app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[RunningApp]:
+    running = _start(checkpoint, tmp_path_factory, "--max-sessions", str(CAP))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def forgetful_app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[RunningApp]:
+    running = _start(checkpoint, tmp_path_factory, "--session-idle-minutes", "0.1")  # 6 s
     yield running
     running.stop()
 
@@ -90,18 +105,22 @@ def tick(client: PageClient, session_hash: str) -> None:
     assert client.call(refresh, []).success
 
 
-def test_made_up_session_ids_cannot_fill_the_server(app: RunningApp) -> None:
-    client = PageClient(app.url)
+def test_made_up_session_ids_cannot_fill_the_server(capped_app: RunningApp) -> None:
+    client = PageClient(capped_app.url)
     try:
         for _ in range(3 * CAP):
             tick(client, secrets.token_hex(8))
-        assert _sessions(app) == CAP
+        assert _sessions(capped_app) == CAP
     finally:
         client.close()
 
 
-def test_a_page_that_stops_asking_is_forgotten_and_an_open_one_kept(app: RunningApp) -> None:
+def test_a_page_that_stops_asking_is_forgotten_and_an_open_one_kept(
+        forgetful_app: RunningApp) -> None:
+    app = forgetful_app  # forgets pages unused for 6 s
     client = PageClient(app.url)
+    for _ in range(5):
+        tick(client, secrets.token_hex(8))  # pages that are then closed
     open_page = secrets.token_hex(8)
     try:
         tick(client, open_page)
