@@ -19,11 +19,17 @@ import httpx
 import pytest
 from gradio.state_holder import SessionState, StateHolder
 
-from phi4ui.web.sessions import BATCH, SessionReaper, forget_idle_sessions
+from phi4ui.web.sessions import BATCH, SessionReaper, forget_sessions, idle_sessions
 from tests.support.apprun import RunningApp, health, launch_app
 from tests.support.pageclient import PageClient
 
 IDLE = datetime.timedelta(minutes=30)
+
+
+def forget_idle_sessions(holder: StateHolder, idle: datetime.timedelta,
+                         now: datetime.datetime) -> int:
+    """What one pass of the reaper does, at `now`."""
+    return forget_sessions(holder, idle_sessions(holder, idle, now), idle, now)
 
 
 def holder_with_state(deleted: list[Any]) -> tuple[StateHolder, gr.State]:
