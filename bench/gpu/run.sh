@@ -14,7 +14,8 @@
 #   bench/gpu/run.sh realistic [benchmark flags]
 #                             people arriving at random, 512-token answers, growing until the
 #                             first token's p95 passes 1 s: app, scaled-out app and vLLM's server
-#   bench/gpu/run.sh report   all of the above for the committed report (two GPUs)
+#   bench/gpu/run.sh report   the committed report: every path, the page paths with
+#                             --stream-interval 4, and 1 vs 2 GPUs
 #   bench/gpu/run.sh soak [soak flags]
 #                             the soak (bench/soak.py) on the tiny checkpoint, on this machine
 # The archives are made on a CPU machine (see the README's GPU section); a transfer holds 64 MiB,
@@ -73,17 +74,16 @@ case "${1:-}" in
       | tee "$out/realistic.log" | grep -vE "^\(|WARNING" || true
     ;;
   report)
-    # The whole H200 report (two GPUs for the data-parallel part): the stress benchmark of
-    # every path at 1 to 128 people, then 1 vs 2 GPUs behind the scaled-out app with 8 page
-    # processes, then the realistic load. Each part writes its own folder under $out; run it
-    # in the background (setsid) and collect the folders as they are written.
-    OUT="$out/stress" "$0" bench --users 1,16,64,128
-    for dp in 1 2; do
-      OUT="$out/dp$dp" "$0" bench --paths app_scaled --kinds text --users 64,128 --frontends 8 \
-        --no-calibration --extra-app-args "--data-parallel-size $dp" --label "H200 x$dp"
-    done
-    OUT="$out/realistic" "$0" realistic --realistic-paths app_scaled \
-      --realistic-people 32,64,128,256 --realistic-messages 2 --think-s 5 --ramp-s 15
+    # The whole H200 report (two GPUs for the data-parallel part), each part in its own
+    # folder under $out: every path at 1 to 64 people with 8 page processes; the page paths
+    # again with --stream-interval 4 (and 128 people); then the same scaled-out app on two
+    # GPUs. Run it in the background (setsid) and collect the folders as they are written.
+    OUT="$out/stress" "$0" bench --paths raw,app,app_scaled,server_api4 --frontends 8
+    OUT="$out/interval4" "$0" bench --paths app,app_scaled --users 1,16,64,128 --frontends 8 \
+      --no-calibration --extra-app-args "--stream-interval 4" --label "H200 stream-interval 4"
+    OUT="$out/dp2" "$0" bench --paths app_scaled --kinds text --users 64,128 --frontends 8 \
+      --no-calibration --extra-app-args "--stream-interval 4 --data-parallel-size 2" \
+      --label "H200 x2 stream-interval 4"
     ;;
   soak)
     python3 -m bench.soak --out "$out" "${@:2}" 2>&1 | tee "$out/soak.log" \
