@@ -4,8 +4,13 @@ engine's snapshots and the benchmarks."""
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 import psutil
+
+# How long a memory reading for an answer's record stays current, in seconds.
+MEMORY_FRESH_S = 1.0
 
 
 def process_memory(pid: int | None = None) -> int:
@@ -37,3 +42,34 @@ def children_memory() -> int:
         except psutil.Error:
             continue
     return total
+
+
+# (used, total or None, name) of the engine's device memory, and this process's resident memory.
+Reading = tuple[int, int | None, str, int]
+
+
+class MemoryReadings:
+    """The engine's memory and this process's, read at most once every `fresh_s` and the
+    same figures given in between. Every answer's record takes a reading on the event
+    loop, and each is an NVML call or, on the CPU, a scan of every process in /proc (the
+    engine's processes are this one's children): hundreds of system calls that each give
+    up Python's lock, at every answer's end."""
+
+    def __init__(self, fresh_s: float = MEMORY_FRESH_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.fresh_s = fresh_s
+        self._clock = clock
+        self._last: tuple[float, bool, Reading] | None = None
+
+    def read(self, has_gpu: bool) -> Reading:
+        now = self._clock()
+        if self._last is not None:
+            taken_at, for_gpu, reading = self._last
+            if for_gpu == has_gpu and now - taken_at < self.fresh_s:
+                return reading
+        gpu = gpu_memory() if has_gpu else None
+        device: tuple[int, int | None, str] = (
+            gpu if gpu is not None else (children_memory(), None, "CPU, engine processes"))
+        reading = (*device, process_memory())
+        self._last = (now, has_gpu, reading)
+        return reading

@@ -16,7 +16,7 @@ from typing import Any
 from phi4ui.core.chat import ChatRequest, PromptLimits
 from phi4ui.core.engine import EngineInfo, Event, Finished, Status, TextDelta
 from phi4ui.core.media import MediaLimits
-from phi4ui.core.memory import children_memory, gpu_memory, process_memory
+from phi4ui.core.memory import MemoryReadings, gpu_memory
 from phi4ui.core.stats import EngineSnapshot, StatsRecorder
 from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 from phi4ui.engines import vllm_compat
@@ -69,6 +69,7 @@ class EmbeddedEngine:
         self._text_guard: TextGuard = GENERIC
         self._sink = vllm_compat.SchedulerSnapshotSink()
         self._has_gpu = False
+        self._memory = MemoryReadings()
         self.load_seconds: float | None = None
         self._active: set[str] = set()  # ids of the requests being answered
         self._death_noticed = asyncio.Event()
@@ -361,16 +362,13 @@ class EmbeddedEngine:
         if self._llm is not None and vllm_compat.unfinished_requests(self._llm) == 0:
             # The scheduler reports only while it steps; an idle engine runs nothing.
             running, waiting, adapters = 0, 0, ()
-        if self._has_gpu and (gpu := gpu_memory()):
-            used, total, name = gpu
-        else:
-            used, total, name = children_memory(), None, "CPU, engine processes"
+        used, total, name, own = self._memory.read(self._has_gpu)
         return EngineSnapshot(kv_cache_usage=self._sink.kv_cache_usage, running=running,
                               waiting=waiting, running_adapters=adapters,
                               generation_tokens_total=self._sink.generation_tokens_total,
                               device_memory_used=used,
                               device_memory_total=total, device_name=name,
-                              process_memory=process_memory())
+                              process_memory=own)
 
 
 async def _settles(condition: Callable[[], bool], within_s: float) -> bool:

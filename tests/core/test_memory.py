@@ -26,3 +26,33 @@ def test_children_memory_counts_a_running_child_process():
 def test_gpu_memory_is_none_or_a_used_total_and_name():
     found = gpu_memory()
     assert found is None or (0 <= found[0] <= found[1] and found[2])
+
+
+def test_memory_readings_are_taken_again_only_once_stale(monkeypatch):
+    """Every answer's record reads the memory on the event loop: within `fresh_s` the
+    last reading is given again, and after it a new one is taken."""
+    from phi4ui.core import memory
+
+    scans = []
+    monkeypatch.setattr(memory, "children_memory", lambda: scans.append(1) or 100 * len(scans))
+    monkeypatch.setattr(memory, "process_memory", lambda: 7)
+    now = [0.0]
+    readings = memory.MemoryReadings(fresh_s=1.0, clock=lambda: now[0])
+    assert readings.read(False) == (100, None, "CPU, engine processes", 7)
+    now[0] = 0.9
+    assert readings.read(False)[0] == 100 and len(scans) == 1
+    now[0] = 1.0
+    assert readings.read(False)[0] == 200 and len(scans) == 2
+
+
+def test_memory_readings_fall_back_to_the_engine_processes_without_a_gpu(monkeypatch):
+    from phi4ui.core import memory
+
+    monkeypatch.setattr(memory, "gpu_memory", lambda: None)
+    monkeypatch.setattr(memory, "children_memory", lambda: 5)
+    monkeypatch.setattr(memory, "process_memory", lambda: 7)
+    readings = memory.MemoryReadings()
+    assert readings.read(True) == (5, None, "CPU, engine processes", 7)
+    monkeypatch.setattr(memory, "gpu_memory", lambda: (1, 2, "H200"))
+    assert readings.read(True) == (5, None, "CPU, engine processes", 7)  # still fresh
+    assert memory.MemoryReadings().read(True) == (1, 2, "H200", 7)
