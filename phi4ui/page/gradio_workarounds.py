@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from html import escape
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import gradio as gr
+from gradio import processing_utils
 from gradio import utils as gradio_utils
+from gradio.context import LocalContext
+from gradio.data_classes import FileData, _StaticFiles
 
 from phi4ui.errors import Phi4UIError
 
@@ -110,27 +114,100 @@ def then_as_if_changed(event: Any, on_change: Callable[..., Any], inputs: list[A
 
 # ---------------------------------------------------------------- the file checks of an update
 
-FILE_CHECKS_REMEMBERED = 65536  # pairs of paths; a few MB at most
+FILE_CHECKS_REMEMBERED = 65536  # pairs of paths, or files let through; a few MB at most
 
 
 def remember_file_checks() -> None:
     """Works around: Gradio checks every file of an output's value each time the value is
     sent, and for a chat that is every streamed update, with every image and audio clip of
-    the whole conversation: whether the file is a static file, may be served and is in the
-    cache, each by `gradio.utils.is_in_or_equal`, which resolves both paths (`realpath`, a
-    system call per folder of each) on the event loop. With a few files per conversation
-    and tens of answers streaming at once this was most of the loop's own time, and its
-    stalls were held there (`_joinrealpath`, `stat`).
+    the whole conversation, on the event loop: whether the file is a static file (a `stat`
+    of it, then `gradio.utils.is_in_or_equal` against each static path), whether it may be
+    served (`_check_allowed`: the upload folder resolved again, `getcwd` twice, and
+    `is_in_or_equal` against each allowed folder) and whether it is in the cache, where
+    `is_in_or_equal` resolves both paths (`realpath`, a system call per folder of each).
+    Each system call gives up Python's lock, and behind busy worker threads getting it back
+    takes a while; with a few files per conversation and tens of answers streaming at once
+    this was most of the loop's own time, and its stalls were held there (`_joinrealpath`,
+    `stat`, `_check_allowed`).
 
-    Remembered here: whether a file Gradio keeps in its upload folder lies in a given
-    folder. That answer cannot change while the app runs: Gradio names those files itself
-    and writes them as plain files, never links, so resolving them again finds the same
-    path. Any other path (one not in its normal form, one outside the upload folder) is
-    checked as before, every time. The checks themselves are unchanged."""
-    if getattr(gradio_utils.is_in_or_equal, "remembers", False):
+    Remembered here, for a file Gradio keeps in its upload folder (a path in normal form
+    under it): whether it lies in a given folder, and that it may be served. Those answers
+    cannot change while the app runs: Gradio names those files itself and writes them as
+    plain files, never links, so resolving them again finds the same path. Only a file let
+    through is remembered, with the page's blocked and allowed folders it was checked
+    against; a refusal is checked again every time, and so is a file whose name starts with
+    a dot (Gradio's dotfile rule depends on the working folder). Any other path (one not in
+    its normal form, one outside the upload folder) is checked as before, every time. Also:
+    the upload folder's own resolution is remembered for each temporary folder, and an
+    uploaded file outside every static path is known not to be a static file without a
+    `stat`. The checks themselves are unchanged."""
+    _remember_upload_folder()
+    _skip_static_check_outside_static_paths()
+    _remember_folder_checks()
+    _remember_allowed_files()
+
+
+def _remembers(function: Any) -> bool:
+    return getattr(function, "remembers", False)
+
+
+def _wraps(replacement: Callable[..., Any], checked: Callable[..., Any]) -> None:
+    replacement.remembers = True  # type: ignore[attr-defined]
+    replacement.__wrapped__ = checked  # type: ignore[attr-defined]
+
+
+def _in_upload_folder(path: str, upload_folder: str) -> bool:
+    """A path in normal form under the upload folder (given with a trailing separator)."""
+    return path.startswith(upload_folder) and os.path.normpath(path) == path
+
+
+def _upload_folder() -> str:
+    return os.path.join(os.path.abspath(gradio_utils.get_upload_folder()), "")
+
+
+def _remember_upload_folder() -> None:
+    """`GRADIO_TEMP_DIR` as it is now, or the `gradio` folder in the temporary folder,
+    resolved once per temporary folder instead of three system calls every time."""
+    if _remembers(gradio_utils.get_upload_folder):
+        return
+    checked = gradio_utils.get_upload_folder
+
+    @functools.lru_cache(maxsize=8)
+    def resolved(temporary_folder: str) -> str:
+        return str((Path(temporary_folder) / "gradio").resolve())
+
+    def get_upload_folder() -> str:
+        return os.environ.get("GRADIO_TEMP_DIR") or resolved(tempfile.gettempdir())
+
+    _wraps(get_upload_folder, checked)
+    gradio_utils.get_upload_folder = get_upload_folder
+
+
+def _skip_static_check_outside_static_paths() -> None:
+    """Gradio's answer for a file is: it exists (a `stat`) and lies in a static path. For a
+    file in the upload folder the second part is remembered, and where it is False so is
+    the answer, whether the file exists or not: the `stat` is left out."""
+    if _remembers(gradio_utils.is_static_file):
+        return
+    checked = gradio_utils.is_static_file
+
+    def is_static_file(file_path: Any) -> bool:
+        path = file_path.path if isinstance(file_path, FileData) else file_path
+        if (isinstance(path, str) and _in_upload_folder(path, _upload_folder())
+                and not any(gradio_utils.is_in_or_equal(path, static)
+                            for static in _StaticFiles.all_paths)):
+            return False
+        return bool(checked(file_path))
+
+    _wraps(is_static_file, checked)
+    gradio_utils.is_static_file = is_static_file
+
+
+def _remember_folder_checks() -> None:
+    if _remembers(gradio_utils.is_in_or_equal):
         return
     checked = gradio_utils.is_in_or_equal
-    upload_folder = os.path.join(os.path.abspath(gradio_utils.get_upload_folder()), "")
+    upload_folder = _upload_folder()
 
     @functools.lru_cache(maxsize=FILE_CHECKS_REMEMBERED)
     def remembered(path_1: str, path_2: str) -> bool:
@@ -138,11 +215,36 @@ def remember_file_checks() -> None:
 
     def is_in_or_equal(path_1: str | Path, path_2: str | Path) -> bool:
         first, second = str(path_1), str(path_2)
-        if (first.startswith(upload_folder) and os.path.normpath(first) == first
-                and os.path.isabs(second)):
+        if _in_upload_folder(first, upload_folder) and os.path.isabs(second):
             return remembered(first, second)
         return checked(path_1, path_2)
 
-    is_in_or_equal.remembers = True  # type: ignore[attr-defined]
-    is_in_or_equal.__wrapped__ = checked  # type: ignore[attr-defined]
+    _wraps(is_in_or_equal, checked)
     gradio_utils.is_in_or_equal = is_in_or_equal
+
+
+def _remember_allowed_files() -> None:
+    if _remembers(processing_utils._check_allowed):
+        return
+    checked = processing_utils._check_allowed
+    let_through: set[tuple[Any, ...]] = set()
+
+    def _check_allowed(path: str | Path, check_in_upload_folder: bool) -> None:
+        blocks = LocalContext.blocks.get(None)
+        text, upload_folder = str(path), _upload_folder()
+        if (blocks is None or not blocks.has_launched
+                or not _in_upload_folder(text, upload_folder)
+                or os.path.basename(text).startswith(".")):
+            return checked(path, check_in_upload_folder)
+        seen = (text, check_in_upload_folder, upload_folder,
+                tuple(map(str, blocks.blocked_paths)), tuple(map(str, blocks.allowed_paths)))
+        if seen not in let_through:
+            checked(path, check_in_upload_folder)  # raises for a file that may not be sent
+            if len(let_through) >= FILE_CHECKS_REMEMBERED:
+                let_through.clear()
+            let_through.add(seen)
+        return None
+
+    _wraps(_check_allowed, checked)
+    processing_utils._check_allowed = _check_allowed
+

@@ -17,17 +17,22 @@ import pytest
 from gradio import processing_utils
 from gradio import utils as gradio_utils
 from gradio.context import LocalContext
+from gradio.data_classes import FileData, _StaticFiles
 from gradio.exceptions import InvalidPathError
 
 from phi4ui.page.gradio_workarounds import remember_file_checks
 
+PATCHED = [(gradio_utils, "is_in_or_equal"), (gradio_utils, "get_upload_folder"),
+           (gradio_utils, "is_static_file"), (processing_utils, "_check_allowed")]
+
 
 @pytest.fixture(autouse=True)
 def unpatched_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Gradio's own check for each test: the app's pages built by earlier tests in this
+    """Gradio's own checks for each test: the app's pages built by earlier tests in this
     process installed the workaround for the upload folder of their time."""
-    current = gradio_utils.is_in_or_equal
-    monkeypatch.setattr(gradio_utils, "is_in_or_equal", getattr(current, "__wrapped__", current))
+    for module, name in PATCHED:
+        current = getattr(module, name)
+        monkeypatch.setattr(module, name, getattr(current, "__wrapped__", current))
 
 
 @pytest.fixture
@@ -133,3 +138,106 @@ def test_a_link_placed_in_the_upload_folder_is_not_remembered_as_inside(
     for _ in range(2):
         with pytest.raises(InvalidPathError):
             send(chatbot, chat_value([str(link)]))
+
+
+def system_calls_per_update(chat: gr.Chatbot, value: list[dict[str, Any]],
+                            monkeypatch: pytest.MonkeyPatch) -> int:
+    """The system calls Gradio's file checks make for one update: `stat`, `lstat` (each
+    folder of a path resolved) and `getcwd`, each of which gives up Python's lock."""
+    calls = [0]
+
+    def counted(call: Any) -> Any:
+        def count(*args: Any, **kwargs: Any) -> Any:
+            calls[0] += 1
+            return call(*args, **kwargs)
+        return count
+
+    with monkeypatch.context() as patch:
+        for name in ("stat", "lstat", "getcwd"):
+            patch.setattr(os, name, counted(getattr(os, name)))
+        send(chat, value)
+    return calls[0]
+
+
+def test_an_update_of_uploaded_files_makes_no_system_call_once_checked(
+        chatbot: gr.Chatbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    value = chat_value(uploaded_files(6))
+    assert system_calls_per_update(chatbot, value, monkeypatch) >= 6 * 4  # Gradio's own
+    remember_file_checks()
+    first = send(chatbot, value)
+    assert system_calls_per_update(chatbot, value, monkeypatch) == 0
+    assert send(chatbot, value) == first
+
+
+def test_a_file_the_page_blocks_is_refused_every_time_even_after_it_was_let_through(
+        chatbot: gr.Chatbot) -> None:
+    remember_file_checks()
+    [uploaded] = uploaded_files(1)
+    send(chatbot, chat_value([uploaded]))
+    page = LocalContext.blocks.get()
+    page.blocked_paths = [os.path.dirname(uploaded)]
+    for _ in range(2):
+        with pytest.raises(InvalidPathError):
+            send(chatbot, chat_value([uploaded]))
+    page.blocked_paths = []
+    send(chatbot, chat_value([uploaded]))
+
+
+def test_a_dotfile_is_checked_every_time(chatbot: gr.Chatbot,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gradio refuses a file whose name starts with a dot when it lies in the working
+    folder: a check that depends on where the process is, so it is never remembered."""
+    remember_file_checks()
+    folder = Path(gradio_utils.get_upload_folder()) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    dotfile = folder / ".env"
+    dotfile.write_text("SECRET=1")
+    send(chatbot, chat_value([str(dotfile)]))  # the working folder is elsewhere
+    monkeypatch.chdir(folder)
+    for _ in range(2):
+        with pytest.raises(InvalidPathError):
+            send(chatbot, chat_value([str(dotfile)]))
+
+
+def test_an_unlaunched_page_lets_files_through_unremembered(chatbot: gr.Chatbot) -> None:
+    """Gradio checks files only once the page is launched; one let through before is
+    checked again after."""
+    remember_file_checks()
+    [uploaded] = uploaded_files(1)
+    page = LocalContext.blocks.get()
+    page.has_launched = False
+    page.blocked_paths = [os.path.dirname(uploaded)]
+    send(chatbot, chat_value([uploaded]))
+    page.has_launched = True
+    with pytest.raises(InvalidPathError):
+        send(chatbot, chat_value([uploaded]))
+
+
+def test_the_upload_folder_is_still_the_one_gradio_names(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    gradio_own = gradio_utils.get_upload_folder()
+    remember_file_checks()
+    assert gradio_utils.get_upload_folder() == gradio_own
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    assert gradio_utils.get_upload_folder() == str(tmp_path)
+    monkeypatch.delenv("GRADIO_TEMP_DIR")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # read TMPDIR again
+    assert gradio_utils.get_upload_folder() == str((tmp_path / "gradio").resolve())
+
+
+def test_static_files_are_still_found_in_static_paths(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside every static path an uploaded file is no static file, existing or not; in
+    one, it is one only while it exists, as Gradio answers."""
+    remember_file_checks()
+    [uploaded] = uploaded_files(1)
+    assert _StaticFiles.all_paths  # Gradio's own icons
+    assert not gradio_utils.is_static_file(FileData(path=uploaded))
+    assert not gradio_utils.is_static_file(uploaded + ".missing")
+    monkeypatch.setattr(_StaticFiles, "all_paths",
+                        [*_StaticFiles.all_paths, Path(os.path.dirname(uploaded)).resolve()])
+    for _ in range(2):
+        assert gradio_utils.is_static_file(FileData(path=uploaded))
+        assert gradio_utils.is_static_file(uploaded)
+        assert not gradio_utils.is_static_file(uploaded + ".missing")
