@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import tempfile
+import types
 from collections.abc import Callable, Iterable
 from html import escape
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import gradio as gr
-from gradio import processing_utils
+from gradio import processing_utils, route_utils
 from gradio import utils as gradio_utils
 from gradio.context import LocalContext
 from gradio.data_classes import FileData, _StaticFiles
@@ -248,3 +250,40 @@ def _remember_allowed_files() -> None:
     _wraps(_check_allowed, checked)
     processing_utils._check_allowed = _check_allowed
 
+
+# ---------------------------------------------------------------- an upload Gradio has already
+
+class _OsKeepingUploads(types.ModuleType):
+    """`os` for Gradio's upload route, but for `rename` onto a file that is there."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    @staticmethod
+    def rename(source: Any, destination: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            kept = os.lstat(destination)
+        except OSError:
+            kept = None
+        if (kept is not None and stat.S_ISREG(kept.st_mode) and not args and not kwargs
+                and kept.st_size == os.stat(source).st_size):
+            os.unlink(source)
+            return
+        os.rename(source, destination, *args, **kwargs)
+
+
+def keep_uploads_already_there() -> None:
+    """Works around: Gradio's upload route writes each uploaded file to a temporary file,
+    then renames it, on the event loop, to `<upload folder>/<hash of its content>/<name>`.
+    The same file sent again (a photo sent twice, an example) is renamed over the copy
+    already there, and on ext4 (its default `auto_da_alloc`) a rename over a file writes the
+    new file's data out first: 0.3 ms on a quiet disk, and up to a second in the 2-core
+    soak, with the loop and every page waiting (`upload_fn`, `os.rename`).
+
+    Here, when a plain file of the same size is there already, the upload's temporary file
+    is removed instead: the folder is named by the hash of the content, so it holds the
+    same bytes. A link, a folder, or a file of another size there is renamed over as
+    Gradio does, and so is every new upload."""
+    if isinstance(route_utils.os, _OsKeepingUploads):
+        return
+    route_utils.os = _OsKeepingUploads("os")

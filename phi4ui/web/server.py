@@ -27,7 +27,7 @@ from phi4ui.page.chat_tab import CSS_PATH, build_page, theme
 from phi4ui.page.file_owners import FileOwners
 from phi4ui.page.files import PageFiles, upload_root
 from phi4ui.page.gradio_workarounds import CSS as WORKAROUNDS_CSS
-from phi4ui.page.gradio_workarounds import remember_file_checks
+from phi4ui.page.gradio_workarounds import keep_uploads_already_there, remember_file_checks
 from phi4ui.settings import Settings
 from phi4ui.web import web_guard
 from phi4ui.web.file_guard import FileGuard
@@ -182,6 +182,7 @@ def _check_files_like_a_launched_app(page: gr.Blocks) -> None:
 def _lighten_gradio() -> None:
     """Removes per-event costs of Gradio that this app has no use for."""
     remember_file_checks()  # each streamed chat update re-checked every file of the chat
+    keep_uploads_already_there()  # a file sent again was renamed over its copy on the loop
     # After every queued event Gradio rebuilds a pandas table of up to 10,000 past events for
     # its monitoring summary: milliseconds of CPU per event, growing with traffic. Recompute
     # it every 1,000 events instead.
