@@ -19,7 +19,8 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
-from phi4ui.engines import vllm_server
+from phi4ui.engines import vllm_compat, vllm_server
+from phi4ui.engines.cpu_priority import ENGINE_NICE
 from phi4ui.scaleout.haproxy import check_config, config_text, haproxy_binary
 from phi4ui.scaleout.processes import Child
 from phi4ui.settings import Settings, env_name
@@ -72,7 +73,8 @@ def plan(settings: Settings, scratch: Path) -> Cluster:
     if settings.engine == "embedded":  # the model runs in vLLM's own server instead
         api_servers = settings.api_servers or settings.frontends
         engine = Child("vLLM server", vllm_server.command_for(
-            settings, host="127.0.0.1", port=engine_port, api_servers=api_servers))
+            settings, host="127.0.0.1", port=engine_port, api_servers=api_servers),
+            nice=0 if vllm_compat.has_cuda() else ENGINE_NICE)
         base_url, api_key = f"http://127.0.0.1:{engine_port}/v1", ""
     pages = [Child(f"page process {index}", _page_command(),
                    page_environment(settings, port=port, base_url=base_url, api_key=api_key))

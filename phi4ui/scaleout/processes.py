@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
@@ -23,13 +25,15 @@ class Child:
     name: str
     command: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
+    nice: int = 0  # above 0: below the other processes on the CPU, with all it starts
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log.info("starting %s", self.name)
         # Output goes where the app's goes (a terminal, a container's log).
         self.process = subprocess.Popen(list(self.command), env={**os.environ, **self.env},
-                                        start_new_session=True, preexec_fn=_end_with_parent)
+                                        start_new_session=True,
+                                        preexec_fn=functools.partial(_prepare, self.nice))
 
     @property
     def pid(self) -> int:
@@ -71,6 +75,22 @@ def wait_all(children: Sequence[Child], timeout_s: float) -> bool:
 def with_group_gone(group: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGKILL)
+
+
+def _prepare(nice: int) -> None:
+    """In the child, before it runs (in its own new session)."""
+    _end_with_parent()
+    if nice > 0:
+        _lower_own_priority(nice)
+
+
+def _lower_own_priority(nice: int) -> None:
+    """Where the kernel groups processes by session (autogroup), a process's nice only ranks
+    it within its session, and a new session competes with every other as an equal: the
+    session's nice is set as well. Processes it starts inherit both."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/autogroup").write_text(str(nice))
+    os.nice(nice)
 
 
 def _end_with_parent() -> None:

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from bench.procs import wait_until_ready
+from phi4ui.engines.cpu_priority import ENGINE_NICE
 from phi4ui.scaleout.haproxy import STICKY_COOKIE
 from tests.support.apprun import START_TIMEOUT_S, RunningApp, health, launch_app
 from tests.support.pageclient import PageClient, send
@@ -96,6 +97,21 @@ def test_a_page_process_that_dies_is_started_again(cluster: RunningApp) -> None:
              and p.pid != victim.pid and health(f"http://127.0.0.1:{port}") is not None,
              240, f"page process on port {port} started again")
     assert "starting it again" in cluster.log(400)
+
+
+def test_on_the_cpu_the_engine_s_server_runs_below_the_pages(cluster: RunningApp) -> None:
+    """The pages' event loops get a CPU before vLLM's server; its session is lowered too,
+    or the kernel's grouping by session (autogroup) would rank it equal to the pages."""
+    app = psutil.Process(cluster.process.pid)
+    server = next(child for child in app.children()
+                  if "serve" in child.cmdline() and "vllm" in " ".join(child.cmdline()))
+    lowered = min(app.nice() + ENGINE_NICE, 19)
+    for process in [server, *server.children(recursive=True)]:
+        assert process.nice() == lowered, process.cmdline()
+    assert all(page.nice() == app.nice() for page in page_processes(cluster).values())
+    autogroup = Path(f"/proc/{server.pid}/autogroup")
+    if autogroup.exists():
+        assert autogroup.read_text().split()[-1] == str(ENGINE_NICE), autogroup.read_text()
 
 
 def test_sigterm_stops_every_process_it_started(cluster: RunningApp) -> None:

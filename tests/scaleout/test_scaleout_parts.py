@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from bench.procs import answers_ok, free_port, start_in_group, stop_group, wait_until_ready
 from phi4ui.errors import SettingsError
 from phi4ui.scaleout.cluster import page_environment
 from phi4ui.scaleout.haproxy import STICKY_COOKIE, check_config, config_text, haproxy_binary
+from phi4ui.scaleout.processes import Child
 from phi4ui.settings import load_settings
 
 needs_haproxy = pytest.mark.skipif(not Path("/usr/sbin/haproxy").exists(),
@@ -149,3 +151,21 @@ def _accepts(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
         return True
     return False
+
+
+def test_a_child_started_below_the_others_passes_that_on_to_what_it_starts() -> None:
+    own = psutil.Process().nice()
+    child = Child("sleeper", ["sh", "-c", "sleep 30 & exec sleep 30"], nice=7)
+    child.start()
+    try:
+        shell = psutil.Process(child.pid)
+        wait_until_ready(child.process, lambda: bool(shell.children()), name="the sleeper",
+                         timeout_s=10, log=lambda: "", every_s=0.05)
+        lowered = min(own + 7, 19)
+        assert [shell.nice(), *(c.nice() for c in shell.children())] == [lowered, lowered]
+        assert psutil.Process().nice() == own
+        autogroup = Path(f"/proc/{child.pid}/autogroup")
+        if autogroup.exists():  # its session ranks below the others too
+            assert autogroup.read_text().split()[-1] == "7", autogroup.read_text()
+    finally:
+        child.stop(grace_s=5)
