@@ -46,3 +46,21 @@ def test_the_server_keeps_its_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert WorkerThread.MAX_IDLE_TIME == server.WORKER_IDLE_S
     assert busy_then_idle_for(30.0, monkeypatch) == 3
 
+
+def test_gradio_processes_in_a_few_threads_while_its_queue_runs_all_events() -> None:
+    """Gradio's limiter, made at the app's start, lets `PROCESSING_THREADS` pre- and
+    postprocessing calls run at once; the queue still runs `max_threads` events."""
+    import gradio as gr
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    with gr.Blocks(analytics_enabled=False) as page:
+        gr.Chatbot()
+    page.max_threads = 512
+    page.queue(default_concurrency_limit=None)
+    server._limit_processing_threads(page)
+    app = gr.mount_gradio_app(FastAPI(), page, path="/")
+    with TestClient(app):
+        assert page.limiter is not None
+        assert page.limiter.total_tokens == server.PROCESSING_THREADS
+        assert page._queue.max_thread_count == 512
