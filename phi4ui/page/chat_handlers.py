@@ -8,7 +8,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from html import escape
 from typing import Any
 
@@ -58,10 +58,14 @@ SOMETHING_BROKE = ("Something went wrong on our side and the answer stopped. You
 class ChatHandlers:
     """What each event does; one instance per page, bound to the engine."""
 
-    def __init__(self, engine: Engine, store: Store | None, files: PageFiles) -> None:
+    def __init__(self, engine: Engine, store: Store | None, files: PageFiles,
+                 forgotten: Callable[[str | None], str | None] = lambda _: None) -> None:
+        """`forgotten`: why a session's conversation was let go on the server (once), or
+        None; its page still shows the chat."""
         self.engine = engine
         self.store = store
         self.files = files
+        self.forgotten = forgotten
         self.throughput = ThroughputHistory(window_s=PLOT_WINDOW_S)
         self._panels: tuple[float, tuple[Any, ...]] | None = None  # (when, outputs)
         self._panels_lock = asyncio.Lock()
@@ -76,6 +80,8 @@ class ChatHandlers:
         """Checks the new message against the engine before anything changes on the page;
         returns the chat to show while the answer comes, and an empty input."""
         refusal.refuse_if(conversation.is_busy(), BUSY)
+        if not conversation.messages and (notice := self.forgotten(request.session_hash)):
+            refusal.refuse(notice)
         checked = refusal.unless_fails(checked_message, message, self.files.checker(request))
         refusal.unless_fails(turn_from_message, checked)  # not empty
         to_answer = [*conversation.messages, *chat_history.user_messages(checked)]

@@ -4,6 +4,7 @@ runs and `chat_handlers` what it does; the page reaches the engine through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -47,14 +48,16 @@ def theme() -> gr.themes.Base:
 
 
 def build_page(engine: Engine, store: Store | None, files: PageFiles, *,
-               everyone_may_review: bool = True) -> gr.Blocks:
+               everyone_may_review: bool = True,
+               forgotten: Callable[[str | None], str | None] = lambda _: None) -> gr.Blocks:
     """The page. What the browser sends back of the chat is never trusted: each session's
     conversation lives on the server, and only files `files` lets its visitor use are read.
-    `everyone_may_review`: whether every visitor may see every recorded answer."""
+    `everyone_may_review`: whether every visitor may see every recorded answer;
+    `forgotten`: why a session's conversation was let go on the server, asked once."""
     files.make_public(path for example in EXAMPLES for path in example.paths())
     with gr.Blocks(title="phi4ui · Phi-4-multimodal", analytics_enabled=False) as page:
         parts = _render(engine, store, files, everyone_may_review)
-        handlers = ChatHandlers(engine, store, files)
+        handlers = ChatHandlers(engine, store, files, forgotten)
         wire_chat(parts, handlers)
         wire_panels(page, parts, handlers)
     return page

@@ -35,7 +35,7 @@ from phi4ui.web.loopwatch import LoopWatch
 from phi4ui.web.mcp_guard import McpGuard
 from phi4ui.web.mcp_tool import McpTool
 from phi4ui.web.request_limits import RequestLimits
-from phi4ui.web.sessions import SessionReaper
+from phi4ui.web.sessions import ForgottenSessions, SessionReaper
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -61,7 +61,8 @@ def _lifespan(settings: Settings, engine: Engine, store: Store | None, loop_watc
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = asyncio.create_task(_run_engine(engine, loop_watch))
         watching = asyncio.create_task(loop_watch.run())
-        reaper = SessionReaper(_gradio_app(app).state_holder, settings.session_idle_minutes)
+        reaper = SessionReaper(_gradio_app(app).state_holder, settings.session_idle_minutes,
+                               app.state.forgotten_sessions)
         reaping = asyncio.create_task(reaper.run())
         sharing = asyncio.create_task(asyncio.to_thread(_share, settings.port)) \
             if settings.share else None
@@ -112,7 +113,10 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
     everyone_may_review = bool(settings.logins()) or (settings.public_host or settings.host
                                                       ) in LOOPBACK
     files = PageFiles(owners)
-    page = build_page(engine, store, files, everyone_may_review=everyone_may_review)
+    forgotten = ForgottenSessions(settings.session_idle_minutes)
+    app.state.forgotten_sessions = forgotten  # filled by the reaper (`_lifespan`)
+    page = build_page(engine, store, files, everyone_may_review=everyone_may_review,
+                      forgotten=forgotten.notice)
     media = MediaSources(settings.mcp_fetch_hosts.split(","), int(settings.upload_max_mb * 1e6))
     api = add_public_api(page, engine, store, files, media)
     # The queue runs at most `max_threads` events at once, whatever their concurrency limits.

@@ -19,17 +19,24 @@ import httpx
 import pytest
 from gradio.state_holder import SessionState, StateHolder
 
-from phi4ui.web.sessions import BATCH, SessionReaper, forget_sessions, idle_sessions
+from phi4ui.web.sessions import (
+    BATCH,
+    ForgottenSessions,
+    SessionReaper,
+    forget_sessions,
+    idle_sessions,
+)
 from tests.support.apprun import RunningApp, health, launch_app
-from tests.support.pageclient import PageClient
+from tests.support.pageclient import PageClient, send
 
 IDLE = datetime.timedelta(minutes=30)
+NOT_USED = "This page was not used for over"
 
 
 def forget_idle_sessions(holder: StateHolder, idle: datetime.timedelta,
                          now: datetime.datetime) -> int:
     """What one pass of the reaper does, at `now`."""
-    return forget_sessions(holder, idle_sessions(holder, idle, now), idle, now)
+    return len(forget_sessions(holder, idle_sessions(holder, idle, now), idle, now))
 
 
 def holder_with_state(deleted: list[Any]) -> tuple[StateHolder, gr.State]:
@@ -139,6 +146,39 @@ def test_a_page_that_stops_asking_is_forgotten_and_an_open_one_kept(
         assert health(app.url) is None  # no engine: /healthz says 503, it still counts
     finally:
         client.close()
+
+
+def test_a_page_that_comes_back_after_being_forgotten_is_told_once(
+        forgetful_app: RunningApp) -> None:
+    """Its chat is still on the page, its conversation no longer on the server: the first
+    message is refused with the reason, and the next is taken as a new conversation."""
+    app = forgetful_app
+    client = PageClient(app.url)
+    try:
+        tick(client, secrets.token_hex(8))
+        fresh, _ = send(client, "Hello")  # refused too (no engine), for that reason alone
+        assert fresh.messages and NOT_USED not in fresh.text, fresh.raw[-1000:]
+        started = time.monotonic()
+        while _sessions(app) != 0:  # asleep past the idle limit
+            assert time.monotonic() - started < 60, f"sessions left: {_sessions(app)}"
+            time.sleep(0.5)
+        tick(client, client.session_hash)  # the page wakes up and asks for the figures
+        came_back, _ = send(client, "Hello again")
+        assert f"{NOT_USED} 6 seconds" in came_back.text, came_back.raw[-1000:]
+        again, _ = send(client, "Hello again")
+        assert again.messages and NOT_USED not in again.text, again.raw[-1000:]
+    finally:
+        client.close()
+
+
+def test_only_the_latest_forgotten_sessions_are_remembered_each_told_once() -> None:
+    forgotten = ForgottenSessions(idle_minutes=60, cap=3)
+    forgotten.add(["a", "b", "c", "d"])
+    assert forgotten.notice("a") is None  # past the cap
+    assert forgotten.notice("made-up") is None and forgotten.notice(None) is None
+    notice = forgotten.notice("b")
+    assert notice is not None and f"{NOT_USED} 60 minutes" in notice
+    assert forgotten.notice("b") is None
 
 
 def test_many_idle_sessions_are_forgotten_a_batch_at_a_time() -> None:
