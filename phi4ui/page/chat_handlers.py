@@ -80,7 +80,8 @@ class ChatHandlers:
         """Checks the new message against the engine before anything changes on the page;
         returns the chat to show while the answer comes, and an empty input."""
         refusal.refuse_if(conversation.is_busy(), BUSY)
-        if not conversation.messages and (notice := self.forgotten(request.session_hash)):
+        session_id = getattr(request, "session_hash", None)
+        if not conversation.messages and (notice := self.forgotten(session_id)):
             refusal.refuse(notice)
         checked = refusal.unless_fails(checked_message, message, self.files.checker(request))
         refusal.unless_fails(turn_from_message, checked)  # not empty
