@@ -5,12 +5,18 @@ thread has run. The server keeps them (`_keep_worker_threads`)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+from pathlib import Path
 
 import anyio
+import gradio as gr
 import pytest
 from anyio._backends._asyncio import AsyncIOBackend, WorkerThread
 
+from phi4ui.engines import build_engine
+from phi4ui.page.chat_tab import build_page
+from phi4ui.settings import load_settings
 from phi4ui.web import server
 
 
@@ -64,3 +70,29 @@ def test_gradio_processes_in_a_few_threads_while_its_queue_runs_all_events() -> 
         assert page.limiter is not None
         assert page.limiter.total_tokens == server.PROCESSING_THREADS
         assert page._queue.max_thread_count == 512
+
+
+# Each small enough not to hold one of the two processing threads for long; a new sync
+# handler belongs here only if it is.
+SMALL_SYNC_HANDLERS = {
+    "ChatHandlers.attach_photo", "ChatHandlers.card_settings", "ChatHandlers.default_settings",
+    "ChatHandlers.load_settings", "ChatHandlers.save_settings", "ChatHandlers.use_example",
+    "SideBySideHandlers.on_preset",
+}
+
+
+def test_the_page_s_sync_handlers_are_only_small_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gradio runs a sync handler in one of the `PROCESSING_THREADS` that also postprocess
+    every streamed update: a slow one there would hold up every answer being written."""
+    built: list[gr.Blocks] = []
+    monkeypatch.setattr(server, "build_page",
+                        lambda *a, **k: built.append(build_page(*a, **k)) or built[-1])
+    settings = load_settings(["--engine", "remote", "--base-url", "http://127.0.0.1:9/v1",
+                              "--db-path", str(tmp_path / "phi4ui.db")], environ={})
+    server.build_server(settings, build_engine(settings))  # built, not started
+    handlers = [fn.fn for fn in built[0].fns.values() if fn.fn is not None]
+    sync = {getattr(handler, "__qualname__", repr(handler)) for handler in handlers
+            if not (inspect.iscoroutinefunction(handler)
+                    or inspect.isasyncgenfunction(handler))}
+    assert len(handlers) > 40 and sync <= SMALL_SYNC_HANDLERS, sorted(sync)
