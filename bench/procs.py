@@ -5,6 +5,7 @@ stopped with its whole group (vLLM's engine processes too)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import psutil
+
+from phi4ui.scaleout.processes import lower_own_priority
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,19 +43,10 @@ def start_in_group(command: list[str], log_path: Path, env: Mapping[str, str] | 
     `stop_group` also stops what it starts; its output goes to `log_path`. `nice` > 0 runs
     it that much below other processes on the CPU."""
     with log_path.open("ab" if append else "wb") as log:
-        return subprocess.Popen(_niced(command, nice) if nice > 0 else command, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
-
-
-def _niced(command: list[str], nice: int) -> list[str]:
-    """`command` at `nice`. Where the kernel groups processes by session (autogroup), a
-    thread's nice only ranks it within its session, and a new session competes with every
-    other as an equal: the session's own nice is set too. The shell execs, so the process
-    keeps its id."""
-    script = (f'{{ echo {nice} > /proc/self/autogroup; }} 2>/dev/null; '
-              f'exec nice -n {nice} "$@"')
-    return ["sh", "-c", script, "sh", *command]
+        return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})}, start_new_session=True,
+                                preexec_fn=functools.partial(lower_own_priority, nice)
+                                if nice > 0 else None)
 
 
 def wait_until_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool], *,

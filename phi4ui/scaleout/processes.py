@@ -81,10 +81,10 @@ def _prepare(nice: int) -> None:
     """In the child, before it runs (in its own new session)."""
     _end_with_parent()
     if nice > 0:
-        _lower_own_priority(nice)
+        lower_own_priority(nice)
 
 
-def _lower_own_priority(nice: int) -> None:
+def lower_own_priority(nice: int) -> None:
     """Where the kernel groups processes by session (autogroup), a process's nice only ranks
     it within its session, and a new session competes with every other as an equal: the
     session's nice is set as well. Processes it starts inherit both."""
