@@ -35,7 +35,11 @@ from phi4ui.web.loopwatch import LoopWatch
 from phi4ui.web.mcp_guard import McpGuard
 from phi4ui.web.mcp_tool import McpTool
 from phi4ui.web.request_limits import RequestLimits
-from phi4ui.web.sessions import ForgottenSessions, SessionReaper
+from phi4ui.web.sessions import (
+    ForgottenSessions,
+    SessionReaper,
+    build_session_configs_on_demand,
+)
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -133,6 +137,7 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
                                   auth_message="phi4ui: sign in to continue.",
                                   root_path=settings.root_path or None)
     _check_files_like_a_launched_app(page)
+    _drop_deep_links(_gradio_app(mounted))
     if settings.mcp:
         mcp = McpTool(api, settings.host)
         mcp.mount(mounted)
@@ -184,10 +189,23 @@ def _check_files_like_a_launched_app(page: gr.Blocks) -> None:
     page.has_launched = True
 
 
+# Gradio's route for sharing a session's page by link; this page has no such link.
+DEEP_LINK_ROUTE = "/gradio_api/deep_link"
+
+
+def _drop_deep_links(gradio_app: GradioApp) -> None:
+    """Gradio's deep-link route writes, for any session id a visitor names, a file of that
+    session's whole page (164 KB for this page) into the upload folder, a new one for every
+    change of the page's values: anyone could fill the disk with it."""
+    gradio_app.router.routes = [route for route in gradio_app.router.routes
+                                if getattr(route, "path", None) != DEEP_LINK_ROUTE]
+
+
 def _lighten_gradio() -> None:
     """Removes per-event costs of Gradio that this app has no use for."""
     remember_file_checks()  # each streamed chat update re-checked every file of the chat
     keep_uploads_already_there()  # a file sent again was renamed over its copy on the loop
+    build_session_configs_on_demand()  # a new page's first event copied every block's
     # After every queued event Gradio rebuilds a pandas table of up to 10,000 past events for
     # its monitoring summary: milliseconds of CPU per event, growing with traffic. Recompute
     # it every 1,000 events instead.

@@ -1,11 +1,12 @@
-"""Forgetting the pages nobody uses any more.
+"""Forgetting the pages nobody uses any more, and keeping a new page's state small.
 
-Gradio keeps, for every session id it has seen, a copy of the whole page's configuration
-(291 KiB of the process's memory for this page, measured over 10,000 sessions) with that
-page's current values, the chat included, and the session's `gr.State` values, such as its
-conversation. It frees the state of a page whose heartbeat ended after an hour, but the rest
-only once 10,000 sessions have been seen: memory that grew with every page ever opened, and
-that anyone could fill (2.8 GB) by sending requests with made-up session ids.
+Gradio keeps, for every session id it has seen, that page's current values, the chat
+included, and the session's `gr.State` values, such as its conversation; Gradio's own
+session also held a copy of the whole page's configuration (291 KiB for this page, made on
+the event loop; now made block by block when needed, see `build_session_configs_on_demand`).
+It frees the state of a page whose heartbeat ended after an hour, but the rest only once
+10,000 sessions have been seen: memory that grew with every page ever opened, and that
+anyone could fill (2.8 GB) by sending requests with made-up session ids.
 
 An open page asks for the live figures every few seconds (a browser may slow a hidden tab to
 once a minute), so a session unused for longer than the idle limit, an hour by default,
@@ -24,11 +25,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import types
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from gradio.state_holder import SessionState
 
 if TYPE_CHECKING:
+    from gradio.blocks import Blocks, BlocksConfig
     from gradio.state_holder import StateHolder
 
 log = logging.getLogger(__name__)
@@ -130,3 +135,61 @@ class SessionReaper:
             forgotten += len(batch)
         self.forgotten += forgotten
         return forgotten
+
+
+# ---------------------------------------------------------------- a new session's state
+
+def build_session_configs_on_demand() -> None:
+    """Works around: Gradio makes a new session's state, on the event loop, in the first
+    request that names the session, and with it a copy of every block's configuration
+    (`SessionState.config_values`, kept to rebuild the page for a deep link): 181-243 ms
+    for this page in the 2-core soak, during which no page was served, and most of a
+    session's 291 KiB. A session's events only read or write the configuration of the
+    blocks they change. Here each block's copy is made when first asked for, from the
+    block as it is then; a block an event replaced has its copy made at once, as before.
+    The full list (`SessionState.components`, for a deep link) still has every block."""
+    if getattr(SessionState.__init__, "on_demand", False):
+        return
+    made_at_once = SessionState.__init__
+
+    def __init__(self: SessionState, blocks: Blocks) -> None:
+        # Gradio's own constructor, given no blocks to copy the configuration of
+        made_at_once(self, types.SimpleNamespace(  # type: ignore[arg-type]
+            default_config=blocks.default_config, blocks={}))
+        self.config_values = _ConfigsOnDemand(self.blocks_config, blocks.blocks)
+
+    __init__.on_demand = True  # type: ignore[attr-defined]
+    __init__.__wrapped__ = made_at_once  # type: ignore[attr-defined]
+    SessionState.__init__ = __init__  # type: ignore[method-assign]
+
+
+class _ConfigsOnDemand(dict[int, dict[str, Any]]):
+    """A session's copies of the blocks' configurations, each made when first asked for.
+    Gradio reads them with `in`, `[]` and `items()`; only the page's own blocks have one."""
+
+    def __init__(self, blocks_config: BlocksConfig, page_blocks: dict[int, Any]) -> None:
+        super().__init__()
+        self._blocks_config = blocks_config
+        self._page_blocks = page_blocks
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key) or self._made(key)
+
+    def __missing__(self, key: int) -> dict[str, Any]:
+        if not self._made(key):
+            raise KeyError(key)
+        return super().__getitem__(key)
+
+    def _made(self, key: Any) -> bool:
+        block = self._blocks_config.blocks.get(key)
+        if block is None or key not in self._page_blocks:
+            return False
+        self[key] = self._blocks_config.config_for_block(key, [], block)
+        return True
+
+    def items(self) -> Any:
+        """Every block's, in the page's order, as Gradio's full copy had them."""
+        in_order = [(key, self[key]) for key in self._blocks_config.blocks if key in self]
+        self.clear()
+        self.update(in_order)
+        return super().items()
