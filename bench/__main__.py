@@ -140,10 +140,11 @@ def _stress(run: dict[str, Any], job: dict[str, Any], setup: Setup,
             run["engine_alone"] = {"start_s": found["engine_start_s"],
                                    "peak_rss": found["engine_peak_rss"]}
             continue
-        profile_to = out if args.profile and path == "app" else None
+        profile_to = out if args.profile and path in ("app", "app_scaled") else None
         try:
-            with serving(path, setup) as target, profiling(target.facts.get("pid", 0),
-                                                           profile_to):
+            with serving(path, setup) as target, profiling(
+                    target.facts.get("pid") or target.facts.get("tree_pid", 0), profile_to,
+                    path, with_children="tree_pid" in target.facts):
                 cpu_before = process_cpu_s(target.facts.get("pid", 0))
                 found = run_clients(job, target, path, setup.work, job["scenarios"])["results"]
                 run["results"] += found
@@ -157,7 +158,7 @@ def _stress(run: dict[str, Any], job: dict[str, Any], setup: Setup,
             run["skipped"][path] = str(error)
             print(f"{path}: skipped: {error}", file=sys.stderr)
             continue
-        if facts := {k: v for k, v in target.facts.items() if k != "pid"}:
+        if facts := {k: v for k, v in target.facts.items() if k not in ("pid", "tree_pid")}:
             run[f"{path}_start"] = facts
     if "app_start" in run:
         run["app_start"]["rss_without_engine"] = app_without_engine(setup.work)

@@ -103,7 +103,7 @@ class AppPeople:
                              token_gaps=token_gaps(reply.updates, reply.completion_tokens),
                              tokens=reply.completion_tokens, started=reply.started,
                              ended=reply.ended, error=incomplete(reply, tokens),
-                             largest_gap=largest_gap(reply.updates))
+                             largest_gap=largest_gap(reply.updates), app_ttft=reply.app_ttft)
 
     async def close(self) -> None:
         for app, _, _ in self.people.values():

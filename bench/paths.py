@@ -71,7 +71,9 @@ def serving(path: str, setup: Setup) -> Iterator[Target]:
         with _served(start("app-scaled", scaled_app_command(
                 setup.app_args, port := free_port(), setup.frontends), port, setup.work),
                 ready="/healthz") as service:
-            yield Target("app", service.url, facts={"frontends": setup.frontends})
+            # Its page processes and vLLM's server are children of this one (to profile).
+            yield Target("app", service.url, facts={"frontends": setup.frontends,
+                                                    "tree_pid": service.process.pid})
     elif path in OPENAI_PATHS:
         with _vllm(setup, setup.api_servers if path == "server_api4" else 1) as target:
             yield target

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -206,15 +207,18 @@ def _vllm_cli() -> str:
 
 
 @contextlib.contextmanager
-def profiling(pid: int, out: Path | None) -> Iterator[None]:
-    """Samples `pid` with py-spy while the block runs, when `out` is given: py-spy's
-    collapsed stacks (for flame graph tools) and the hottest functions as text."""
+def profiling(pid: int, out: Path | None, name: str = "app", with_children: bool = False
+              ) -> Iterator[None]:
+    """Samples `pid` (and, `with_children`, every process it started) with py-spy while
+    the block runs, when `out` is given: py-spy's collapsed stacks (for flame graph tools)
+    and the hottest functions as text, `<name>-profile.*`, one table per process kind."""
     if out is None:
         yield
         return
-    collapsed = out / "app-profile.collapsed"
+    collapsed = out / f"{name}-profile.collapsed"
     recorder = subprocess.Popen([_py_spy(), "record", "--pid", str(pid), "--rate", "100",
-                                 "--nonblocking", "--format", "raw", "--output", str(collapsed)],
+                                 "--nonblocking", "--format", "raw", "--output", str(collapsed),
+                                 *(["--subprocesses"] if with_children else [])],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
@@ -222,7 +226,34 @@ def profiling(pid: int, out: Path | None) -> Iterator[None]:
         recorder.send_signal(signal.SIGINT)
         recorder.wait(60)
         if collapsed.exists():
-            (out / "app-profile.txt").write_text(hottest(collapsed.read_text()))
+            (out / f"{name}-profile.txt").write_text(
+                hottest_by_process(collapsed.read_text()) if with_children
+                else hottest(collapsed.read_text()))
+
+
+def hottest_by_process(collapsed: str) -> str:
+    """`hottest` for each kind of process in stacks recorded with --subprocesses (py-spy
+    puts the process and its parents first in each stack): the page processes' together,
+    vLLM's API processes' together, and so on."""
+    kinds: dict[str, list[str]] = {}
+    for line in collapsed.splitlines():
+        frames = line.split(";")
+        processes = [n for n, frame in enumerate(frames) if PROCESS_FRAME.match(frame)]
+        if not processes:
+            continue
+        kind = _process_kind(frames[processes[-1]])
+        kinds.setdefault(kind, []).append(";".join(frames[processes[-1] + 1:]))
+    return "\n".join(f"## {kind}\n\n{hottest(chr(10).join(lines))}"
+                     for kind, lines in sorted(kinds.items(), key=lambda kv: -len(kv[1])))
+
+
+PROCESS_FRAME = re.compile(r'process \d+:"')
+
+
+def _process_kind(frame: str) -> str:
+    """A process's command line as py-spy shows it, without its id and numbers (ports)."""
+    command = frame.split(":", 1)[-1].strip().strip('"')
+    return re.sub(r"\d+", "N", command)[:120]
 
 
 def _py_spy() -> str:

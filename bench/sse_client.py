@@ -25,6 +25,7 @@ from phi4ui.core.history import NOTES_TITLE, STATS_PREFIX
 
 API = "/gradio_api"
 TOKENS_IN_STATS = re.compile(r"(\d+) tokens in")
+FIRST_TOKEN_IN_STATS = re.compile(r"first token (\d+) ms|first token ([\d.]+) s")
 TOKENS_AND_FINISH = re.compile(r"Completion tokens \| (\d+) \((\w+)\)")
 
 
@@ -34,6 +35,7 @@ class Reply:
     first_text_at: float | None = None
     updates: list[float] = field(default_factory=list)  # times the answer text grew
     completion_tokens: int = 0
+    app_ttft: float | None = None  # the page's own, in its statistics line
     chat: list[Any] = field(default_factory=list)  # the chat as the page holds it
     error: str = ""
     ended: float = 0.0
@@ -254,8 +256,11 @@ def _on_output(data: list[Any], reply: Reply) -> None:
         if reply.first_text_at is None:
             reply.first_text_at = now
         reply.updates.append(now)
-    if match := TOKENS_IN_STATS.search(json.dumps(data[0])):
+    if match := TOKENS_IN_STATS.search(shown := json.dumps(data[0])):
         reply.completion_tokens = int(match.group(1))
+        if first := FIRST_TOKEN_IN_STATS.search(shown):
+            reply.app_ttft = (float(first.group(1)) / 1000 if first.group(1)
+                              else float(first.group(2)))
 
 
 def apply_diff(value: Any, diff: list[Any]) -> Any:

@@ -98,3 +98,17 @@ def test_the_chat_diff_is_applied_as_gradio_client_applies_it() -> None:
                  [["add", [1, "metadata"], {"title": None}]]):
         ours, theirs = apply_diff(ours, diff), gradio_apply_diff(theirs, diff)
         assert ours == theirs
+
+
+@pytest.mark.parametrize(("shown", "seconds"), [("first token 58 ms", 0.058),
+                                                ("first token 1.25 s", 1.25)])
+def test_the_page_s_own_first_token_is_read_from_its_statistics(shown: str,
+                                                                seconds: float) -> None:
+    from bench.sse_client import Reply, _on_output
+
+    reply = Reply(started=0.0)
+    stats = {"role": "assistant", "metadata": {"title": "Statistics"},
+             "content": [{"type": "text", "text": f"{shown} · 118.8 tok/s · 64 tokens in 0.5 s"}]}
+    _on_output([[{"role": "assistant", "content": [{"type": "text", "text": "a"}]}, stats]],
+               reply)
+    assert reply.completion_tokens == 64 and reply.app_ttft == pytest.approx(seconds)

@@ -1,6 +1,7 @@
 """Starting a server process, waiting for its health check and stopping its whole group,
 as the benchmarks and the tests that start the app or vLLM do, on real processes."""
 
+import subprocess
 import sys
 import time
 
@@ -11,6 +12,7 @@ from bench.procs import (
     NotReady,
     answers_ok,
     free_port,
+    profiling,
     start_in_group,
     stop_group,
     wait_until_ready,
@@ -65,3 +67,21 @@ def test_stopping_the_group_stops_the_processes_it_started(tmp_path):
     stop_group(parent, grace_s=10)
     child.wait(10)  # raises psutil.TimeoutExpired if the child outlived its group
     assert not child.is_running()
+
+
+def test_a_profile_of_a_process_tree_has_a_table_per_kind_of_process(tmp_path):
+    for name in ("spin_one.py", "spin_two.py"):
+        (tmp_path / name).write_text("import time\nend = time.time() + 4\n"
+                                     "while time.time() < end:\n    pass\n")
+    parent = subprocess.Popen(["bash", "-c", f"{sys.executable} spin_one.py & "
+                               f"{sys.executable} spin_two.py; wait"], cwd=tmp_path)
+    try:
+        time.sleep(0.5)
+        with profiling(parent.pid, tmp_path, "tree", with_children=True):
+            time.sleep(1.5)
+    finally:
+        parent.wait(10)
+    tables = (tmp_path / "tree-profile.txt").read_text()
+    assert tables.count("## ") == 2, tables
+    assert "spin_one.py\n" in tables and "spin_two.py\n" in tables
+    assert "<module> (spin_one.py:3)" in tables
