@@ -34,6 +34,7 @@ from phi4ui.web.file_guard import FileGuard
 from phi4ui.web.loopwatch import LoopWatch
 from phi4ui.web.mcp_guard import McpGuard
 from phi4ui.web.mcp_tool import McpTool
+from phi4ui.web.page_cache import PageCache
 from phi4ui.web.request_limits import RequestLimits
 from phi4ui.web.sessions import (
     ForgottenSessions,
@@ -143,6 +144,7 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
         mcp.mount(mounted)
         mounted.state.mcp = mcp  # its sessions run with the app (`_lifespan`)
         mounted.add_middleware(McpGuard, logins=settings.logins())
+    mounted.add_middleware(PageCache, signed_in=bool(settings.logins()))  # inside the others
     mounted.add_middleware(FileGuard, owners=owners)
     mounted.add_middleware(RequestLimits)
     web_guard.install(mounted, settings)
