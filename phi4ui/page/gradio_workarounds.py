@@ -167,6 +167,14 @@ def _upload_folder() -> str:
     return os.path.join(os.path.abspath(gradio_utils.get_upload_folder()), "")
 
 
+def kept_by_gradio(path: str) -> bool:
+    """A file Gradio keeps in its upload folder, named by Gradio: a path in normal form
+    under the folder, not a dotfile (whether Gradio serves one depends on the working
+    folder). What Gradio answers about such a file cannot change while the app runs."""
+    return (_in_upload_folder(path, _upload_folder())
+            and not os.path.basename(path).startswith("."))
+
+
 def _remember_upload_folder() -> None:
     """`GRADIO_TEMP_DIR` as it is now, or the `gradio` folder in the temporary folder,
     resolved once per temporary folder instead of three system calls every time."""

@@ -28,6 +28,7 @@ from phi4ui.page.file_owners import FileOwners
 from phi4ui.page.files import PageFiles, upload_root
 from phi4ui.page.gradio_workarounds import CSS as WORKAROUNDS_CSS
 from phi4ui.page.gradio_workarounds import keep_uploads_already_there, remember_file_checks
+from phi4ui.page.update_files import walk_chat_updates_once_per_file
 from phi4ui.settings import Settings
 from phi4ui.web import web_guard
 from phi4ui.web.file_guard import FileGuard
@@ -208,6 +209,7 @@ def _lighten_gradio() -> None:
     remember_file_checks()  # each streamed chat update re-checked every file of the chat
     keep_uploads_already_there()  # a file sent again was renamed over its copy on the loop
     build_session_configs_on_demand()  # a new page's first event copied every block's
+    walk_chat_updates_once_per_file()  # each streamed chat update validated every file again
     # After every queued event Gradio rebuilds a pandas table of up to 10,000 past events for
     # its monitoring summary: milliseconds of CPU per event, growing with traffic. Recompute
     # it every 1,000 events instead.

@@ -23,7 +23,8 @@ from gradio.exceptions import InvalidPathError
 from phi4ui.page.gradio_workarounds import remember_file_checks
 
 PATCHED = [(gradio_utils, "is_in_or_equal"), (gradio_utils, "get_upload_folder"),
-           (gradio_utils, "is_static_file"), (processing_utils, "_check_allowed")]
+           (gradio_utils, "is_static_file"), (processing_utils, "_check_allowed"),
+           (processing_utils, "async_move_files_to_cache")]
 
 
 @pytest.fixture(autouse=True)
