@@ -226,9 +226,13 @@ def profiling(pid: int, out: Path | None, name: str = "app", with_children: bool
         recorder.send_signal(signal.SIGINT)
         recorder.wait(60)
         if collapsed.exists():
-            (out / f"{name}-profile.txt").write_text(
-                hottest_by_process(collapsed.read_text()) if with_children
-                else hottest(collapsed.read_text()))
+            (out / f"{name}-profile.txt").write_text(profile_tables(collapsed, with_children))
+
+
+def profile_tables(collapsed: Path, by_process: bool) -> str:
+    """The hottest functions of py-spy's collapsed stacks, per kind of process or not."""
+    stacks = collapsed.read_text(errors="replace")  # names as the processes have them
+    return hottest_by_process(stacks) if by_process else hottest(stacks)
 
 
 def hottest_by_process(collapsed: str) -> str:
@@ -253,7 +257,7 @@ PROCESS_FRAME = re.compile(r'process \d+:"')
 def _process_kind(frame: str) -> str:
     """A process's command line as py-spy shows it, without its id and numbers (ports)."""
     command = frame.split(":", 1)[-1].strip().strip('"')
-    return re.sub(r"\d+", "N", command)[:120]
+    return re.sub(r"(?<![A-Za-z])\d+", "N", command)[:120]
 
 
 def _py_spy() -> str:

@@ -12,6 +12,7 @@ from bench.procs import (
     NotReady,
     answers_ok,
     free_port,
+    profile_tables,
     profiling,
     start_in_group,
     stop_group,
@@ -85,3 +86,12 @@ def test_a_profile_of_a_process_tree_has_a_table_per_kind_of_process(tmp_path):
     assert tables.count("## ") == 2, tables
     assert "spin_one.py\n" in tables and "spin_two.py\n" in tables
     assert "<module> (spin_one.py:3)" in tables
+
+
+def test_a_profile_with_names_that_are_not_utf_8_is_still_summed_up(tmp_path):
+    # py-spy writes a process's names as it has them (a GPU run's had a byte 0xff).
+    collapsed = tmp_path / "app-profile.collapsed"
+    collapsed.write_bytes(b'process 7:"python -m phi4ui serve";run (loop.py:1);'
+                          b'send (w\xffb.py:2) 3\n')
+    tables = profile_tables(collapsed, by_process=True)
+    assert "python -m phi4ui serve" in tables and "3 samples" in tables
