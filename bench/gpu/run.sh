@@ -29,6 +29,16 @@ export PATH=/tmp/site-bin:/tmp/site/bin:$PATH PYTHONPATH=/tmp/site:$PWD VLLM_USE
   VLLM_NO_USAGE_STATS=1 PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False
 checkpoint=/tmp/phi4mm-full
 
+# The full-size random-weight checkpoint, built once. A build cut short (its process ended
+# with the call that started it in the background) leaves a folder with truncated adapters,
+# which vLLM refuses only when a page process loads them: a marker says the build finished.
+full_checkpoint() {
+  [ -f $checkpoint/.complete ] && return
+  rm -rf $checkpoint
+  python3 -m phi4ui tinymodel $checkpoint --full
+  touch $checkpoint/.complete
+}
+
 case "${1:-}" in
   unpack)
     [ -f /tmp/site/.vllm ] || { mkdir -p /tmp/site && xz -T0 -dc .gpu/vllm_site.tar.xz | tar -x -C /tmp/site && touch /tmp/site/.vllm; }
@@ -51,12 +61,12 @@ case "${1:-}" in
     haproxy -v | head -1
     ;;
   smoke)
-    [ -d $checkpoint ] || python3 -m phi4ui tinymodel $checkpoint --full
+    full_checkpoint
     python3 -m bench.gpu.smoke $checkpoint "$out/smoke.json" --max-model-len 8192 \
       --gpu-memory-utilization 0.85 2>&1 | tee "$out/smoke.log" | grep -vE "^\(|WARNING" || true
     ;;
   bench)
-    [ -d $checkpoint ] || python3 -m phi4ui tinymodel $checkpoint --full
+    full_checkpoint
     python3 -m bench --model $checkpoint --paths raw,app,app_scaled,server,server_api4 \
       --kinds text,image,audio --users 1,16,64 --output-tokens 128 --requests-per-user 2 \
       --max-model-len 8192 --max-num-seqs 64 --client-procs 8 --label "H200" --out "$out" \
@@ -67,7 +77,7 @@ case "${1:-}" in
       --label "clients" --out "$out" "${@:2}" 2>&1 | tee "$out/calibrate.log" || true
     ;;
   realistic)
-    [ -d $checkpoint ] || python3 -m phi4ui tinymodel $checkpoint --full
+    full_checkpoint
     python3 -m bench --model $checkpoint --realistic --realistic-paths app,app_scaled,server \
       --realistic-people 16,32,64,96,128,192,256 --max-model-len 8192 --max-num-seqs 256 \
       --client-procs 8 --label "H200 realistic" --out "$out" "${@:2}" 2>&1 \
