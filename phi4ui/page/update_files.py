@@ -13,8 +13,9 @@ one Gradio has already handled for that chat gets the same answer again (a copy 
 Only a file not seen before goes through Gradio's own handling; one Gradio refuses raises
 as before and is never remembered, so it is checked again the next time. Only files in
 Gradio's upload folder are remembered (`gradio_workarounds.kept_by_gradio`): what Gradio
-answers for one depends only on its fields, the block and the folders it checks, which do
-not change while the app runs. Any other file of the chat, inputs, and any other output
+answers for one depends only on its fields, the block, the upload folder, whether the page
+is launched and the folders it blocks and allows, which are all part of what the answer is
+remembered by. Any other file of the chat, inputs, and any other output
 are handled by Gradio every time, as before.
 """
 
@@ -27,6 +28,7 @@ from typing import Any
 
 import gradio as gr
 from gradio import processing_utils
+from gradio import utils as gradio_utils
 from gradio.context import LocalContext
 from gradio.data_classes import GradioModel, GradioRootModel
 from gradio_client.utils import is_file_obj_with_meta
@@ -65,9 +67,10 @@ async def _walked(data: Any, block: Any, walked_by_gradio: Callable[..., Any]) -
     """`data` with every file as Gradio answers it for `block`'s output."""
     missing: list[Missing] = []
     root = [None]
-    page = LocalContext.blocks.get(None)  # the folders it checks files against
-    checked_against = (None if page is None else (tuple(map(str, page.blocked_paths)),
-                                                  tuple(map(str, page.allowed_paths))))
+    page = LocalContext.blocks.get(None)  # whether and against what it checks files
+    checked_against = (gradio_utils.get_upload_folder(), None if page is None else (
+        page.has_launched, tuple(map(str, page.blocked_paths)),
+        tuple(map(str, page.allowed_paths))))
     root[0] = _copied(data, (block._id, block.proxy_url, checked_against), missing, root, 0)
     for container, slot, file, key in missing:
         answer = await walked_by_gradio(file, block, True)  # raises for a refused file

@@ -98,6 +98,18 @@ def test_a_refused_file_is_refused_on_every_update(page: dict[str, Any],
             walk(page["chat"], chat_value([kept, refused]))
 
 
+def test_a_file_let_through_before_launch_is_checked_again_after(
+        page: dict[str, Any]) -> None:
+    blocked = uploaded()
+    launched = LocalContext.blocks.get()
+    launched.blocked_paths = [os.path.dirname(blocked)]
+    launched.has_launched = False  # Gradio lets any file through before launch
+    walk(page["chat"], chat_value([blocked]))
+    launched.has_launched = True
+    with pytest.raises(InvalidPathError):
+        walk(page["chat"], chat_value([blocked]))
+
+
 def test_a_dotfile_is_never_answered_from_memory(page: dict[str, Any]) -> None:
     value = chat_value([uploaded(".hidden.png")])
     for _ in range(2):
