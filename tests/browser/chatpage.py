@@ -85,9 +85,19 @@ class ChatPage:
         self.textbox.press("Enter")
 
     def set_max_tokens(self, count: int) -> None:
+        """Typed again if the page's own load step, which puts the stored settings back, was
+        still on its way and overwrote it (the page itself can be there before that step)."""
         box = self.page.locator("#max-tokens input[type=number]")
-        box.fill(str(count))
-        box.press("Enter")
+        for _ in range(10):
+            box.fill(str(count))
+            box.press("Enter")
+            try:
+                expect(box).to_have_value(str(count), timeout=1_000)
+                self.page.wait_for_timeout(300)
+                if box.input_value() == str(count):
+                    return
+            except AssertionError:
+                continue
         expect(box).to_have_value(str(count))
 
     # ------------------------------------------------------------ the chat
