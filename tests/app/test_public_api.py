@@ -136,13 +136,15 @@ def test_an_earlier_conversation_is_plain_text_and_control_tokens_stay_text(app,
 
 
 def test_a_stopped_job_aborts_the_engine_request(app, alice):
-    job = alice.submit("Write a long story.", max_new_tokens=2000, api_name="/chat")
+    # Greedy, so the answer cannot end early by drawing an end token by chance.
+    job = alice.submit("Write a long story.", temperature=0.0, max_new_tokens=2000,
+                       api_name="/chat")
     deadline = time.monotonic() + 60
-    while len(job.outputs()) < 2 and time.monotonic() < deadline:
+    while not (len(job.outputs()) >= 2 and health(app.url)["running"] == 1):
+        assert not job.done() and time.monotonic() < deadline, (job.status(), job.outputs())
         time.sleep(0.05)
-    assert health(app.url)["running"] == 1
     job.cancel()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 5  # 2,000 tokens take over 10 s on 2 cores
     while health(app.url)["running"] != 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert health(app.url)["running"] == 0
