@@ -290,7 +290,8 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
 
 STALL_LINE = re.compile(r"The event loop was held for (\d+) ms(?:, in:\n((?:  .*\n?)+))?"
                         r"(?:busy threads: (.*)\n?)?"
-                        r"(?:\n?loop thread: (\d+) ms on a CPU, (\d+) ms waiting for one)?")
+                        r"(?:\n?loop thread: (\d+) ms on a CPU, (\d+) ms waiting for one)?"
+                        r"(?:\n?garbage collection: (\d+) ms)?")
 
 
 def logged_stalls(log: str) -> list[dict[str, Any]]:
@@ -311,7 +312,8 @@ def logged_stalls(log: str) -> list[dict[str, Any]]:
         stalls.append({"ms": int(match[1]), "where": where, "stack": stack.rstrip(),
                        "busy_threads": match[3] or "",
                        **({"on_cpu_ms": int(match[4]), "waiting_for_cpu_ms": int(match[5])}
-                          if match[4] is not None else {})})
+                          if match[4] is not None else {}),
+                       "collecting_ms": int(match[6] or 0)})
     return stalls
 
 
@@ -330,7 +332,19 @@ def stall_split(stalls: list[dict[str, Any]]) -> str:
             f", waited for a CPU {waiting / total:.0%} and was off the CPU by its own doing "
             f"(Python's lock, a blocking call) {other / total:.0%}; in the {len(held)} stalls "
             f"of 200 ms or more that last share was "
-            f"{held_other / max(1, sum(s['ms'] for s in held)):.0%}")
+            f"{held_other / max(1, sum(s['ms'] for s in held)):.0%}"
+            f"{garbage_collection(split)}")
+
+
+def garbage_collection(stalls: list[dict[str, Any]]) -> str:
+    """`; Python's garbage collector ran N% of it, in K stalls`, from the stall log."""
+    collected = [s for s in stalls if s.get("collecting_ms")]
+    total = sum(s["ms"] for s in stalls)
+    if not collected or not total:
+        return "; the garbage collector ran in none of them"
+    share = sum(min(s["collecting_ms"], s["ms"]) for s in collected) / total
+    return (f"; Python's garbage collector ran {share:.0%} of that time, in {len(collected)} "
+            f"of the {len(stalls)} stalls")
 
 
 def worst_stacks(stalls: list[dict[str, Any]], count: int = 10) -> list[dict[str, Any]]:

@@ -11,12 +11,15 @@ the blocking call instead of only its length, and (on Linux, from the kernel's s
 statistics of the loop thread) how much of the stall the loop thread ran on a CPU and how
 much it waited for one: a loop that ran for most of the stall did work of its own (many
 ready callbacks, or one long one); one that waited for a CPU lost it to other processes;
-the rest it was off the CPU by its own doing (a blocking call, or Python's lock).
+the rest it was off the CPU by its own doing (a blocking call, or Python's lock). It also
+gives how long Python's garbage collector ran during the stall, in any thread: a
+collection holds Python's lock, so the stack spy cannot look while one runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -35,6 +38,7 @@ RECENT_BUCKETS = 2
 REPORT_AFTER_S = 0.1
 STACK_LINES = 8  # innermost frames of the held loop that the log shows
 SPY_EVERY_S = 0.02
+NOTED_COLLECTION_S = 0.001  # shorter garbage collections are not kept
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ class LoopWatch:
         self._buckets: deque[tuple[int, float]] = deque(maxlen=RECENT_BUCKETS)
         self._due_at = float("inf")  # when the sleeping watch should wake, time.monotonic()
         self._held_in: str | None = None  # the loop's stack, seen during the current stall
+        self._collections = _Collections()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -57,15 +62,19 @@ class LoopWatch:
                                name="loop-stall-spy", daemon=True)
         spy.start()
         schedstat = _SchedStat()  # of this thread, the loop's
+        gc.callbacks.append(self._collections.note)
         try:
             while True:
                 asked = loop.time() + self.interval_s
-                self._due_at = time.monotonic() + self.interval_s
+                slept_at = time.monotonic()
+                self._due_at = slept_at + self.interval_s
                 before = schedstat.read()
                 await asyncio.sleep(self.interval_s)
                 late_s = loop.time() - asked
-                self.observe(late_s, _split(late_s, before, schedstat.read()))
+                self.observe(late_s, _split(late_s, before, schedstat.read())
+                             + self._collections.since(slept_at, late_s))
         finally:
+            gc.callbacks.remove(self._collections.note)
             stop.set()
             schedstat.close()
 
@@ -119,6 +128,36 @@ def _busy_threads(frames: dict[int, types.FrameType]) -> str:
             f"{frame.f_lineno} {frame.f_code.co_name}"
             for ident, frame in frames.items() if frame.f_code.co_name not in WAITING]
     return f"\nbusy threads: {'; '.join(busy[:6])}" if busy else ""
+
+
+class _Collections:
+    """The garbage collector's recent runs of a millisecond or more (a callback of
+    `gc.callbacks`, called in whichever thread collects)."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self._done: deque[tuple[float, float, int]] = deque(maxlen=64)  # end, seconds, gen
+
+    def note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.monotonic()
+            return
+        ended = time.monotonic()
+        if ended - self._started >= NOTED_COLLECTION_S:
+            self._done.append((ended, ended - self._started, info["generation"]))
+
+    def since(self, start: float, late_s: float) -> str:
+        """`\ngarbage collection: N ms (generation G)` of the collections that ran after
+        `start`, or nothing without a stall worth logging or without a collection."""
+        if late_s <= REPORT_AFTER_S:
+            return ""
+        ran = [(min(seconds, ended - start), generation) for ended, seconds, generation
+               in list(self._done) if ended > start]
+        if not ran:
+            return ""
+        generations = "/".join(str(g) for g in sorted({g for _, g in ran}))
+        return (f"\ngarbage collection: {sum(s for s, _ in ran) * 1000:.0f} ms "
+                f"(generation {generations})")
 
 
 class _SchedStat:

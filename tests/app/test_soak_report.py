@@ -1,6 +1,13 @@
 """The soak's figures and report, from a made-up run (the soak itself takes minutes)."""
 
-from bench.soak import logged_stalls, markdown, stall_places, summary, worst_stacks
+from bench.soak import (
+    logged_stalls,
+    markdown,
+    stall_places,
+    stall_split,
+    summary,
+    worst_stacks,
+)
 
 
 def _sample(t_s: float, app_mib: int, engine_mib: int, stall_ms: float,
@@ -78,6 +85,8 @@ busy threads: asyncio_0 at tokenizer.py:12 encode
   File "/srv/app/phi4ui/core/answer_stream.py", line 120, in answer
     update = pacer.next()
 2026-01-01 00:00:12 WARNING phi4ui.web.loopwatch: The event loop was held for 400 ms
+loop thread: 390 ms on a CPU, 5 ms waiting for one
+garbage collection: 380 ms (generation 2)
 2026-01-01 00:00:13 INFO phi4ui: Stopped
 """
 
@@ -94,6 +103,14 @@ def test_the_stalls_the_app_logged_are_placed_in_its_own_code():
         "`unknown` 1x, worst 400 ms; `utils.py:9 helper (in answer_stream.py:120 answer)` 1x, "
         "worst 230 ms; `answer_stream.py:120 answer` 1x, worst 120 ms")
     assert stall_places([]) == "none logged"
+    assert (stalls[2]["on_cpu_ms"], stalls[2]["collecting_ms"]) == (390, 380)
+    assert stalls[0]["collecting_ms"] == 0
+
+
+def test_the_stalls_time_names_the_garbage_collector_s_share():
+    split = stall_split(logged_stalls(APP_LOG))
+    assert split.startswith("of 400 ms in 1 stalls, the loop thread ran 98%")
+    assert split.endswith("Python's garbage collector ran 95% of that time, in 1 of the 1 stalls")
 
 
 def test_the_report_names_where_the_loop_was_held():

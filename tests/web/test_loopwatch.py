@@ -1,6 +1,7 @@
 """The event-loop stall probe that /healthz reports."""
 
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -141,11 +142,32 @@ def busy_for(seconds: float) -> None:
         pass
 
 
+def test_a_stall_says_how_long_the_garbage_collector_ran_in_it(caplog):
+    """A collection holds Python's lock, so the stack spy cannot name it; the log must."""
+    many_objects = [[i] for i in range(3_000_000)]  # a full collection walks them all
+    record = logged_stall(caplog, lambda: gc.collect(generation=2))
+    del many_objects
+    found = re.search(r"held for (\d+) ms.*\ngarbage collection: (\d+) ms \(generation 2\)$",
+                      record.getMessage(), re.S)
+    assert found, record.getMessage()
+    held_ms, collecting_ms = int(found[1]), int(found[2])
+    assert 0.5 * held_ms <= collecting_ms <= held_ms + 20
+
+
+def test_a_stall_without_a_collection_says_nothing_of_one(caplog):
+    gc.disable()
+    try:
+        record = logged_stall(caplog, lambda: busy_for(0.2))
+    finally:
+        gc.enable()
+    assert "garbage collection" not in record.getMessage()
+
+
 def logged_split(caplog: Any, hold: Callable[[], None]) -> tuple[int, int, int]:
     """The stall's length, and the loop thread's ms on a CPU and waiting for one, as logged."""
     record = logged_stall(caplog, hold)
     found = re.search(r"held for (\d+) ms.*\nloop thread: (\d+) ms on a CPU, (\d+) ms waiting "
-                      r"for one$", record.getMessage(), re.S)
+                      r"for one(\n|$)", record.getMessage(), re.S)
     assert found, record.getMessage()
     return int(found[1]), int(found[2]), int(found[3])
 
