@@ -105,6 +105,10 @@ class Settings:
     public_host: str = _option("", "the address visitors reach, when it is not --host: set by "
                                "--frontends for the page processes behind HAProxy")
     enforce_eager: bool = _option(False, "disable CUDA graphs / compilation (faster start)")
+    dtype: str = _option("auto", "number type of the weights and activations; auto: the "
+                         "checkpoint's own, but float32 on a CPU without native bfloat16 "
+                         "(vLLM runs bfloat16 there about 7x slower)",
+                         choices=("auto", "bfloat16", "float16", "float32"))
     base_url: str = _option("", "remote engine: the server's OpenAI API root, e.g. "
                             "http://127.0.0.1:8000/v1", check=_url)
     api_key: str = _option("", "remote engine: API key (prefer the environment variable)")

@@ -21,6 +21,7 @@ from phi4ui.core.stats import EngineSnapshot, StatsRecorder
 from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 from phi4ui.engines import vllm_compat
 from phi4ui.engines.cpu_allocator import tcmalloc_for_new_processes
+from phi4ui.engines.cpu_dtype import engine_dtype
 from phi4ui.engines.cpu_priority import ENGINE_NICE, lower_priority
 from phi4ui.engines.model_source import ModelSource, resolve
 from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
@@ -53,6 +54,7 @@ def engine_config(settings: Settings, source: ModelSource, *,
         tensor_parallel_size=settings.tensor_parallel_size,
         data_parallel_size=settings.data_parallel_size,
         stream_interval=settings.stream_interval,
+        dtype=engine_dtype(settings.dtype, has_gpu=has_gpu),
         # CUDA graphs are the GPU's speed; on the CPU eager mode starts faster.
         enforce_eager=settings.enforce_eager or not has_gpu,
     )
@@ -161,6 +163,9 @@ class EmbeddedEngine:
     def _create_llm(self) -> Any:
         assert self._source is not None
         config = engine_config(self.settings, self._source, has_gpu=self._has_gpu)
+        if config.dtype != self.settings.dtype:
+            log.info("This CPU has no native bfloat16: the model runs in %s (--dtype)",
+                     config.dtype)
         allocator = (contextlib.nullcontext() if self._has_gpu
                      else tcmalloc_for_new_processes())
         with allocator:

@@ -62,6 +62,7 @@ class EngineConfig:
     enforce_eager: bool
     data_parallel_size: int = 1
     stream_interval: int = 1
+    dtype: str = "auto"
 
 
 def engine_args(config: EngineConfig) -> Any:
@@ -73,6 +74,7 @@ def engine_args(config: EngineConfig) -> Any:
         tokenizer_revision=config.revision,
         trust_remote_code=True,
         load_format="dummy" if config.random_weights else "auto",
+        dtype=config.dtype,  # type: ignore[arg-type]  # one of the settings' choices
         max_model_len=config.max_model_len,
         # A single image or clip must fit one scheduling step.
         max_num_batched_tokens=max(config.max_model_len, 8192),

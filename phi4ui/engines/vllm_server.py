@@ -31,6 +31,7 @@ def _model_flags(config: EngineConfig) -> list[str]:
         *(["--revision", revision, "--tokenizer-revision", revision] if revision else []),
         "--trust-remote-code",
         "--load-format", "dummy" if config.random_weights else "auto",
+        "--dtype", config.dtype,
         "--max-model-len", str(config.max_model_len),
         "--limit-mm-per-prompt", json.dumps({"image": config.max_images,
                                              "audio": config.max_audios}),

@@ -16,6 +16,7 @@ from phi4ui.engines.cpu_allocator import (
     preload_tcmalloc,
     tcmalloc_for_new_processes,
 )
+from phi4ui.engines.cpu_dtype import engine_dtype
 from phi4ui.engines.cpu_priority import ENGINE_NICE
 
 pytestmark = pytest.mark.engine
@@ -75,3 +76,32 @@ def test_ld_preload_is_as_it_was_once_the_engine_has_started() -> None:
         with tcmalloc_for_new_processes(environ):
             environ["LD_PRELOAD"] = environ.get("LD_PRELOAD", "") + ":/opt/vllm-adds-this.so"
         assert environ == before
+
+
+def cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as info:
+        line = next((line for line in info if line.startswith("flags")), "")
+    return set(line.split(":", 1)[-1].split())
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the x86 CPU flags decide")
+def test_on_a_cpu_without_native_bfloat16_the_engine_runs_in_float32(embedded_engine: Any
+                                                                      ) -> None:
+    """The checkpoint says bfloat16; vLLM's CPU path for it without AVX-512 BF16 made the
+    first image ten times slower."""
+    if embedded_engine._has_gpu:
+        pytest.skip("on a GPU the checkpoint's own type is kept")
+    import torch
+
+    expected = torch.bfloat16 if "avx512_bf16" in cpu_flags() else torch.float32
+    assert embedded_engine._llm.model_config.dtype == expected
+
+
+@pytest.mark.parametrize("setting", ["bfloat16", "float16", "float32"])
+def test_a_chosen_dtype_is_kept(setting: str) -> None:
+    assert engine_dtype(setting, has_gpu=False) == setting
+    assert engine_dtype(setting, has_gpu=True) == setting
+
+
+def test_auto_on_a_gpu_is_the_checkpoint_s_own() -> None:
+    assert engine_dtype("auto", has_gpu=True) == "auto"

@@ -19,12 +19,12 @@ COMPARED = ("model", "revision", "tokenizer_revision", "trust_remote_code", "loa
             "max_model_len", "max_num_batched_tokens", "max_num_seqs", "limit_mm_per_prompt",
             "mm_processor_kwargs", "enable_lora", "max_lora_rank", "max_loras",
             "gpu_memory_utilization", "tensor_parallel_size", "data_parallel_size",
-            "distributed_executor_backend", "enforce_eager", "stream_interval")
+            "distributed_executor_backend", "enforce_eager", "stream_interval", "dtype")
 CONFIG = vllm_compat.EngineConfig(
     model="(the tiny checkpoint)", revision="0ae13bd", random_weights=False, max_model_len=12288,
     max_images=3, max_audios=1, dynamic_hd=16, max_lora_rank=320, max_num_seqs=48,
     gpu_memory_utilization=0.8, tensor_parallel_size=1, enforce_eager=False,
-    data_parallel_size=2, stream_interval=4)
+    data_parallel_size=2, stream_interval=4, dtype="float16")
 
 
 def parsed(command: list[str]) -> tuple[Any, Any]:

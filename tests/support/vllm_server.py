@@ -21,6 +21,7 @@ import httpx
 import psutil
 
 from bench.procs import NotReady, answers_ok, free_port, start_in_group, wait_until_ready
+from phi4ui.engines.cpu_dtype import engine_dtype
 from phi4ui.engines.cpu_priority import ENGINE_NICE
 
 READY_TIMEOUT_S = 300
@@ -35,6 +36,7 @@ def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
     return [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(checkpoint), "--load-format", "dummy", "--trust-remote-code",
+        "--dtype", engine_dtype("auto", has_gpu=False),
         "--host", "127.0.0.1", "--port", str(port),
         "--max-model-len", str(max_model_len), "--max-num-batched-tokens", "8192",
         "--enable-lora", "--max-lora-rank", "8", "--max-loras", "2",

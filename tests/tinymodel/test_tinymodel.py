@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from phi4ui.engines.cpu_dtype import engine_dtype
 from phi4ui.tinymodel import (
     AUDIO_PLACEHOLDER_ID,
     END_ID,
@@ -121,6 +122,7 @@ def tiny_llm(tiny_folder: Path, tinymodel_report: dict[str, str]) -> Iterator[An
             limit_mm_per_prompt={"image": 2, "audio": 2},
             mm_processor_kwargs={"dynamic_hd": ENGINE_DYNAMIC_HD},
             seed=0,
+            dtype=engine_dtype("auto", has_gpu=False),
         )
     tinymodel_report["engine startup (LLM, in-process)"] = f"{time.perf_counter() - started:.1f} s"
     yield llm
