@@ -260,28 +260,30 @@ class RemoteEngine:
         messages = await asyncio.to_thread(self._messages, request, server.is_vllm)
         before = self._view.before() if server.has_metrics else None
         progress = wire.StreamProgress()
-        self._answering += 1
         try:
-            async with contextlib.aclosing(self._deltas(model, messages, request.sampling,
-                                                        progress, server.is_vllm)) as deltas:
-                async for delta in deltas:
-                    recorder.tokens(delta.tokens)
-                    if before is not None:
-                        before.first_token(self._view)
-                    yield delta
+            self._answering += 1
+            try:
+                async with contextlib.aclosing(self._deltas(
+                        model, messages, request.sampling, progress, server.is_vllm)) as deltas:
+                    async for delta in deltas:
+                        recorder.tokens(delta.tokens)
+                        if before is not None:
+                            before.first_token(self._view)
+                        yield delta
+            finally:
+                self._answering -= 1
+            stats = recorder.finish(
+                engine="remote", adapter=model if model in ADAPTERS else None,
+                finish_reason=progress.finish_reason or "stop",
+                prompt_tokens=progress.prompt_tokens or request.tokens.total,
+                **request.tokens.split(), completion_tokens=progress.completion_tokens or None)
+            self._check_prompt_count(request, progress.prompt_tokens)
+            # The answer's timings are final; the server's view is added without touching them.
+            stats = await self._view.with_server_view(stats, before, progress)
         finally:
-            self._answering -= 1
-            if before is not None and progress.finished_at is None:
-                before.cancel()
-        stats = recorder.finish(
-            engine="remote", adapter=model if model in ADAPTERS else None,
-            finish_reason=progress.finish_reason or "stop",
-            prompt_tokens=progress.prompt_tokens or request.tokens.total,
-            **request.tokens.split(), completion_tokens=progress.completion_tokens or None)
-        self._check_prompt_count(request, progress.prompt_tokens)
-        # The answer's timings are final; the server's view is added without touching them.
-        yield Finished(await self._view.with_server_view(stats, before, progress),
-                       prompt_token_ids=progress.prompt_token_ids)
+            if before is not None:
+                self._view.ended(before)
+        yield Finished(stats, prompt_token_ids=progress.prompt_token_ids)
 
     def _model_for(self, adapter: str | None) -> str:
         server = self._server

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 # After the last token, vLLM records the request's histograms a moment later.
 AFTER_SCRAPE_DELAYS_S = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+# An answer that shared the server with others cannot have its own timings (they are told
+# apart only when one request finished between two scrapes): its end shows the server as a
+# scrape begun at most this long before it found it, shared with the answers ending near it.
+SHARED_SCRAPE_AGE_S = 0.5
 NO_REQUEST_TIMINGS = ("queue time", "prefill time", "decode time")
 ALWAYS_MISSING = ("device memory",)  # vLLM's /metrics does not export it
 
@@ -35,15 +39,24 @@ class Before:
     request's own start."""
 
     latest: prometheus.Scrape | None
+    crowded: bool  # others were answering when it was sent
+    started: int  # the view's count of answers begun, this one included
     fresh: asyncio.Future[prometheus.Scrape | None] | None = None
+    over: bool = False
 
     def first_token(self, view: ServerView) -> None:
-        if self.fresh is None:
+        """Takes the fresh scrape, unless others share the server: then no scrape can
+        tell this answer's timings apart, and one per answer would only load the server."""
+        if self.fresh is None and not self.crowded:
             self.fresh = asyncio.ensure_future(view.scrape())
 
     def cancel(self) -> None:
         if self.fresh is not None:
             self.fresh.cancel()
+
+    def fresh_result(self) -> prometheus.Scrape | None:
+        fresh = self.fresh
+        return fresh.result() if fresh is not None and fresh.done() else None
 
     async def taken_before(self, finished_at: float) -> prometheus.Scrape | None:
         """The fresh scrape, unless the answer ended first (on a busy machine a short
@@ -52,6 +65,11 @@ class Before:
         if fresh is not None and fresh.taken_at < finished_at:
             return fresh
         return self.latest
+
+
+def _busy(scrape: prometheus.Scrape, own: int = 0) -> bool:
+    """Whether the server ran or queued more than `own` requests at the scrape."""
+    return (scrape.total(prometheus.RUNNING) or 0) + (scrape.total(prometheus.WAITING) or 0) > own
 
 
 class ServerView:
@@ -65,12 +83,32 @@ class ServerView:
         # and this process (which parses them) per answer.
         self._in_flight: asyncio.Future[prometheus.Scrape | None] | None = None
         self._in_flight_since = 0.0
+        self._answering = 0  # answers between `before` and their server view
+        self._started = 0  # answers begun since start
         self.scrapes = 0  # fetched, for tests and logs
 
     def before(self) -> Before:
-        """Call as a request is sent; call `first_token` on what it returns when the
-        request's first token comes."""
-        return Before(self._last_scrape)
+        """Call as a request is sent, `first_token` on what it returns when the request's
+        first token comes, and `ended` once it is over, whatever the way."""
+        latest = self._last_scrape
+        crowded = self._answering > 0 or (latest is not None and _busy(latest)
+                                          and time.monotonic() - latest.taken_at < 1.0)
+        self._answering += 1
+        self._started += 1
+        return Before(latest, crowded=crowded, started=self._started)
+
+    def ended(self, before: Before) -> None:
+        before.cancel()
+        if not before.over:
+            before.over = True
+            self._answering -= 1
+
+    def _shared_the_server(self, before: Before, first: prometheus.Scrape | None) -> bool:
+        """Whether another request may have ended while this one ran: one of this process
+        was running or began, or the server ran another (by the scrape after the first
+        token, which counts this request itself)."""
+        return (before.crowded or self._started != before.started or self._answering > 1
+                or (first is not None and first is before.fresh_result() and _busy(first, 1)))
 
     async def with_server_view(self, stats: RequestStats, before: Before | None,
                                progress: wire.StreamProgress) -> RequestStats:
@@ -82,7 +120,11 @@ class ServerView:
                            missing=NO_METRICS + ALWAYS_MISSING)
         assert progress.finished_at is not None
         first = await before.taken_before(progress.finished_at)
-        last = await self._scrape_after(first, progress.finished_at)
+        if self._shared_the_server(before, first):
+            first, last = None, await self.scrape(
+                started_after=progress.finished_at - SHARED_SCRAPE_AGE_S)
+        else:
+            last = await self._scrape_after(first, progress.finished_at)
         if last is None:
             return replace(stats, missing=NO_METRICS + ALWAYS_MISSING)
         timings, adapters = None, None
@@ -101,17 +143,20 @@ class ServerView:
                             finished_at: float) -> prometheus.Scrape | None:
         """A scrape that shows the request finished (waits up to `AFTER_SCRAPE_DELAYS_S`)."""
         last = None
-        for delay in AFTER_SCRAPE_DELAYS_S if first is not None else (0.0,):
+        for attempt, delay in enumerate(AFTER_SCRAPE_DELAYS_S if first is not None else (0.0,)):
             await asyncio.sleep(delay)
-            last = await self.scrape(started_after=finished_at)
+            last = await self.scrape(started_after=time.monotonic() if attempt else finished_at)
             if last is None or first is None or prometheus.finished_between(first, last):
                 break
         return last
 
     async def scrape(self, started_after: float | None = None) -> prometheus.Scrape | None:
-        """A scrape of `/metrics`: the one in flight when it began after `started_after`
-        (any, without it), else a new one."""
+        """A scrape of `/metrics`: the one in flight, or the last one, when it began after
+        `started_after` (the one in flight, without it), else a new one."""
         shared = self._in_flight
+        if (started_after is not None and shared is not None and shared.done()
+                and self._in_flight_since >= started_after):
+            return shared.result()
         if shared is None or shared.done() or (started_after is not None
                                                and self._in_flight_since < started_after):
             self._in_flight_since = time.monotonic()

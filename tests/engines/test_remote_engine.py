@@ -10,6 +10,7 @@ statistics, stop/abort and the failures a person can meet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -138,20 +139,48 @@ def test_a_server_s_stream_interval_brings_several_tokens_per_chunk(remote_engin
 
 
 def test_answers_at_once_share_the_server_s_metrics_scrapes(remote_engine, engine_loop):
-    # Each answer used to fetch and parse /metrics at least twice (before and after): with
-    # many people that load fell on the server and on the page process, per answer.
+    # Each answer used to fetch and parse /metrics at least twice (after its first token
+    # and after its end): with many people that load fell on the server (which renders
+    # them) and on the page process, per answer. Answers that share the server cannot have
+    # their own timings told apart, so they share the scrapes too.
     requests = [plan(engine_loop, remote_engine, f"Question {n}.") for n in range(8)]
 
-    async def all_at_once():
-        return await asyncio.gather(*(collect(remote_engine, r) for r in requests))
+    async def one_after_another(delay_s: float):
+        async def started_after(n: int, request: ChatRequest):
+            await asyncio.sleep(n * delay_s)
+            return await collect(remote_engine, request)
+        return await asyncio.gather(*(started_after(n, r) for n, r in enumerate(requests)))
 
     scrapes_before = remote_engine.metrics_scrapes
-    answers = engine_loop.run(all_at_once())
+    answers = engine_loop.run(one_after_another(0.05))
     scrapes = remote_engine.metrics_scrapes - scrapes_before
-    assert scrapes < 2 * len(requests), f"{scrapes} scrapes for {len(requests)} answers"
+    assert scrapes <= len(requests) // 2, f"{scrapes} scrapes for {len(requests)} answers"
     for _, stats in answers:
         assert stats.completion_tokens == FIXED.max_tokens
         assert stats.snapshot is not None and stats.snapshot.kv_cache_usage is not None
+        assert stats.queue_s is None and "queue time" in stats.missing  # not told apart
+
+
+def test_a_lone_answer_after_answers_at_once_and_a_stop_has_its_own_timings(remote_engine,
+                                                                          engine_loop):
+    """The count of answers sharing the server comes back to none on every path."""
+    request = plan(engine_loop, remote_engine, "Go on.", ENDLESS)
+
+    async def stopped_after_one_update():
+        async for _ in answer_stream.answer(remote_engine, request, interval_s=0):
+            break
+
+    async def broken_off_at_the_first_delta():
+        async with contextlib.aclosing(remote_engine.stream(request)) as events:
+            async for _ in events:
+                break
+
+    engine_loop.run(stopped_after_one_update())
+    engine_loop.run(broken_off_at_the_first_delta())
+    wait_until_idle(remote_engine, engine_loop)
+    _, stats = engine_loop.run(collect(remote_engine, plan(engine_loop, remote_engine, "Hi.")))
+    assert stats.queue_s is not None and stats.prefill_s is not None and stats.decode_s
+    assert stats.missing == ("device memory",)
 
 
 def test_stopping_an_answer_aborts_the_server_request(remote_engine, vllm_server, engine_loop):
