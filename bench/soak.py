@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         run.update(_soak(app, args, media, work))
     finally:
         app.stop()
-    run["stalls_logged"] = worst_stacks(logged_stalls(app.log.read_text(errors="replace")))
+    app_log = app.log.read_text(errors="replace")
+    run["stalls_logged"] = worst_stacks(logged_stalls(app_log))
+    run["heap_census"] = heap_census(app_log)
     run["load_after"] = _rounded(os.getloadavg())
     run["summary"] = summary(run)
     # Every message is summarised above; the report keeps only those that went wrong.
@@ -317,6 +319,12 @@ def logged_stalls(log: str) -> list[dict[str, Any]]:
     return stalls
 
 
+def heap_census(log: str) -> str | None:
+    """The app's census of its heap at shutdown, logged after a long full collection."""
+    found = re.search(r"The longest full garbage collection took .*", log)
+    return found[0].rstrip(".") if found else None
+
+
 def stall_split(stalls: list[dict[str, Any]]) -> str:
     """How the logged stalls' time divides, from the loop thread's scheduler figures."""
     split = [s for s in stalls if "on_cpu_ms" in s]
@@ -445,6 +453,7 @@ def markdown(run: dict[str, Any]) -> str:
         f"{len(run.get('stalls_logged', []))}; "
         f"{stall_places(run.get('stalls_logged', []))}.",
         f"- Where the stalls' time went: {stall_split(run.get('stalls_logged', []))}.",
+        f"- Python's heap at the app's end: {run.get('heap_census') or 'no census logged'}.",
         f"- The people's processes used {s['people_cpu_pct_of_one_core']}% of one core on "
         f"average ({s['people_cpu_pct_worst_interval']}% in the busiest "
         f"{settings['sample_every_s']:.0f} s).",

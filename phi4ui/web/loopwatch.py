@@ -27,7 +27,7 @@ import threading
 import time
 import traceback
 import types
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 
 INTERVAL_S = 0.02
@@ -39,6 +39,7 @@ REPORT_AFTER_S = 0.1
 STACK_LINES = 8  # innermost frames of the held loop that the log shows
 SPY_EVERY_S = 0.02
 NOTED_COLLECTION_S = 0.001  # shorter garbage collections are not kept
+HEAP_CENSUS_AFTER_MS = 50  # a full collection this long is worth a census of the heap
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,18 @@ class LoopWatch:
         else:
             self._buckets.append((bucket, late_s))
 
+    def log_heap_census(self) -> None:
+        """At shutdown, after a full collection long enough to stall the loop: the kinds of
+        object such a collection walks (those not frozen at start), most numerous first."""
+        longest = self._collections.longest_full_s
+        if longest * 1000 < HEAP_CENSUS_AFTER_MS:
+            return
+        kinds = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+        log.warning("The longest full garbage collection took %.0f ms; it walks the %s objects "
+                    "made since start, most numerous: %s", longest * 1000,
+                    f"{kinds.total():,}", ", ".join(f"{kind} {count:,}"
+                                                   for kind, count in kinds.most_common(15)))
+
     def recent_s(self) -> float:
         oldest = int(time.monotonic() // BUCKET_S) - RECENT_BUCKETS + 1
         return max((late for bucket, late in self._buckets if bucket >= oldest), default=0.0)
@@ -137,6 +150,7 @@ class _Collections:
     def __init__(self) -> None:
         self._started = 0.0
         self._done: deque[tuple[float, float, int]] = deque(maxlen=64)  # end, seconds, gen
+        self.longest_full_s = 0.0
 
     def note(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -145,6 +159,8 @@ class _Collections:
         ended = time.monotonic()
         if ended - self._started >= NOTED_COLLECTION_S:
             self._done.append((ended, ended - self._started, info["generation"]))
+            if info["generation"] == 2:
+                self.longest_full_s = max(self.longest_full_s, ended - self._started)
 
     def since(self, start: float, late_s: float) -> str:
         """`\ngarbage collection: N ms (generation G)` of the collections that ran after

@@ -85,6 +85,7 @@ def _lifespan(settings: Settings, engine: Engine, store: Store | None, loop_watc
             await engine.close()
             if store is not None:
                 store.close()
+            loop_watch.log_heap_census()
             # What `_settle_memory` froze must be collectable again at exit, or native
             # extensions report it as leaked.
             gc.unfreeze()

@@ -1,6 +1,7 @@
 """The soak's figures and report, from a made-up run (the soak itself takes minutes)."""
 
 from bench.soak import (
+    heap_census,
     logged_stalls,
     markdown,
     stall_places,
@@ -87,8 +88,11 @@ busy threads: asyncio_0 at tokenizer.py:12 encode
 2026-01-01 00:00:12 WARNING phi4ui.web.loopwatch: The event loop was held for 400 ms
 loop thread: 390 ms on a CPU, 5 ms waiting for one
 garbage collection: 380 ms (generation 2)
+2026-01-01 00:00:13 WARNING phi4ui.web.loopwatch: {census}
 2026-01-01 00:00:13 INFO phi4ui: Stopped
-"""
+""".format(census="The longest full garbage collection took 120 ms; it walks the 900,000 "
+                  "objects made since start, most numerous: builtins.dict 500,000, "
+                  "builtins.list 100")
 
 
 def test_the_stalls_the_app_logged_are_placed_in_its_own_code():
@@ -116,8 +120,12 @@ def test_the_stalls_time_names_the_garbage_collector_s_share():
 def test_the_report_names_where_the_loop_was_held():
     run = _run()
     run["stalls_logged"] = logged_stalls(APP_LOG)
+    run["heap_census"] = heap_census(APP_LOG)
     run["summary"] = summary(run)
     assert "logged with where the loop was held" in markdown(run)
+    assert ("- Python's heap at the app's end: The longest full garbage collection took 120 ms;"
+            " it walks the 900,000 objects made since start, most numerous: builtins.dict "
+            "500,000, builtins.list 100.") in markdown(run)
     assert "`answer_stream.py:120 answer` 1x, worst 120 ms" in markdown(run)
 
 

@@ -154,6 +154,46 @@ def test_a_stall_says_how_long_the_garbage_collector_ran_in_it(caplog):
     assert 0.5 * held_ms <= collecting_ms <= held_ms + 20
 
 
+def watched(hold: Callable[[], None]) -> LoopWatch:
+    async def scenario() -> LoopWatch:
+        watch = LoopWatch(interval_s=0.01)
+        task = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.05)
+        hold()
+        await asyncio.sleep(0.05)
+        task.cancel()
+        return watch
+
+    return asyncio.run(scenario())
+
+
+def test_after_a_long_full_collection_the_heap_census_names_what_it_walked(caplog):
+    many_lists = [[i] for i in range(3_000_000)]
+    watch = watched(lambda: gc.collect(generation=2))
+    with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
+        watch.log_heap_census()
+    del many_lists
+    [record] = [r for r in caplog.records if "garbage collection took" in r.getMessage()]
+    found = re.match(r"The longest full garbage collection took (\d+) ms; it walks the "
+                     r"([\d,]+) objects made since start, most numerous: builtins\.list "
+                     r"([\d,]+)", record.getMessage())
+    assert found, record.getMessage()
+    assert int(found[1]) >= 50
+    assert int(found[3].replace(",", "")) >= 3_000_000
+
+
+def test_without_a_long_full_collection_there_is_no_census(caplog):
+    gc.freeze()  # what is frozen is not walked: a quick collection
+    try:
+        watch = watched(lambda: gc.collect(generation=2))
+    finally:
+        gc.unfreeze()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
+        watch.log_heap_census()
+    assert caplog.records == []
+
+
 def test_a_stall_without_a_collection_says_nothing_of_one(caplog):
     gc.disable()
     try:
