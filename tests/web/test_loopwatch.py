@@ -57,18 +57,24 @@ def hold_the_loop_in_a_named_function() -> None:
     time.sleep(0.4)
 
 
-def logged_stall(caplog: Any, hold: Callable[[], None]) -> Any:
-    """The one log record of a watched loop held once by `hold`."""
-    async def scenario() -> None:
+def watched(hold: Callable[[], None]) -> LoopWatch:
+    """A watch of a loop held once by `hold`."""
+    async def scenario() -> LoopWatch:
         watch = LoopWatch(interval_s=0.01)
         task = asyncio.create_task(watch.run())
         await asyncio.sleep(0.05)
         hold()
         await asyncio.sleep(0.05)
         task.cancel()
+        return watch
 
+    return asyncio.run(scenario())
+
+
+def logged_stall(caplog: Any, hold: Callable[[], None]) -> Any:
+    """The one log record of a watched loop held once by `hold`."""
     with caplog.at_level(logging.WARNING, logger="phi4ui.web.loopwatch"):
-        asyncio.run(scenario())
+        watched(hold)
     [record] = caplog.records
     return record
 
@@ -152,19 +158,6 @@ def test_a_stall_says_how_long_the_garbage_collector_ran_in_it(caplog):
     assert found, record.getMessage()
     held_ms, collecting_ms = int(found[1]), int(found[2])
     assert 0.5 * held_ms <= collecting_ms <= held_ms + 20
-
-
-def watched(hold: Callable[[], None]) -> LoopWatch:
-    async def scenario() -> LoopWatch:
-        watch = LoopWatch(interval_s=0.01)
-        task = asyncio.create_task(watch.run())
-        await asyncio.sleep(0.05)
-        hold()
-        await asyncio.sleep(0.05)
-        task.cancel()
-        return watch
-
-    return asyncio.run(scenario())
 
 
 def test_after_a_long_full_collection_the_heap_census_names_what_it_walked(caplog):
