@@ -72,3 +72,29 @@ def embedded_engine(engine_settings: Any, engine_loop: LoopThread) -> Iterator[A
     assert engine.status.state == "ready", engine.status.message
     yield engine
     engine_loop.run(engine.close())
+
+
+@pytest.fixture(scope="session")
+def vllm_server(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real vLLM OpenAI server on 127.0.0.1 for every test that needs a server but not
+    one of its own: each start costs more than a minute on 2 cores. Started as the model
+    card starts the real model (the image tiling comes from the checkpoint), and sending
+    several tokens per chunk (the first at once), as `--stream-interval` makes a server
+    under load send them, so every test on it also checks that chunks of any size count
+    right."""
+    from tests.support.vllm_server import STREAM_INTERVAL, VllmServer
+
+    server = VllmServer(checkpoint, tmp_path_factory.mktemp("vllm") / "server.log",
+                        dynamic_hd=None, extra=["--stream-interval", str(STREAM_INTERVAL)])
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def killable_vllm_server(vllm_server: Any) -> Iterator[Any]:
+    """The shared server, for a test that kills it: started again after the test if the
+    test did not, so that a failure cannot take the server from the tests after it."""
+    yield vllm_server
+    if not vllm_server.answers():
+        vllm_server.start()

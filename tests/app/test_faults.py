@@ -3,8 +3,8 @@ the embedded engine's process killed, the page's connection dropped mid-answer, 
 vLLM server killed and started again, and the app stopped by SIGTERM or Ctrl-C while it
 answers. Each test checks what the person is told and that the next message is answered.
 
-One app per class, and one engine at a time: the remote class starts its vLLM server
-after the embedded app has stopped.
+One app per class. The remote class runs on the tests' shared vLLM server, which its tests
+kill and start again.
 """
 
 from __future__ import annotations
@@ -262,22 +262,16 @@ def test_ctrl_c_mid_answer_stops_cleanly(checkpoint, tmp_path):
 # ---------------------------------------------------------------- a remote server
 
 class TestRemoteServer:
-    @pytest.fixture(scope="class")
-    @classmethod
-    def server(cls, checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[VllmServer]:
-        running = VllmServer(checkpoint, tmp_path_factory.mktemp("faults-vllm") / "server.log")
-        running.start()
-        yield running
-        running.stop()
+    @pytest.fixture()
+    def server(self, killable_vllm_server: VllmServer) -> VllmServer:
+        return killable_vllm_server
 
     @pytest.fixture(scope="class")
     @classmethod
-    def app(cls, checkpoint: Path, server: VllmServer,
+    def app(cls, checkpoint: Path, vllm_server: VllmServer,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
         running = start_app(checkpoint, tmp_path_factory.mktemp("faults-remote"),
-                            "--engine", "remote", "--base-url", server.base_url,
-                            "--dynamic-hd", "4", "--connect-timeout", "1")
+                            *vllm_server.app_flags(), "--connect-timeout", "1")
         yield running
         running.stop()
 

@@ -613,14 +613,16 @@ def test_batch_results_csv_is_safe_to_open(tmp_path):
 # ---------------------------------------------------------------- the page, end to end
 
 @pytest.fixture(scope="module")
-def page_app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The real app in its own process, with a system temp folder of its own to watch."""
+def page_app(checkpoint: Path, vllm_server, tmp_path_factory: pytest.TempPathFactory):
+    """The real app in its own process, on the tests' shared vLLM server, with a system temp
+    folder of its own to watch."""
     from tests.support.apprun import start_app
 
     scratch = tmp_path_factory.mktemp("staging-app")
     (scratch / "temp").mkdir()
     (scratch / "temp" / "secret.png").write_bytes(image_bytes((64, 48)))
-    app = start_app(checkpoint, scratch, env={"TMPDIR": str(scratch / "temp")})
+    app = start_app(checkpoint, scratch, *vllm_server.app_flags(),
+                    env={"TMPDIR": str(scratch / "temp")})
     yield app
     app.stop()
 

@@ -1,6 +1,6 @@
 """The page's events, called over plain HTTP as an attacker would: every value the
-browser sends is hostile. A real app process on 127.0.0.1 (tiny engine, a real SQLite
-file, a login) and two colleagues, alice and bob.
+browser sends is hostile. A real app process on 127.0.0.1 (the tiny checkpoint on the
+tests' shared vLLM server, a real SQLite file, a login) and two colleagues, alice and bob.
 
 What must hold: no file the server can read leaves it unless this visitor uploaded it
 (or it is one of the app's examples); the conversation, its answer ids and its exports
@@ -22,6 +22,7 @@ from bench.procs import ROOT
 from tests.support.apprun import RunningApp, start_app
 from tests.support.mediafiles import image_bytes
 from tests.support.pageclient import EventResult, PageClient, file_urls
+from tests.support.vllm_server import VllmServer
 
 pytestmark = pytest.mark.engine
 CANARY = "canary-7f3a9c1e-not-for-the-browser"
@@ -32,13 +33,14 @@ FILE_CARRYING = {"chatbot", "multimodaltextbox", "file", "image", "audio", "vide
 
 
 @pytest.fixture(scope="module")
-def app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+def app(checkpoint: Path, vllm_server: VllmServer, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[RunningApp]:
     scratch = tmp_path_factory.mktemp("secured-app")
     (scratch / "secret.txt").write_text(CANARY)
     (scratch / "outside.png").write_bytes(image_bytes((64, 48)))
     logins = ",".join(f"{user}:{password}" for user, password in USERS.items())
-    running = start_app(checkpoint, scratch, env={"PHI4UI_AUTH": logins,
-                                                  "PHI4UI_TEST_CANARY": CANARY})
+    running = start_app(checkpoint, scratch, *vllm_server.app_flags(),
+                        env={"PHI4UI_AUTH": logins, "PHI4UI_TEST_CANARY": CANARY})
     yield running
     running.stop()
 

@@ -286,18 +286,9 @@ def audio_file(tmp_path: Path) -> str:
     return str(write_audio(tmp_path, "speech.wav", seconds=1.0))
 
 
-# Class-scoped: the server stops before the embedded engine's tests run, not beside them.
 @pytest.fixture(scope="class")
-def server(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
-    server = VllmServer(checkpoint, tmp_path_factory.mktemp("vllm") / "server.log")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="class")
-def remote(server: VllmServer, engine_loop: Any) -> Iterator[RemoteEngine]:
-    settings = load_settings(["--engine", "remote", "--base-url", server.base_url,
+def remote(vllm_server: VllmServer, engine_loop: Any) -> Iterator[RemoteEngine]:
+    settings = load_settings(["--engine", "remote", "--base-url", vllm_server.base_url,
                               "--max-images", "2", "--max-audios", "2", "--dynamic-hd", "4",
                               "--request-timeout", "300"], environ={})
     engine = RemoteEngine(settings, report_prompt_token_ids=True)

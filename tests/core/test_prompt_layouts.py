@@ -6,7 +6,6 @@ checkpoint, whose placeholders are plain text like the real vocabulary's (so tha
 finds some by their tokens and, where a neighbouring character merged into them, by the
 decoded text), both engines must report exactly the planned count for: text before an
 image, text after it, text between two media, text on both sides, and several turns.
-Run the embedded and the remote half in separate pytest runs to keep one engine at a time.
 """
 
 from __future__ import annotations
@@ -97,11 +96,8 @@ def test_embedded_engine_counts_as_planned(embedded_engine, engine_loop, files, 
 
 
 @pytest.fixture(scope="module")
-def remote(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory, engine_loop: Any
-           ) -> Iterator[RemoteEngine]:
-    server = VllmServer(checkpoint, tmp_path_factory.mktemp("layouts-vllm") / "server.log")
-    server.start()
-    settings = load_settings(["--engine", "remote", "--base-url", server.base_url,
+def remote(vllm_server: VllmServer, engine_loop: Any) -> Iterator[RemoteEngine]:
+    settings = load_settings(["--engine", "remote", "--base-url", vllm_server.base_url,
                               "--max-images", "2", "--max-audios", "2",
                               "--request-timeout", "300"], environ={})
     engine = RemoteEngine(settings, report_prompt_token_ids=True)
@@ -111,7 +107,6 @@ def remote(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory, engine_lo
         yield engine
     finally:
         engine_loop.run(engine.close())
-        server.stop()
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -1,6 +1,6 @@
 """The remote engine measures the server's image tiling (dynamic_hd) before planning.
 
-Two real vLLM servers on the tiny checkpoint, one after the other: one started as the model
+Two real vLLM servers on the tiny checkpoint: the tests' shared one, started as the model
 card starts the real model (no `--mm-processor-kwargs`, so the checkpoint's
 preprocessor_config.json decides: 4 here, as 36 does for the real model), one started with
 `--mm-processor-kwargs '{"dynamic_hd": 1}'`. The app is not told either value; it must plan
@@ -62,6 +62,9 @@ def test_the_test_values_give_the_large_image_different_costs():
 def served(request: Any, checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[VllmServer, int]]:
     flag, applied = SERVERS[request.param]
+    if flag is None:  # the tests' shared server is started that way
+        yield request.getfixturevalue("vllm_server"), applied
+        return
     server = VllmServer(checkpoint, tmp_path_factory.mktemp("calibration") / "server.log",
                         dynamic_hd=flag)
     server.start()

@@ -70,16 +70,11 @@ def test_a_wrong_dynamic_hd_fails_with_a_clear_line(embedded_engine, engine_loop
     assert lines["text"]["verdict"] == lines["audio"]["verdict"] == "OK"
 
 
-def test_passes_against_a_remote_server(checkpoint, tmp_path):
-    from tests.support.vllm_server import VllmServer
-
-    # Started as the model card starts the real model: the tiling comes from the checkpoint.
-    server = VllmServer(checkpoint, tmp_path / "server.log", dynamic_hd=None)
-    server.start()
-    try:
-        result = run_check(checkpoint, "--engine", "remote", "--base-url", server.base_url)
-    finally:
-        server.stop()
+def test_passes_against_a_remote_server(checkpoint, vllm_server):
+    # The shared server is started as the model card starts the real model: the tiling
+    # comes from the checkpoint.
+    assert vllm_server.dynamic_hd is None
+    result = run_check(checkpoint, "--engine", "remote", "--base-url", vllm_server.base_url)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     lines = report(result)
     assert all(line["verdict"] == "OK" and line["planned"] == line["counted"]

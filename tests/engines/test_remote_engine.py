@@ -1,8 +1,8 @@
 """The remote engine against a real vLLM OpenAI-compatible server on 127.0.0.1.
 
-One server, serving the tiny random-weight checkpoint with its adapters
-registered as `vision` and `speech`, runs for the whole module; the last test
-kills it mid-answer and starts it again. Random weights make the words noise:
+The tests' shared server (`vllm_server` in conftest.py), serving the tiny
+random-weight checkpoint with its adapters registered as `vision` and `speech`;
+the last test kills it mid-answer and starts it again. Random weights make the words noise:
 these tests check structure, token counts, the adapter the server ran, the
 statistics, stop/abort and the failures a person can meet.
 """
@@ -15,7 +15,6 @@ import copy
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,24 +28,11 @@ from phi4ui.errors import EngineUnavailable, PromptTooLong
 from phi4ui.settings import load_settings
 from tests.support.enginehelpers import FIXED, collect, plan
 from tests.support.mediafiles import write_audio, write_image
-from tests.support.vllm_server import VllmServer, free_port
+from tests.support.vllm_server import STREAM_INTERVAL, VllmServer, free_port
 
 pytestmark = pytest.mark.engine
 ENDLESS = Sampling(temperature=0.0, max_tokens=2000, ignore_eos=True)
 SECRET = "sk-test-key-that-must-stay-hidden"
-STREAM_INTERVAL = 3
-
-
-@pytest.fixture(scope="module")
-def vllm_server(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[VllmServer]:
-    # Several tokens per chunk (the first at once), as `--stream-interval` makes a server
-    # under load send them: every test here also checks that chunks of any size count right.
-    server = VllmServer(checkpoint, tmp_path_factory.mktemp("vllm") / "server.log",
-                        extra=["--stream-interval", str(STREAM_INTERVAL)])
-    server.start()
-    yield server
-    server.stop()
 
 
 def remote_settings(base_url: str, *extra: str) -> Any:
@@ -266,7 +252,9 @@ def test_the_shown_address_hides_credentials():
     assert display_url("https://user:pw@example.org:8443/v1?key=x") == "https://example.org:8443/v1"
 
 
-def test_a_server_killed_mid_answer_then_restarted(remote_engine, vllm_server, engine_loop):
+def test_a_server_killed_mid_answer_then_restarted(remote_engine, killable_vllm_server,
+                                                   engine_loop):
+    vllm_server = killable_vllm_server
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
     kept = copy.deepcopy(history)
     request = plan(engine_loop, remote_engine, "Tell a long story.", ENDLESS, history)

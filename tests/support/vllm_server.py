@@ -25,6 +25,7 @@ from phi4ui.engines.cpu_dtype import engine_dtype
 from phi4ui.engines.cpu_priority import ENGINE_NICE
 
 READY_TIMEOUT_S = 300
+STREAM_INTERVAL = 3  # the tests' shared server's `--stream-interval`
 
 
 def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
@@ -72,6 +73,15 @@ class VllmServer:
     @property
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
+
+    def answers(self) -> bool:
+        return (self.process is not None and self.process.poll() is None
+                and answers_ok(f"{self.base_url}/models"))
+
+    def app_flags(self) -> tuple[str, ...]:
+        """The app's flags to run on this server as its remote engine."""
+        tiling = () if self.dynamic_hd is None else ("--dynamic-hd", str(self.dynamic_hd))
+        return ("--engine", "remote", "--base-url", self.base_url, *tiling)
 
     def start(self) -> None:
         """Starts the server and waits until it answers /v1/models."""

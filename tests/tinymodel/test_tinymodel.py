@@ -97,7 +97,7 @@ def tiny_tokenizer(tiny_folder: Path) -> Any:
     return AutoTokenizer.from_pretrained(tiny_folder, trust_remote_code=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # its memory is given back before the next module
 def tiny_llm(tiny_folder: Path, tinymodel_report: dict[str, str]) -> Iterator[Any]:
     from vllm import LLM
 
