@@ -40,7 +40,7 @@ from phi4ui.web.request_limits import RequestLimits
 from phi4ui.web.sessions import (
     ForgottenSessions,
     SessionReaper,
-    build_session_configs_on_demand,
+    keep_no_session_configs,
 )
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def _lighten_gradio() -> None:
     """Removes per-event costs of Gradio that this app has no use for."""
     remember_file_checks()  # each streamed chat update re-checked every file of the chat
     keep_uploads_already_there()  # a file sent again was renamed over its copy on the loop
-    build_session_configs_on_demand()  # a new page's first event copied every block's
+    keep_no_session_configs()  # each session copied blocks' configurations for nobody
     walk_chat_updates_once_per_file()  # each streamed chat update validated every file again
     # After every queued event Gradio rebuilds a pandas table of up to 10,000 past events for
     # its monitoring summary: milliseconds of CPU per event, growing with traffic. Recompute

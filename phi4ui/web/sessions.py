@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from gradio.state_holder import SessionState
 
 if TYPE_CHECKING:
-    from gradio.blocks import Blocks, BlocksConfig
+    from gradio.blocks import Blocks
     from gradio.state_holder import StateHolder
 
 log = logging.getLogger(__name__)
@@ -139,57 +139,47 @@ class SessionReaper:
 
 # ---------------------------------------------------------------- a new session's state
 
-def build_session_configs_on_demand() -> None:
-    """Works around: Gradio makes a new session's state, on the event loop, in the first
-    request that names the session, and with it a copy of every block's configuration
-    (`SessionState.config_values`, kept to rebuild the page for a deep link): 181-243 ms
-    for this page in the 2-core soak, during which no page was served, and most of a
-    session's 291 KiB. A session's events only read or write the configuration of the
-    blocks they change. Here each block's copy is made when first asked for, from the
-    block as it is then; a block an event replaced has its copy made at once, as before.
-    The full list (`SessionState.components`, for a deep link) still has every block."""
-    if getattr(SessionState.__init__, "on_demand", False):
+def keep_no_session_configs() -> None:
+    """Works around: Gradio's session keeps a copy of every block's configuration
+    (`SessionState.config_values`) and writes each event's values into it, all for one
+    reader, its deep-link route, which this app removes (see `server._drop_deep_links`).
+    Made in full in the first request that names a new session, the copy held the event
+    loop for 181-243 ms in the 2-core soak and took most of a session's 291 KiB. Made
+    block by block, the copies still came to about a fifth of the objects that each of
+    Python's full garbage collections walked under load (64 people): collections that
+    stall every page. Now a session keeps none: what an event writes goes nowhere."""
+    if getattr(SessionState.__init__, "keeps_no_configs", False):
         return
-    made_at_once = SessionState.__init__
+    made_by_gradio = SessionState.__init__
 
     def __init__(self: SessionState, blocks: Blocks) -> None:
         # Gradio's own constructor, given no blocks to copy the configuration of
-        made_at_once(self, types.SimpleNamespace(  # type: ignore[arg-type]
+        made_by_gradio(self, types.SimpleNamespace(  # type: ignore[arg-type]
             default_config=blocks.default_config, blocks={}))
-        self.config_values = _ConfigsOnDemand(self.blocks_config, blocks.blocks)
+        self.config_values = _NoConfigs(blocks.blocks)
 
-    __init__.on_demand = True  # type: ignore[attr-defined]
-    __init__.__wrapped__ = made_at_once  # type: ignore[attr-defined]
+    __init__.keeps_no_configs = True  # type: ignore[attr-defined]
+    __init__.__wrapped__ = made_by_gradio  # type: ignore[attr-defined]
     SessionState.__init__ = __init__  # type: ignore[method-assign]
 
 
-class _ConfigsOnDemand(dict[int, dict[str, Any]]):
-    """A session's copies of the blocks' configurations, each made when first asked for.
-    Gradio reads them with `in`, `[]` and `items()`; only the page's own blocks have one."""
+class _NoConfigs(dict[int, dict[str, Any]]):
+    """Stands in for a session's copies of the blocks' configurations. Gradio asks with
+    `in` whether a block has one, then sets `[key]["props"]["value"]`, or stores a new
+    copy with `[key] =`: each page block seems to have one, each is a scratch dict, and
+    nothing is stored. Empty to anything that lists them."""
 
-    def __init__(self, blocks_config: BlocksConfig, page_blocks: dict[int, Any]) -> None:
+    def __init__(self, page_blocks: dict[int, Any]) -> None:
         super().__init__()
-        self._blocks_config = blocks_config
         self._page_blocks = page_blocks
 
     def __contains__(self, key: object) -> bool:
-        return super().__contains__(key) or self._made(key)
+        return key in self._page_blocks
 
     def __missing__(self, key: int) -> dict[str, Any]:
-        if not self._made(key):
+        if key not in self._page_blocks:
             raise KeyError(key)
-        return super().__getitem__(key)
+        return {"props": {}}
 
-    def _made(self, key: Any) -> bool:
-        block = self._blocks_config.blocks.get(key)
-        if block is None or key not in self._page_blocks:
-            return False
-        self[key] = self._blocks_config.config_for_block(key, [], block)
-        return True
-
-    def items(self) -> Any:
-        """Every block's, in the page's order, as Gradio's full copy had them."""
-        in_order = [(key, self[key]) for key in self._blocks_config.blocks if key in self]
-        self.clear()
-        self.update(in_order)
-        return super().items()
+    def __setitem__(self, key: int, value: dict[str, Any]) -> None:
+        pass
