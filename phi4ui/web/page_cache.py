@@ -61,7 +61,9 @@ class PageCache:
                 or scope["path"] not in CACHED_PATHS or scope.get("query_string")):
             return None
         headers = dict(_first_of_each(scope["headers"]))
-        return (scope["method"], scope["path"], scope.get("scheme"), scope.get("server"),
+        server = scope.get("server")  # ASGI allows any iterable: uvicorn's is a tuple
+        return (scope["method"], scope["path"], scope.get("scheme"),
+                tuple(server) if server is not None else None,
                 scope.get("root_path", ""), *(headers.get(name) for name in KEY_HEADERS))
 
     def _keeping(self, key: tuple[Any, ...], send: Send) -> Send:

@@ -52,6 +52,26 @@ def test_the_page_and_its_configuration_are_made_once_per_address() -> None:
     assert get(cache).text == "page 1" and page.made == 5
 
 
+def test_a_server_address_given_as_a_list_is_kept_by_its_value() -> None:
+    # ASGI lets a server give its address as any iterable; Starlette's TestClient sends a
+    # list, on which the page failed with "unhashable type".
+    page = CountingPage()
+    cache = PageCache(page)
+    for server in (["testserver", 80], ["testserver", 80], ["other", 80]):
+        scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"",
+                 "headers": [], "server": server}
+        asyncio.run(cache(scope, _nothing_received, _ignore))
+    assert page.made == 2
+
+
+async def _nothing_received() -> dict[str, Any]:
+    return {"type": "http.request", "body": b""}
+
+
+async def _ignore(message: dict[str, Any]) -> None:
+    pass
+
+
 @pytest.mark.parametrize("path", ["/?deep_link=abc", "/gradio_api/info", "/file=x.png"])
 def test_other_requests_are_made_every_time(path: str) -> None:
     page = CountingPage()
