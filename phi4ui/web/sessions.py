@@ -156,7 +156,7 @@ def keep_no_session_configs() -> None:
         # Gradio's own constructor, given no blocks to copy the configuration of
         made_by_gradio(self, types.SimpleNamespace(  # type: ignore[arg-type]
             default_config=blocks.default_config, blocks={}))
-        self.config_values = _NoConfigs(blocks.blocks)
+        self.config_values = _NoConfigs()
 
     __init__.keeps_no_configs = True  # type: ignore[attr-defined]
     __init__.__wrapped__ = made_by_gradio  # type: ignore[attr-defined]
@@ -165,20 +165,15 @@ def keep_no_session_configs() -> None:
 
 class _NoConfigs(dict[int, dict[str, Any]]):
     """Stands in for a session's copies of the blocks' configurations. Gradio asks with
-    `in` whether a block has one, then sets `[key]["props"]["value"]`, or stores a new
-    copy with `[key] =`: each page block seems to have one, each is a scratch dict, and
-    nothing is stored. Empty to anything that lists them."""
-
-    def __init__(self, page_blocks: dict[int, Any]) -> None:
-        super().__init__()
-        self._page_blocks = page_blocks
+    `in` whether a block has one (a block of the page or of a tab rendered into it), then
+    sets `[key]["props"]["value"]`, or stores a new copy with `[key] =`: every block seems
+    to have one, each is a scratch dict, and nothing is stored. Empty to anything that
+    lists them."""
 
     def __contains__(self, key: object) -> bool:
-        return key in self._page_blocks
+        return True
 
     def __missing__(self, key: int) -> dict[str, Any]:
-        if key not in self._page_blocks:
-            raise KeyError(key)
         return {"props": {}}
 
     def __setitem__(self, key: int, value: dict[str, Any]) -> None:
