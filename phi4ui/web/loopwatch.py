@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 class LoopWatch:
     def __init__(self, interval_s: float = INTERVAL_S, *, report_stalls: bool = True) -> None:
         self.interval_s = interval_s
+        self._collections = _Collections()
         self.report_stalls = report_stalls  # log long stalls with where the loop was held
         self.worst_s = 0.0
         self.wakeups = 0
@@ -54,7 +55,16 @@ class LoopWatch:
         self._buckets: deque[tuple[int, float]] = deque(maxlen=RECENT_BUCKETS)
         self._due_at = float("inf")  # when the sleeping watch should wake, time.monotonic()
         self._held_in: str | None = None  # the loop's stack, seen during the current stall
-        self._collections = _Collections()
+
+    @property
+    def report_stalls(self) -> bool:
+        return self._report_stalls
+
+    @report_stalls.setter
+    def report_stalls(self, on: bool) -> None:
+        # While the app starts (reporting off), its one collection before the start-up
+        # freeze walks everything loaded: not what the census is about.
+        self._report_stalls = self._collections.counting_full = on
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -151,6 +161,7 @@ class _Collections:
         self._started = 0.0
         self._done: deque[tuple[float, float, int]] = deque(maxlen=64)  # end, seconds, gen
         self.longest_full_s = 0.0
+        self.counting_full = True  # whether a full collection counts for the census
 
     def note(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -159,7 +170,7 @@ class _Collections:
         ended = time.monotonic()
         if ended - self._started >= NOTED_COLLECTION_S:
             self._done.append((ended, ended - self._started, info["generation"]))
-            if info["generation"] == 2:
+            if info["generation"] == 2 and self.counting_full:
                 self.longest_full_s = max(self.longest_full_s, ended - self._started)
 
     def since(self, start: float, late_s: float) -> str:
