@@ -75,6 +75,7 @@ class VllmServer:
         return f"{self.root_url}/v1"
 
     def answers(self) -> bool:
+        """Whether the server runs and answers /v1/models now."""
         return (self.process is not None and self.process.poll() is None
                 and answers_ok(f"{self.base_url}/models"))
 
@@ -90,8 +91,8 @@ class VllmServer:
                                  extra=self.extra)
         self.process = start_in_group(command, self.log_path, env, append=True, nice=self.nice)
         try:
-            wait_until_ready(self.process, lambda: answers_ok(f"{self.base_url}/models"),
-                             name="vLLM", timeout_s=READY_TIMEOUT_S, log=self.log_tail)
+            wait_until_ready(self.process, self.answers, name="vLLM",
+                             timeout_s=READY_TIMEOUT_S, log=self.log_tail)
         except NotReady:
             self.stop()
             raise
