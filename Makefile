@@ -22,7 +22,7 @@ run: $(VENV)/.app
 test: $(VENV)/.dev
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest --ignore=tests/browser --durations=15
+	$(PY) -m pytest --ignore=tests/browser --durations=40
 	$(PY) -m pytest tests/browser
 
 # About a minute: the checks and the tests that need neither a vLLM engine nor a browser.
