@@ -40,6 +40,9 @@ class LeanHeartbeats:
         if found is None:  # a Gradio without this route: its own path serves it
             log.warning("Gradio's heartbeat route was not found; it is served as is")
         self.route = found
+        # The signed-in user, for Gradio's `unload` events: the route's own dependency.
+        self._current_user = None if found is None else next(
+            (d.call for d in found.dependant.dependencies if d.name == "username"), None)
 
     @property
     def active(self) -> bool:
@@ -79,12 +82,9 @@ class LeanHeartbeats:
         await tasks()
 
     async def _user(self, request: Request) -> str | None:
-        assert self.route is not None
-        current_user = next((d.call for d in self.route.dependant.dependencies
-                             if d.name == "username"), None)
-        if current_user is None:
+        if self._current_user is None:
             return None
-        user = current_user(request)
+        user = self._current_user(request)
         return await user if inspect.isawaitable(user) else user
 
 

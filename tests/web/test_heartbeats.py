@@ -9,6 +9,7 @@ server's and can be counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import secrets
 import subprocess
@@ -35,6 +36,7 @@ OPEN_PAGES = 30
 MAX_OBJECTS_PER_PAGE = 170
 
 
+@contextlib.contextmanager
 def serve(scratch: Path) -> Iterator[tuple[str, FastAPI, asyncio.AbstractEventLoop]]:
     settings = load_settings(["--engine", "remote", "--base-url",
                               f"http://127.0.0.1:{free_port()}/v1", "--connect-timeout", "0.5",
@@ -67,7 +69,8 @@ def serve(scratch: Path) -> Iterator[tuple[str, FastAPI, asyncio.AbstractEventLo
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[str, FastAPI, asyncio.AbstractEventLoop]]:
-    yield from serve(tmp_path_factory.mktemp("heartbeats"))
+    with serve(tmp_path_factory.mktemp("heartbeats")) as running:
+        yield running
 
 
 def heartbeat_url(url: str, session_hash: str) -> str:
@@ -119,7 +122,7 @@ def test_an_open_page_holds_few_objects(served) -> None:
     url, _, _ = served
     counts: list[int] = []
     before = objects_now()
-    lines = (open_pages(url, OPEN_PAGES, lambda: counts.append(objects_now())))
+    lines = open_pages(url, OPEN_PAGES, lambda: counts.append(objects_now()))
     assert lines == ["data: ALIVE"] * OPEN_PAGES
     per_page = (counts[0] - before) / OPEN_PAGES
     assert per_page < MAX_OBJECTS_PER_PAGE, f"{per_page:.0f} objects per open page"
@@ -159,11 +162,10 @@ def test_a_closed_page_s_session_is_marked_closed(served) -> None:
 
 
 def test_the_streams_end_when_the_server_stops(tmp_path: Path) -> None:
-    for url, app, loop in serve(tmp_path):
-        with httpx.stream("GET", heartbeat_url(url, "abc"), timeout=10) as response:
-            lines = response.iter_lines()
-            assert next(line for line in lines if line) == "data: ALIVE"
-            loop.call_soon_threadsafe(_gradio_app(app).stop_event.set)
-            started = time.monotonic()
-            assert [line for line in lines if line] == []  # the stream ended
-            assert time.monotonic() - started < 5
+    with serve(tmp_path) as (url, app, loop), \
+            httpx.stream("GET", heartbeat_url(url, "abc"), timeout=10) as response:
+        lines = response.iter_lines()
+        assert next(line for line in lines if line) == "data: ALIVE"
+        loop.call_soon_threadsafe(_gradio_app(app).stop_event.set)
+        # The next heartbeat is 15 s away: a stream still open fails with a read timeout.
+        assert [line for line in lines if line] == []
