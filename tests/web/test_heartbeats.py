@@ -169,3 +169,15 @@ def test_the_streams_end_when_the_server_stops(tmp_path: Path) -> None:
         loop.call_soon_threadsafe(_gradio_app(app).stop_event.set)
         # The next heartbeat is 15 s away: a stream still open fails with a read timeout.
         assert [line for line in lines if line] == []
+
+
+def test_a_made_up_session_s_heartbeat_makes_no_session(served) -> None:
+    url, app, _ = served
+    holder = _gradio_app(app).state_holder
+    before = len(holder.session_data)
+    session_hash = secrets.token_hex(8)
+    with httpx.stream("GET", heartbeat_url(url, session_hash), timeout=10) as response:
+        lines = response.iter_lines()
+        assert next(line for line in lines if line) == "data: ALIVE"
+    time.sleep(0.5)  # the clean-up after the stream has run
+    assert session_hash not in holder.session_data and len(holder.session_data) == before
