@@ -95,7 +95,9 @@ def engine_args(config: EngineConfig) -> Any:
 
 
 def executor_backend(config: EngineConfig) -> str:
-    # "uni" runs the model in the engine-core process: one process fewer to start.
+    # "uni" runs the model in the engine-core process: one process fewer to start on a GPU.
+    # vLLM's CPU platform replaces it with its multiprocess executor, so a CPU still starts
+    # a worker process of its own.
     return "uni" if config.tensor_parallel_size == 1 else "mp"
 
 

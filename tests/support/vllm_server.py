@@ -45,7 +45,8 @@ def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
         "--limit-mm-per-prompt", json.dumps({"image": 2, "audio": 2}),
         *tiling,
         "--enforce-eager", "--max-num-seqs", "16",
-        # The worker inside the engine-core process: one process fewer to start.
+        # The worker inside the engine-core process where vLLM allows it (not on a CPU,
+        # whose platform starts a worker process of its own anyway).
         "--distributed-executor-backend", "uni", "--disable-uvicorn-access-log", *extra,
     ]
 
