@@ -14,14 +14,12 @@ import gc
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from bench.procs import free_port
@@ -29,6 +27,7 @@ from phi4ui.engines import build_engine
 from phi4ui.settings import load_settings
 from phi4ui.web.heartbeats import LeanHeartbeats
 from phi4ui.web.server import _gradio_app, build_server
+from tests.support.threaded_server import served_in_thread
 
 OPEN_PAGES = 30
 # Through the framework's layers a heartbeat held about 250 objects; Gradio's stream
@@ -42,28 +41,10 @@ def serve(scratch: Path) -> Iterator[tuple[str, FastAPI, asyncio.AbstractEventLo
                               f"http://127.0.0.1:{free_port()}/v1", "--connect-timeout", "0.5",
                               "--db-path", str(scratch / "answers.db")], environ={})
     app = build_server(settings, build_engine(settings))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    loops: list[asyncio.AbstractEventLoop] = []
-
-    async def run() -> None:
-        loops.append(asyncio.get_running_loop())
-        await server.serve()
-
-    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        # Up, and settled: the app freezes what it loaded once its engine start has ended
-        # (here, failed).
-        while not (server.started and gc.get_freeze_count()):
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}", app, loops[0]
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    # Up, and settled: the app freezes what it loaded once its engine start has ended
+    # (here, failed).
+    with served_in_thread(app, ready=lambda url: gc.get_freeze_count() > 0) as served:
+        yield served.url, app, served.loop
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from bench.procs import free_port
 from phi4ui.engines import build_engine
@@ -25,6 +22,7 @@ from phi4ui.errors import SettingsError
 from phi4ui.settings import load_settings
 from phi4ui.web.server import build_server
 from phi4ui.web.web_guard import LoginPace, LoginPolicy
+from tests.support.threaded_server import served_in_thread
 
 PASSWORDS = {"alice": "alice-right-1", "bob": "bob-right-2", "carol": "carol-right-3",
              "dave": "dave-right-4"}
@@ -42,21 +40,9 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--cache-dir", str(scratch / "cache"),
         "--auth", ",".join(f"{user}:{password}" for user, password in PASSWORDS.items()),
     ], environ={})
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_server(settings, build_engine(settings)),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while not _failed_engine_reported(url):
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with served_in_thread(build_server(settings, build_engine(settings)),
+                          ready=_failed_engine_reported) as served:
+        yield served.url
 
 
 def _failed_engine_reported(url: str) -> bool:
