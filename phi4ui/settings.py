@@ -22,7 +22,7 @@ DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
 DEFAULT_REVISION = "0ae13bd0f508a906f8b8288fc5e36b01b903c132"
 ENV_PREFIX = "PHI4UI_"
 # Most 448-pixel crops per image: the real model's own processor default, and few enough for
-# random weights, whose vision tower is full size even in the tiny model, to stay quick on CPU.
+# random weights to stay quick on CPU.
 REAL_DYNAMIC_HD = 16
 RANDOM_DYNAMIC_HD = 4
 

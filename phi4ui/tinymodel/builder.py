@@ -20,7 +20,8 @@ from .tokenizer import write_tokenizer
 # Bump whenever the folder layout or any generated file changes meaning.
 # 2: media placeholders are plain text (no added tokens), as in the real vocabulary;
 #    the processor refuses images whose resized side would be under 10 pixels.
-BUILDER_VERSION = 2
+# 3: the vision tower's depth follows the shape (img_processor.layer_idx).
+BUILDER_VERSION = 3
 REMOTE_CODE_DIR = Path(__file__).with_name("remote")
 REMOTE_CODE_FILES = (f"{hf_config.CONFIG_MODULE}.py", f"{hf_config.PROCESSING_MODULE}.py")
 

@@ -11,6 +11,7 @@ from .vocab import BOS_ID, END_ID, EOS_ID, PAD_ID
 MARKER_KEY = "phi4ui_random_weights"
 CONFIG_MODULE = "configuration_phi4mm"
 PROCESSING_MODULE = "processing_phi4mm"
+SIGLIP_NAME = "siglip-so400m-patch14-448"
 
 
 def _long_rope_factors(count: int) -> list[float]:
@@ -39,6 +40,15 @@ def _embedding_layers() -> dict[str, Any]:
             "use_qformer": False,
         },
     }
+
+
+def _vision_tower(shape: CheckpointShape) -> dict[str, Any] | None:
+    # vLLM reads the depth from "layer_idx": the output of that layer (0-based; the real
+    # model's null section means -2, the 26th of 27). The config class turns this dict into
+    # one that also serves as the tower's name, the key of vLLM's preprocessing table.
+    if shape.vision_layers is None:
+        return None
+    return {"name": SIGLIP_NAME, "layer_idx": shape.vision_layers - 1}
 
 
 def _audio_encoder(shape: CheckpointShape) -> dict[str, Any]:
@@ -132,7 +142,7 @@ def model_config(shape: CheckpointShape, marker: dict[str, Any]) -> dict[str, An
         "torch_dtype": "bfloat16",
         "use_cache": True,
         "transformers_version": _transformers_version(),
-        "img_processor": None,
+        "img_processor": _vision_tower(shape),
         "embd_layer": _embedding_layers(),
         "audio_processor": _audio_encoder(shape),
         "vision_lora": _lora_section(shape.lora_rank),

@@ -6,6 +6,7 @@ Run with ``-s`` or look at the end of the report for the measured timings
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import multiprocessing
@@ -38,6 +39,7 @@ from phi4ui.tinymodel import (
     is_random_weight_checkpoint,
 )
 from phi4ui.tinymodel.adapters import lora_tensors
+from tests.support.model_probes import vision_tower_depth
 
 ENGINE_DYNAMIC_HD = 1
 IMAGE_SIZES = [(640, 480), (480, 640), (448, 448), (1000, 300), (300, 1000), (1920, 1080), (50, 50)]
@@ -109,6 +111,8 @@ def tiny_llm(tiny_folder: Path, tinymodel_report: dict[str, str]) -> Iterator[An
         env.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
         env.setenv("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         env.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+        # Lets apply_model hand a function to the engine's process.
+        env.setenv("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
         llm = LLM(
             model=str(tiny_folder),
             trust_remote_code=True,
@@ -216,7 +220,7 @@ def test_folder_contents(tiny_folder: Path, tiny_tokenizer: Any) -> None:
     assert config["architectures"] == ["Phi4MMForCausalLM"]
     assert config["model_type"] == "phi4mm"
     assert config["vocab_size"] == 200064
-    assert config["img_processor"] is None
+    assert config["img_processor"] == {"name": "siglip-so400m-patch14-448", "layer_idx": 0}
     assert config["embd_layer"]["embedding_cls"] == "image_audio"
     assert config["embd_layer"]["audio_embd_layer"]["compression_rate"] == 8
     encoder = config["audio_processor"]["config"]
@@ -296,6 +300,7 @@ def test_full_shape_builds_config_and_processor_fast(tmp_path: Path) -> None:
     assert len(config.rope_parameters["long_factor"]) == 48
     assert config.audio_processor["config"]["attention_dim"] == 1024
     assert config.audio_processor["config"]["num_blocks"] == 24
+    assert config.img_processor is None, "the full shape keeps the real model's vision tower"
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
     assert processor.image_processor.dynamic_hd == 16
     assert processor.audio_processor.sampling_rate == 16000
@@ -344,6 +349,15 @@ def test_full_adapters_pass_vllm_lora_checks(
 
 
 @pytest.mark.engine
+def test_engine_builds_the_shapes_vision_tower(tiny_llm: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # vLLM reads the depth from the config class's img_processor; a change on either side
+    # would bring back the full 26-layer tower, and its 45 s per new image on 2 cores.
+    monkeypatch.setenv("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")  # both ends pickle it
+    depths = tiny_llm.apply_model(vision_tower_depth)
+    assert depths == [TINY.vision_layers]
+
+
 def test_placeholder_counts_match_vllm(tiny_llm: Any) -> None:
     from vllm.multimodal import MULTIMODAL_REGISTRY
 
@@ -530,3 +544,9 @@ def test_processor_refuses_what_the_real_one_refuses(size: tuple[int, int],
     else:
         with pytest.raises(ValueError, match="the aspect ratio is very extreme"):
             processor.preprocess([image])
+
+
+@pytest.mark.parametrize("layers", [0, 28])
+def test_shape_refuses_a_vision_tower_siglip_cannot_have(layers: int) -> None:
+    with pytest.raises(ValueError, match="vision_layers"):
+        dataclasses.replace(TINY, vision_layers=layers).validate()

@@ -12,6 +12,27 @@ from typing import Any
 from transformers import Phi3Config
 
 
+class VisionTower(dict):
+    """An ``img_processor`` section that vLLM can read both ways it reads that key.
+
+    vLLM takes the tower's depth from it as a dict (``layer_idx``) and looks its
+    preprocessing up in a table keyed by the tower's name. A plain dict cannot
+    be a table key and a plain name carries no depth, so this dict hashes and
+    compares equal to its ``name``.
+    """
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(self.get("name"))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return other == self.get("name")
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+
 class Phi4MMConfig(Phi3Config):
     """Phi-3 text config plus the multimodal sections vLLM's Phi4MM model reads."""
 
@@ -23,5 +44,10 @@ class Phi4MMConfig(Phi3Config):
     vision_lora: dict[str, Any] | None = None
     speech_lora: dict[str, Any] | None = None
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(self.img_processor, dict):
+            self.img_processor = VisionTower(self.img_processor)
 
-__all__ = ["Phi4MMConfig"]
+
+__all__ = ["Phi4MMConfig", "VisionTower"]
