@@ -1,7 +1,8 @@
 """The public API as scripts and agents use it: `gradio_client` against `/chat`, `/rate`
 and `/health`, and an MCP client (the `mcp` package) against the `ask` tool. One real app
-process on 127.0.0.1 with the tiny checkpoint, a real SQLite file and two logins; the
-README's examples run as they are. Random weights: structure and counts, never words."""
+process on 127.0.0.1 with the tiny checkpoint on the session's real vLLM server, a real
+SQLite file and two logins; the README's examples run as they are. Random weights:
+structure and counts, never words."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from bench.procs import ROOT
 from tests.support.apprun import RunningApp, health, start_app
 from tests.support.mediafiles import image_bytes, write_audio
 from tests.support.pageclient import API, EventResult, PageClient
+from tests.support.vllm_server import VllmServer
 
 pytestmark = pytest.mark.engine
 USERS = {"alice": "alice-api-pw", "bob": "bob-api-pw"}
@@ -38,10 +40,14 @@ NOT_YOURS = "not one you uploaded on this page"
 
 
 @pytest.fixture(scope="module")
-def app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+def app(checkpoint: Path, vllm_server: VllmServer, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[RunningApp]:
+    # On the session's vLLM server, not an engine of its own: the API is the same on either
+    # engine, and an engine's start costs more than a minute on 2 cores.
     scratch = tmp_path_factory.mktemp("api-app")
     logins = ",".join(f"{user}:{password}" for user, password in USERS.items())
-    running = start_app(checkpoint, scratch, env={"PHI4UI_AUTH": logins})
+    running = start_app(checkpoint, scratch, *vllm_server.app_flags(),
+                        env={"PHI4UI_AUTH": logins})
     yield running
     running.stop()
 
