@@ -358,6 +358,7 @@ def test_engine_builds_the_shapes_vision_tower(tiny_llm: Any,
     assert depths == [TINY.vision_layers]
 
 
+@pytest.mark.engine
 def test_placeholder_counts_match_vllm(tiny_llm: Any) -> None:
     from vllm.multimodal import MULTIMODAL_REGISTRY
 
