@@ -29,7 +29,7 @@ class VisionTower(dict):
             return other == self.get("name")
         return dict.__eq__(self, other)
 
-    def __ne__(self, other: object) -> bool:
+    def __ne__(self, other: object) -> bool:  # else dict's own != would disagree with ==
         return not self == other
 
 
