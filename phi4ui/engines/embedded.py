@@ -23,7 +23,6 @@ from phi4ui.engines import vllm_compat
 from phi4ui.engines.cpu_allocator import tcmalloc_for_new_processes
 from phi4ui.engines.cpu_dtype import engine_dtype
 from phi4ui.engines.cpu_priority import ENGINE_NICE, lower_priority
-from phi4ui.engines.full_batch import run_full_batch
 from phi4ui.engines.model_source import ModelSource, resolve
 from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
 from phi4ui.errors import BadInput, EngineUnavailable
@@ -74,7 +73,6 @@ class EmbeddedEngine:
         self._has_gpu = False
         self._memory = MemoryReadings()
         self.load_seconds: float | None = None
-        self.full_batch_ran = 0  # sequences run together at start, on the CPU (`full_batch`)
         self._active: set[str] = set()  # ids of the requests being answered
         self._death_noticed = asyncio.Event()
         self._ready_at = 0.0
@@ -157,9 +155,6 @@ class EmbeddedEngine:
         self._encode_text = vllm_compat.text_encoder(self._tokenizer)
         control = control_tokens(vllm_compat.added_tokens(self._tokenizer))
         self._text_guard = checked_guard(control, self._encode)
-        if not self._has_gpu:
-            self.full_batch_ran = await run_full_batch(
-                self._llm, self.settings.max_num_seqs, self._encode("Hello"), self._sink)
 
     def _ready(self) -> None:
         self._ready_at = time.monotonic()

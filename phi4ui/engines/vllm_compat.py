@@ -155,7 +155,6 @@ class SchedulerSnapshotSink:
         # Scheduler steps that ran each adapter, since start: shows which adapter served what.
         self.adapter_steps: Counter[str] = Counter()
         self.generation_tokens_total = 0
-        self.peak_running = 0  # the most requests running at once, summed over the cores
 
     def record(self, scheduler_stats: Any, iteration_stats: Any = None,
                engine_index: int = 0) -> None:
@@ -168,7 +167,6 @@ class SchedulerSnapshotSink:
             float(scheduler_stats.kv_cache_usage), int(scheduler_stats.num_running_reqs),
             int(scheduler_stats.num_waiting_reqs), adapters)
         self.adapter_steps.update(adapters.keys())
-        self.peak_running = max(self.peak_running, self.running or 0)
 
     @property
     def kv_cache_usage(self) -> float | None:

@@ -53,14 +53,6 @@ def test_streams_each_modality_with_its_adapter(embedded_engine, engine_loop, me
     assert ran == ({adapter} if adapter else set())
 
 
-def test_a_full_batch_ran_in_one_step_while_the_engine_started(embedded_engine,
-                                                             engine_settings):
-    """On the CPU vLLM takes a step's memory only when a step that large first comes, so
-    the engine's memory grew under load for minutes; the engine now runs `max_num_seqs`
-    sequences together once while it starts (`phi4ui/engines/full_batch.py`)."""
-    assert embedded_engine.full_batch_ran == engine_settings.max_num_seqs
-
-
 def test_statistics_are_present_and_consistent(embedded_engine, engine_loop):
     request = plan(engine_loop, embedded_engine, "Count to ten.")
     _, stats = engine_loop.run(collect(embedded_engine, request))

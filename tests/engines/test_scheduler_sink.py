@@ -28,11 +28,3 @@ def test_two_engine_cores_read_as_one_engine() -> None:
     assert (sink.running, sink.waiting) == (9, 2)
     assert sink.kv_cache_usage == 0.5
     assert sink.running_adapters == {"vision": 2, "speech": 4}
-
-
-def test_the_peak_is_the_most_requests_running_at_once_on_all_cores() -> None:
-    sink = SchedulerSnapshotSink()
-    sink.record(stats(3, 0, 0.1, {}), engine_index=0)
-    sink.record(stats(5, 0, 0.1, {}), engine_index=1)
-    sink.record(stats(1, 0, 0.1, {}), engine_index=0)
-    assert (sink.running, sink.peak_running) == (6, 8)
