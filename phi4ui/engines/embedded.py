@@ -22,6 +22,7 @@ from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tok
 from phi4ui.engines import vllm_compat
 from phi4ui.engines.cpu_allocator import tcmalloc_for_new_processes
 from phi4ui.engines.cpu_dtype import engine_dtype
+from phi4ui.engines.cpu_primitive_cache import smaller_cache_for_new_processes
 from phi4ui.engines.cpu_priority import ENGINE_NICE, lower_priority
 from phi4ui.engines.model_source import ModelSource, resolve
 from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
@@ -166,9 +167,10 @@ class EmbeddedEngine:
         if config.dtype != self.settings.dtype:
             log.info("This CPU has no native bfloat16: the model runs in %s (--dtype)",
                      config.dtype)
-        allocator = (contextlib.nullcontext() if self._has_gpu
-                     else tcmalloc_for_new_processes())
-        with allocator:
+        with contextlib.ExitStack() as cpu_environment:
+            if not self._has_gpu:
+                cpu_environment.enter_context(tcmalloc_for_new_processes())
+                cpu_environment.enter_context(smaller_cache_for_new_processes())
             llm = vllm_compat.create_async_llm(vllm_compat.engine_args(config), self._sink)
         if self._closing:  # the app began stopping while this loaded
             vllm_compat.shutdown(llm, SHUTDOWN_TIMEOUT_S)
