@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.__main__ import machine, versions
 from bench.procs import ROOT
-from phi4ui.engines.cpu_allocator import find_tcmalloc
+from phi4ui.engines.cpu_allocator import preload_tcmalloc
 from phi4ui.engines.cpu_primitive_cache import VARIABLE
 
 ROUNDS = 4
@@ -80,9 +80,7 @@ def run_child(capacity: str, shapes: int, seed: int) -> dict[str, Any]:
     environ = {k: v for k, v in os.environ.items() if k != VARIABLE}
     if capacity != "default":
         environ[VARIABLE] = capacity
-    tcmalloc = find_tcmalloc()
-    if tcmalloc:
-        environ["LD_PRELOAD"] = tcmalloc
+    tcmalloc = preload_tcmalloc(environ)  # as the app preloads it for its engine
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         subprocess.run([sys.executable, "-m", "bench.engine_memory", "--child", result.name,
                         "--shapes", str(shapes), "--seed", str(seed)],
