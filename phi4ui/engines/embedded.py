@@ -25,6 +25,7 @@ from phi4ui.engines.cpu_dtype import engine_dtype
 from phi4ui.engines.cpu_primitive_cache import smaller_cache_for_new_processes
 from phi4ui.engines.cpu_priority import ENGINE_NICE, lower_priority
 from phi4ui.engines.model_source import ModelSource, resolve
+from phi4ui.engines.untracked_ids import untrack_token_ids
 from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
 from phi4ui.errors import BadInput, EngineUnavailable
 from phi4ui.settings import REAL_DYNAMIC_HD, Settings
@@ -287,6 +288,7 @@ class EmbeddedEngine:
         self._active.add(request_id)
         try:
             async for output in self._generate(llm, request, request_id):
+                untrack_token_ids(output.prompt_token_ids)  # at once from the second on
                 completion = output.outputs[0]
                 recorder.tokens(len(completion.token_ids))
                 if output.finished:
