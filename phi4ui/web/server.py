@@ -32,7 +32,7 @@ from phi4ui.page.update_files import walk_chat_updates_once_per_file
 from phi4ui.settings import Settings
 from phi4ui.web import web_guard
 from phi4ui.web.file_guard import FileGuard
-from phi4ui.web.heartbeats import LeanHeartbeats
+from phi4ui.web.lean_streams import LeanStreams
 from phi4ui.web.loopwatch import LoopWatch
 from phi4ui.web.mcp_guard import McpGuard
 from phi4ui.web.mcp_tool import McpTool
@@ -150,9 +150,9 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
     mounted.add_middleware(PageCache, signed_in=bool(settings.logins()))  # inside the others
     mounted.add_middleware(FileGuard, owners=owners)
     mounted.add_middleware(RequestLimits)
-    # Outside the guards above (a heartbeat carries no body, file or page) and inside
+    # Outside the guards above (Gradio's streams carry no body, file or page) and inside
     # the security headers.
-    mounted.add_middleware(LeanHeartbeats, gradio_app=_gradio_app(mounted))
+    mounted.add_middleware(LeanStreams, gradio_app=_gradio_app(mounted))
     web_guard.install(mounted, settings)
     return mounted
 

@@ -1,5 +1,6 @@
-"""The pages' heartbeat streams, served by `LeanHeartbeats` over plain HTTP on 127.0.0.1:
-Gradio's stream and clean-up, with far fewer objects held per open page.
+"""Gradio's long-lived streams (each page's heartbeat, each answer's event stream), served
+by `LeanStreams` over plain HTTP on 127.0.0.1: Gradio's streams and clean-up, with far fewer
+objects held per open stream.
 
 The app is the real server (`build_server`) served by uvicorn in a thread, its engine the
 remote one pointed at a closed port (no model needed), so this process's heap is the
@@ -14,10 +15,12 @@ import gc
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import gradio as gr
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -25,7 +28,7 @@ from fastapi import FastAPI
 from bench.procs import free_port
 from phi4ui.engines import build_engine
 from phi4ui.settings import load_settings
-from phi4ui.web.heartbeats import LeanHeartbeats
+from phi4ui.web.lean_streams import LeanStreams
 from phi4ui.web.server import _gradio_app, build_server
 from tests.support.threaded_server import served_in_thread
 
@@ -93,10 +96,10 @@ def objects_now() -> int:
     return len(gc.get_objects())
 
 
-def test_the_heartbeat_is_served_lean(served) -> None:
+def test_both_streams_are_served_lean(served) -> None:
     _, app, _ = served
-    lean = [m.kwargs for m in app.user_middleware if m.cls is LeanHeartbeats]
-    assert lean and LeanHeartbeats(app, **lean[0]).active
+    lean = [m.kwargs for m in app.user_middleware if m.cls is LeanStreams]
+    assert lean and LeanStreams(app, **lean[0]).active
 
 
 def test_an_open_page_holds_few_objects(served) -> None:
@@ -162,3 +165,117 @@ def test_a_made_up_session_s_heartbeat_makes_no_session(served) -> None:
         assert next(line for line in lines if line) == "data: ALIVE"
     time.sleep(0.5)  # the clean-up after the stream has run
     assert session_hash not in holder.session_data and len(holder.session_data) == before
+
+
+# ---------------------------------------------------------------- the answers' event streams
+
+def events_url(url: str, session_hash: str) -> str:
+    return f"{url}/gradio_api/queue/data?session_hash={session_hash}"
+
+
+def test_an_unknown_session_s_event_stream_says_so_and_ends(served) -> None:
+    url, _, _ = served
+    with httpx.stream("GET", events_url(url, secrets.token_hex(8)), timeout=10) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        lines = [line for line in response.iter_lines() if line]
+    assert len(lines) == 1 and '"session_not_found":true' in lines[0]
+
+
+def test_with_logins_the_event_stream_keeps_gradio_s_sign_in_check(tmp_path: Path) -> None:
+    settings = load_settings(["--engine", "remote", "--base-url",
+                              f"http://127.0.0.1:{free_port()}/v1", "--connect-timeout", "0.5",
+                              "--auth", "ann:a-long-password", "--db-path",
+                              str(tmp_path / "answers.db")], environ={})
+    app = build_server(settings, build_engine(settings))
+    with served_in_thread(app, ready=lambda url: gc.get_freeze_count() > 0) as running:
+        response = httpx.get(events_url(running.url, "abc"), timeout=10)
+    assert response.status_code == 401
+
+
+# A page of one slow event, mounted with and without `LeanStreams`: the difference is the
+# layers alone. Its event waits until the test releases it, so the streams stay open.
+SLOW_EVENTS = 20
+
+
+def slow_page(release: threading.Event) -> gr.Blocks:
+    with gr.Blocks() as page:
+        box = gr.Textbox()
+        box.submit(lambda text: release.wait(60) and text, box, box, api_name="slow")
+    page.queue(default_concurrency_limit=None)
+    return page
+
+
+@contextlib.contextmanager
+def serve_slow_page(lean: bool, release: threading.Event) -> Iterator[str]:
+    page = slow_page(release)
+    app = gr.mount_gradio_app(FastAPI(), page, path="/")
+    if lean:
+        app.add_middleware(LeanStreams, gradio_app=_gradio_app(app))
+    with served_in_thread(app) as served:
+        yield served.url
+
+
+# Joins `count` events, each in a session of its own, prints each stream's first line,
+# waits to be told, then prints how each stream ended.
+EVENTS = """
+import asyncio, json, sys, httpx
+async def one(client, url, n, go):
+    body = {"data": ["x"], "fn_index": 0, "session_hash": f"s{n}", "event_data": None,
+            "trigger_id": 1}
+    (await client.post(f"{url}/gradio_api/queue/join", json=body)).raise_for_status()
+    async with client.stream("GET", f"{url}/gradio_api/queue/data",
+                             params={"session_hash": f"s{n}"}) as stream:
+        kinds = []
+        async for line in stream.aiter_lines():
+            if line.startswith("data:"):
+                kinds.append(json.loads(line[5:])["msg"])
+                if len(kinds) == 1:
+                    print(kinds[0], flush=True)
+                    await go.wait()
+        return kinds
+async def main(url, count):
+    go = asyncio.Event()
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=500)) as c:
+        runs = [asyncio.create_task(one(c, url, n, go)) for n in range(count)]
+        await asyncio.to_thread(sys.stdin.readline)
+        go.set()
+        for kinds in await asyncio.gather(*runs):
+            print(",".join(kinds), flush=True)
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def objects_per_open_event_stream(lean: bool) -> tuple[float, list[str]]:
+    release = threading.Event()
+    with serve_slow_page(lean, release) as url:
+        before = objects_now()
+        events = subprocess.Popen([sys.executable, "-c", EVENTS, url, str(SLOW_EVENTS)],
+                                  text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert events.stdout is not None and events.stdin is not None
+        try:
+            firsts = [events.stdout.readline().strip() for _ in range(SLOW_EVENTS)]
+            assert set(firsts) <= {"estimation", "process_starts"}, firsts
+            time.sleep(0.5)  # every event has started
+            open_now = objects_now()
+            release.set()
+            events.stdin.write("go\n")
+            events.stdin.flush()
+            # Queue estimates come and go with the timing; what an event does may not.
+            ends = [",".join(kind for kind in events.stdout.readline().strip().split(",")
+                             if kind != "estimation") for _ in range(SLOW_EVENTS)]
+            events.wait(30)
+        finally:
+            release.set()
+            events.kill()
+    return (open_now - before) / SLOW_EVENTS, ends
+
+
+def test_an_open_event_stream_holds_far_fewer_objects_and_streams_the_same() -> None:
+    lean, lean_ends = objects_per_open_event_stream(lean=True)
+    full, full_ends = objects_per_open_event_stream(lean=False)
+    assert lean_ends == full_ends == ["process_starts,process_completed,close_stream"
+                                      ] * SLOW_EVENTS
+    print(f"{lean:.0f} objects per open stream, {full:.0f} through the layers")
+    assert lean < full - 60, f"{lean:.0f} objects per open stream, {full:.0f} through the layers"
