@@ -284,10 +284,22 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
         "loop_stall_worst_ms": max((s.get("loop_stall_recent_ms", 0.0) for s in measured),
                                    default=None),
         "loop_stall_since_start_ms": after.get("loop_stall_max_ms"),
+        "full_collections": _full_collections(first, last),
         "people_cpu_pct_of_one_core": run["people"]["cpu_pct_of_one_core"],
         "people_cpu_pct_worst_interval": max((s.get("people_cpu_pct", 0.0)
                                               for s in run["samples"]), default=None),
     }
+
+
+def _full_collections(first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any] | None:
+    """The app's full garbage collections between two samples: how many, and their mean
+    time. One worst stall says little about a change; the mean of dozens says more."""
+    if "gc_full_count" not in first or "gc_full_count" not in last:
+        return None  # an app without these figures in /healthz
+    count = last["gc_full_count"] - first["gc_full_count"]
+    total_ms = last["gc_full_total_ms"] - first["gc_full_total_ms"]
+    return {"count": count, "mean_ms": round(total_ms / count, 1) if count else None,
+            "longest_since_start_ms": last["gc_full_longest_ms"]}
 
 
 STALL_LINE = re.compile(r"The event loop was held for (\d+) ms(?:, in:\n((?:  .*\n?)+))?"
@@ -448,6 +460,7 @@ def markdown(run: dict[str, Any]) -> str:
         f"- Worst stall since the app started: {run['app_start']['loop_stall_max_ms']} ms when "
         f"the engine was ready, {run['first_use']['loop_stall_max_ms']} ms after the first "
         f"uses, {s['loop_stall_since_start_ms']} ms at the end.",
+        f"- {_collections_line(s.get('full_collections'))}",
         f"- Stalls over 100 ms that the app logged with where the loop was held (from the "
         f"engine's start, warm-up and first uses included): "
         f"{len(run.get('stalls_logged', []))}; "
@@ -460,6 +473,14 @@ def markdown(run: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _collections_line(full: dict[str, Any] | None) -> str:
+    if full is None:
+        return "Full garbage collections: not reported by this app."
+    mean = f", {full['mean_ms']} ms on average" if full["mean_ms"] is not None else ""
+    return (f"Full garbage collections after warm-up: {full['count']}{mean} (the longest "
+            f"since the engine was ready: {full['longest_since_start_ms']} ms).")
 
 
 def _row(figure: str, goal: str, measured: str, met: bool) -> str:

@@ -134,9 +134,14 @@ class LoopWatch:
         return max((late for bucket, late in self._buckets if bucket >= oldest), default=0.0)
 
     def figures(self) -> dict[str, float]:
-        """For /healthz: the worst stall since start and of late, in ms."""
+        """For /healthz: the worst stall since start and of late, in ms; the full garbage
+        collections since the app started serving, their total and longest time."""
+        collections = self._collections
         return {"loop_stall_max_ms": round(self.worst_s * 1000, 1),
-                "loop_stall_recent_ms": round(self.recent_s() * 1000, 1)}
+                "loop_stall_recent_ms": round(self.recent_s() * 1000, 1),
+                "gc_full_count": collections.full_count,
+                "gc_full_total_ms": round(collections.full_total_s * 1000, 1),
+                "gc_full_longest_ms": round(collections.longest_full_s * 1000, 1)}
 
 
 # Where a thread waits rather than works: its innermost function.
@@ -160,18 +165,25 @@ class _Collections:
     def __init__(self) -> None:
         self._started = 0.0
         self._done: deque[tuple[float, float, int]] = deque(maxlen=64)  # end, seconds, gen
+        # The full collections made since the app started serving (`counting_full`): their
+        # number, time and the longest. A monitor (the soak) takes differences over a span.
+        self.full_count = 0
+        self.full_total_s = 0.0
         self.longest_full_s = 0.0
-        self.counting_full = True  # whether a full collection counts for the census
+        self.counting_full = True
 
     def note(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = time.monotonic()
             return
         ended = time.monotonic()
-        if ended - self._started >= NOTED_COLLECTION_S:
-            self._done.append((ended, ended - self._started, info["generation"]))
-            if info["generation"] == 2 and self.counting_full:
-                self.longest_full_s = max(self.longest_full_s, ended - self._started)
+        seconds = ended - self._started
+        if info["generation"] == 2 and self.counting_full:
+            self.full_count += 1
+            self.full_total_s += seconds
+            self.longest_full_s = max(self.longest_full_s, seconds)
+        if seconds >= NOTED_COLLECTION_S:
+            self._done.append((ended, seconds, info["generation"]))
 
     def since(self, start: float, late_s: float) -> str:
         """`\ngarbage collection: N ms (generation G)` of the collections that ran after

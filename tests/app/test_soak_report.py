@@ -13,9 +13,12 @@ from bench.soak import (
 
 def _sample(t_s: float, app_mib: int, engine_mib: int, stall_ms: float,
             running: int = 0) -> dict:
+    collections = int(t_s // 10)  # one full collection of 80 ms every 10 s
     return {"t_s": t_s, "app_rss": app_mib << 20, "engine_rss": engine_mib << 20,
             "engine_processes": [], "load1": 1.0, "loop_stall_recent_ms": stall_ms,
-            "loop_stall_max_ms": 900.0, "running": running, "waiting": 0, "people_cpu_pct": 20.0}
+            "loop_stall_max_ms": 900.0, "running": running, "waiting": 0, "people_cpu_pct": 20.0,
+            "gc_full_count": collections, "gc_full_total_ms": 80.0 * collections,
+            "gc_full_longest_ms": 95.0}
 
 
 def _message(kind: str, outcome: str, ttft_s: float | None, error: str = "") -> dict:
@@ -59,6 +62,9 @@ def test_the_summary_takes_memory_and_stalls_after_warm_up_only():
     assert s["loop_stall_worst_ms"] == 150.0
     assert s["leaked_running"] == 1
     assert s["ttft_by_kind_ms"] == {"text": [200.0, 400.0]}
+    # Between the first sample after warm-up (20 s) and the last (60 s): 6 - 2.
+    assert s["full_collections"] == {"count": 4, "mean_ms": 80.0,
+                                     "longest_since_start_ms": 95.0}
 
 
 def test_the_report_marks_each_missed_goal():
@@ -71,6 +77,8 @@ def test_the_report_marks_each_missed_goal():
     assert "image 30.00 s to first token" in table
     assert "800.0 ms when the engine was ready, 850.0 ms after the first uses" in table
     assert "python -m bench.soak --quick" in table and "[2.0, 1.0, 1.0]" in table
+    assert ("Full garbage collections after warm-up: 4, 80.0 ms on average (the longest "
+            "since the engine was ready: 95.0 ms)") in table
 
 
 APP_LOG = """2026-01-01 00:00:01 INFO phi4ui: Settings: ...

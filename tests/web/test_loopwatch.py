@@ -50,7 +50,8 @@ def test_recent_forgets_what_is_older_than_twenty_seconds(monkeypatch):
     watch.observe(0.5)
     clock[0] += 21
     watch.observe(0.002)
-    assert watch.figures() == {"loop_stall_max_ms": 500.0, "loop_stall_recent_ms": 2.0}
+    figures = watch.figures()
+    assert (figures["loop_stall_max_ms"], figures["loop_stall_recent_ms"]) == (500.0, 2.0)
 
 
 def hold_the_loop_in_a_named_function() -> None:
@@ -230,3 +231,14 @@ def test_a_stall_of_a_blocked_loop_is_logged_as_neither(caplog):
     held, running, waiting = logged_split(caplog, lambda: time.sleep(0.3))
     assert held >= 280
     assert running + waiting < 0.5 * held  # off the CPU by its own doing
+
+
+def test_full_collections_are_counted_with_their_time_once_the_app_serves():
+    many_lists = [[i] for i in range(1_000_000)]  # a full collection of some milliseconds
+    starting = watched(lambda: gc.collect(generation=2), report_stalls=False)
+    serving = watched(lambda: (gc.collect(generation=2), gc.collect(generation=1)))
+    del many_lists
+    assert starting.figures()["gc_full_count"] == 0
+    figures = serving.figures()
+    assert figures["gc_full_count"] == 1  # the generation-1 collection is not one
+    assert 0 < figures["gc_full_longest_ms"] == figures["gc_full_total_ms"]
