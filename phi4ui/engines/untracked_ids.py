@@ -3,8 +3,10 @@
 The embedded engine's front end keeps each answer's prompt as a list of token ids (vLLM's
 `RequestState` and every `RequestOutput` share one list) for as long as the answer runs:
 thousands of ints per answer with an image or a long conversation. A full collection walks
-every reference in every tracked container, so these lists made up about a third of what it
-walked under load, and its walk stalled the event loop past 100 ms on 2 cores.
+every reference in every tracked container, and its walk is what stalled the event loop past
+100 ms on 2 cores; under the soak's load lists held a third or more of those references,
+these the largest of them. Untracked, the references walked fell by about a quarter; an
+effect on the stalls is not shown (docs/benchmarks.md).
 
 A list that holds only objects the collector does not track (ints among them) cannot be
 part of a reference cycle, so the collector has nothing to find in it. CPython untracks
