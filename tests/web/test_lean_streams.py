@@ -183,6 +183,14 @@ def test_an_unknown_session_s_event_stream_says_so_and_ends(served) -> None:
     assert len(lines) == 1 and '"session_not_found":true' in lines[0]
 
 
+def test_an_event_stream_request_without_a_session_gets_gradio_s_own_refusal(served) -> None:
+    url, _, _ = served
+    response = httpx.get(f"{url}/gradio_api/queue/data", timeout=10)
+    assert response.status_code == 422  # FastAPI's: the query lacks `session_hash`
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert httpx.post(events_url(url, "abc"), timeout=10).status_code == 405
+
+
 def test_with_logins_the_event_stream_keeps_gradio_s_sign_in_check(tmp_path: Path) -> None:
     settings = load_settings(["--engine", "remote", "--base-url",
                               f"http://127.0.0.1:{free_port()}/v1", "--connect-timeout", "0.5",
