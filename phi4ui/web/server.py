@@ -16,6 +16,7 @@ import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from gradio.routes import App as GradioApp
+from gradio.utils import MatplotlibBackendMananger
 from starlette.routing import Mount
 
 from phi4ui.core.engine import Engine
@@ -219,9 +220,19 @@ def _lighten_gradio() -> None:
     # its monitoring summary: milliseconds of CPU per event, growing with traffic. Recompute
     # it every 1,000 events instead.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
-    # Gradio imports matplotlib around every event; without it installed, each failed import
-    # searches the whole of sys.path again. A None entry in sys.modules fails it at once.
-    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+    _import_matplotlib_now_or_never()
+
+
+def _import_matplotlib_now_or_never() -> None:
+    """Gradio imports matplotlib around every event, to switch its backend. Installed, its
+    first import held the loop 645 ms at the first event on the H200, and what it made was
+    walked by every full garbage collection after; done here, before the start-up freeze,
+    it costs the start instead. Not installed, each failed import searched the whole of
+    sys.path again; a None entry in sys.modules fails it at once."""
+    if "matplotlib" in sys.modules or importlib.util.find_spec("matplotlib") is not None:
+        with MatplotlibBackendMananger():  # Gradio's own, as around an event
+            pass
+    else:
         sys.modules["matplotlib"] = None  # type: ignore[assignment]
 
 
