@@ -39,10 +39,11 @@ MAX_OBJECTS_PER_PAGE = 170
 
 
 @contextlib.contextmanager
-def serve(scratch: Path) -> Iterator[tuple[str, FastAPI, asyncio.AbstractEventLoop]]:
+def serve(scratch: Path, *more_args: str
+          ) -> Iterator[tuple[str, FastAPI, asyncio.AbstractEventLoop]]:
     settings = load_settings(["--engine", "remote", "--base-url",
                               f"http://127.0.0.1:{free_port()}/v1", "--connect-timeout", "0.5",
-                              "--db-path", str(scratch / "answers.db")], environ={})
+                              "--db-path", str(scratch / "answers.db"), *more_args], environ={})
     app = build_server(settings, build_engine(settings))
     # Up, and settled: the app freezes what it loaded once its engine start has ended
     # (here, failed).
@@ -192,13 +193,8 @@ def test_an_event_stream_request_without_a_session_gets_gradio_s_own_refusal(ser
 
 
 def test_with_logins_the_event_stream_keeps_gradio_s_sign_in_check(tmp_path: Path) -> None:
-    settings = load_settings(["--engine", "remote", "--base-url",
-                              f"http://127.0.0.1:{free_port()}/v1", "--connect-timeout", "0.5",
-                              "--auth", "ann:a-long-password", "--db-path",
-                              str(tmp_path / "answers.db")], environ={})
-    app = build_server(settings, build_engine(settings))
-    with served_in_thread(app, ready=lambda url: gc.get_freeze_count() > 0) as running:
-        response = httpx.get(events_url(running.url, "abc"), timeout=10)
+    with serve(tmp_path, "--auth", "ann:a-long-password") as (url, _, _):
+        response = httpx.get(events_url(url, "abc"), timeout=10)
     assert response.status_code == 401
 
 
