@@ -49,7 +49,7 @@ class PageCache:
             return
         if (kept := self.responses.get(key)) is not None:
             self.responses.move_to_end(key)
-            await send(kept.start)
+            await send(_copy_of(kept.start))
             for chunk in kept.body[:-1]:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": kept.body[-1]})
@@ -71,7 +71,7 @@ class PageCache:
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
-                made.start = message
+                made.start = _copy_of(message)
             elif message["type"] == "http.response.body":
                 made.body.append(bytes(message.get("body", b"")))
                 if not message.get("more_body", False) and _keepable(made.start):
@@ -84,6 +84,13 @@ class PageCache:
         self.responses[key] = made
         while len(self.responses) > ADDRESSES_KEPT:
             self.responses.popitem(last=False)
+
+
+def _copy_of(start: Message) -> Message:
+    """A response's start as made, apart from the one sent on: the middleware outside
+    writes into the message it is given (the visitor cookie among the headers), and a
+    message kept and sent again as it is would carry one visitor's cookie to the next."""
+    return {**start, "headers": list(start.get("headers", []))}
 
 
 def _first_of_each(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from bench.procs import wait_until_ready
+from phi4ui.page.file_owners import VISITOR_COOKIE
 from phi4ui.web.page_cache import ADDRESSES_KEPT, PageCache
 from tests.support.apprun import RunningApp, launch_app
 
@@ -143,3 +144,22 @@ def test_every_visitor_of_the_kept_page_gets_a_cookie_of_their_own(app: RunningA
     assert all(cookies) and cookies[0] != cookies[1]
     assert first.headers.get("content-security-policy") == \
         second.headers.get("content-security-policy")
+
+
+def test_a_visitor_is_never_handed_another_visitor_s_cookie(app: RunningApp) -> None:
+    # The kept page's start was the very message the guard outside then wrote each new
+    # visitor's cookie into: later visitors got earlier ones' cookies as well as their own,
+    # and a returning visitor was made into the last new one (whose files it could fetch).
+    with httpx.Client(timeout=30) as returning:
+        returning.get(app.url + "/")
+        own = returning.cookies[VISITOR_COOKIE]
+        returning.get(app.url + "/")  # a page with no cookie to set: this one is kept
+        newcomers = [httpx.get(app.url + "/", timeout=30) for _ in range(3)]
+        again = returning.get(app.url + "/")
+        assert again.status_code == 200 and again.headers.get_list("set-cookie") == []
+        assert returning.cookies[VISITOR_COOKIE] == own
+    handed = [response.headers.get_list("set-cookie") for response in newcomers]
+    assert [len(cookies) for cookies in handed] == [1, 1, 1]
+    values = {cookies[0].split(";")[0] for cookies in handed}
+    assert len(values) == 3 and f"{VISITOR_COOKIE}={own}" not in values
+
