@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -127,7 +128,9 @@ class StatsRecorder:
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
         self.completion_tokens = 0
-        self._gaps: list[float] = []
+        # An array, not a list: one answer's gaps are no objects for the garbage collector
+        # to walk while it streams.
+        self._gaps = array("d")
 
     def tokens(self, count: int) -> None:
         if count <= 0:

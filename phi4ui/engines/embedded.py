@@ -19,13 +19,13 @@ from phi4ui.core.media import MediaLimits
 from phi4ui.core.memory import MemoryReadings, gpu_memory
 from phi4ui.core.stats import EngineSnapshot, StatsRecorder
 from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
+from phi4ui.core.untracked import untrack_token_ids
 from phi4ui.engines import vllm_compat
 from phi4ui.engines.cpu_allocator import tcmalloc_for_new_processes
 from phi4ui.engines.cpu_dtype import engine_dtype
 from phi4ui.engines.cpu_primitive_cache import smaller_cache_for_new_processes
 from phi4ui.engines.cpu_priority import ENGINE_NICE, lower_priority
 from phi4ui.engines.model_source import ModelSource, resolve
-from phi4ui.engines.untracked_ids import untrack_token_ids
 from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
 from phi4ui.errors import BadInput, EngineUnavailable
 from phi4ui.settings import REAL_DYNAMIC_HD, Settings
@@ -173,6 +173,7 @@ class EmbeddedEngine:
                 cpu_environment.enter_context(tcmalloc_for_new_processes())
                 cpu_environment.enter_context(smaller_cache_for_new_processes())
             llm = vllm_compat.create_async_llm(vllm_compat.engine_args(config), self._sink)
+        vllm_compat.on_request_added(llm, untrack_token_ids)  # queued answers' prompts too
         if self._closing:  # the app began stopping while this loaded
             vllm_compat.shutdown(llm, SHUTDOWN_TIMEOUT_S)
             raise EngineUnavailable(APP_STOPPING)
@@ -288,7 +289,7 @@ class EmbeddedEngine:
         self._active.add(request_id)
         try:
             async for output in self._generate(llm, request, request_id):
-                untrack_token_ids(output.prompt_token_ids)  # at once from the second on
+                untrack_token_ids(output.prompt_token_ids)  # done on arrival where it can be
                 completion = output.outputs[0]
                 recorder.tokens(len(completion.token_ids))
                 if output.finished:

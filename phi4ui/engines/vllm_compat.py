@@ -101,7 +101,6 @@ def executor_backend(config: EngineConfig) -> str:
     return "uni" if config.tensor_parallel_size == 1 else "mp"
 
 
-
 def create_async_llm(args: Any, snapshot_sink: SchedulerSnapshotSink) -> Any:
     from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -220,6 +219,23 @@ def lora_request(name: str, int_id: int, path: str) -> Any:
     from vllm.lora.request import LoRARequest
 
     return LoRARequest(name, int_id, path)
+
+
+def on_request_added(llm: Any, note_prompt: Callable[[Any], object]) -> bool:
+    """Calls `note_prompt(prompt_token_ids)` as each request enters vLLM's output processor,
+    which keeps that list until the request ends. False where there is none to wrap."""
+    processor = getattr(llm, "output_processor", None)
+    add = getattr(processor, "add_request", None)
+    if add is None:
+        return False
+
+    def add_request(request: Any, *args: Any, **kwargs: Any) -> Any:
+        added = add(request, *args, **kwargs)
+        note_prompt(getattr(request, "prompt_token_ids", None))
+        return added
+
+    processor.add_request = add_request  # type: ignore[union-attr]
+    return True
 
 
 def engine_timings(output: Any) -> EngineTimings:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 import os
 import sys
 import threading
 import time
-import traceback
 import types
 from collections import Counter, deque
 from pathlib import Path
@@ -99,8 +99,7 @@ class LoopWatch:
                 frame = frames.pop(loop_thread, None)
                 frames.pop(threading.get_ident(), None)
                 if frame is not None:
-                    lines = traceback.format_stack(frame)[-STACK_LINES:]
-                    self._held_in = "".join(lines).rstrip() + _busy_threads(frames)
+                    self._held_in = _innermost(frame) + _busy_threads(frames)
 
     def observe(self, late_s: float, split: str = "") -> None:
         late_s = max(0.0, late_s)
@@ -147,6 +146,27 @@ class LoopWatch:
 # Where a thread waits rather than works: its innermost function.
 WAITING = frozenset({"wait", "_wait_for_tstate_lock", "select", "poll", "epoll", "get",
                      "recv", "recv_into", "accept", "sleep", "_worker", "wait_for", "join"})
+
+
+def _innermost(frame: types.FrameType) -> str:
+    """The innermost STACK_LINES frames as `traceback.format_stack` writes them. Not through
+    `linecache`, which would keep each file on the stack as a list of its lines for as long
+    as the app runs: thousands of strings that every full garbage collection walks."""
+    stack: list[types.FrameType] = []
+    while frame is not None and len(stack) < STACK_LINES:
+        stack.append(frame)
+        frame = frame.f_back  # type: ignore[assignment]
+    return "\n".join(f'  File "{f.f_code.co_filename}", line {f.f_lineno}, in '
+                     f"{f.f_code.co_name}\n    {_source_line(f.f_code.co_filename, f.f_lineno)}"
+                     for f in reversed(stack))
+
+
+def _source_line(path: str, number: int | None) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as source:
+            return next(itertools.islice(source, (number or 1) - 1, None), "").strip()
+    except OSError:
+        return ""
 
 
 def _busy_threads(frames: dict[int, types.FrameType]) -> str:

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from gradio.state_holder import SessionState
 
+from phi4ui.core.untracked import untrack_table
+
 if TYPE_CHECKING:
     from gradio.blocks import Blocks
     from gradio.state_holder import StateHolder
@@ -157,6 +159,10 @@ def keep_no_session_configs() -> None:
         made_by_gradio(self, types.SimpleNamespace(  # type: ignore[arg-type]
             default_config=blocks.default_config, blocks={}))
         self.config_values = _NoConfigs()
+        # Gradio's own shallow copies of the page's block and event tables, hundreds of
+        # entries each, pointing at the page: a session's largest part of every full walk.
+        untrack_table(self.blocks_config.blocks)
+        untrack_table(self.blocks_config.fns)
 
     __init__.keeps_no_configs = True  # type: ignore[attr-defined]
     __init__.__wrapped__ = made_by_gradio  # type: ignore[attr-defined]

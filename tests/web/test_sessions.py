@@ -122,6 +122,22 @@ def test_gradio_s_writes_to_any_block_s_configuration_are_taken_and_dropped(
     assert copies_made(session) == 0
 
 
+def test_a_session_s_tables_of_the_page_s_blocks_and_events_are_left_out_of_the_walks(
+        page_sessions: StateHolder) -> None:
+    # Hundreds of entries each, per session: a large part of what every full garbage
+    # collection walked under load, and nothing in them can form a cycle.
+    session = page_sessions[secrets.token_hex(8)]
+    tables = session.blocks_config
+    assert len(tables.blocks) > 100 and len(tables.fns) > 50
+    assert tables.blocks is not page_sessions.blocks.default_config.blocks  # still its own
+    assert not gc.is_tracked(tables.blocks) and not gc.is_tracked(tables.fns)
+    assert gc.is_tracked(made_at_once(page_sessions).blocks_config.blocks)  # Gradio's own
+
+    replaced = next(iter(tables.blocks))
+    tables.blocks[replaced] = type(tables.blocks[replaced])()  # a session's own block
+    assert gc.is_tracked(tables.blocks), "what a session adds is walked again"
+
+
 # ---------------------------------------------------------------- over HTTP, as an attacker
 
 CAP = 20
