@@ -18,6 +18,7 @@ calibration against a zero-cost stand-in server shows how much the clients could
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -170,10 +171,37 @@ def machine() -> dict[str, Any]:
     from phi4ui.core.memory import gpu_memory
 
     gpu = gpu_memory()
-    return {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
+    return {"host": platform.node(), "cpu": cpu_description(),
             "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30),
             "gpu": _gpu_name() or (gpu[2] if gpu else None), "python": platform.python_version(),
             "os": platform.platform()}
+
+
+def cpu_description() -> str:
+    """The processor as Linux names it, with what the CPU engine's speed hangs on: its
+    vector units and its last-level cache. Hosts lent under one name differ: on two of
+    them the tiny engine's start took 99 s and 41 s."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    units = [name for flag, name in (("avx512f", "AVX-512"), ("amx_tile", "AMX")) if flag in flags]
+    cache = _last_level_cache()
+    return ", ".join([fields.get("model name") or platform.processor() or platform.machine(),
+                      *units, *([f"L3 {cache}"] if cache else [])])
+
+
+def _last_level_cache() -> str | None:
+    index = Path("/sys/devices/system/cpu/cpu0/cache")
+    with contextlib.suppress(OSError, ValueError):
+        levels = {int((d / "level").read_text()): (d / "size").read_text().strip()
+                  for d in index.glob("index*")}
+        if levels and max(levels) >= 3:
+            size = levels[max(levels)]  # "491520K"
+            return f"{int(size.rstrip('K')) // 1024} MiB" if size.endswith("K") else size
+    return None
 
 
 def _gpu_name() -> str | None:
