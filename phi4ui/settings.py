@@ -152,6 +152,10 @@ class Settings:
         60.0, "a page unused this long is taken to be closed, and its conversation is "
         "forgotten (an open page checks in every few seconds, a hidden tab about once a minute)",
         check=_between(0.1, 10080.0))
+    closed_page_minutes: float = _option(
+        10.0, "a page whose connection ended (closed, or asleep) and that has not come back "
+        "for this long is taken to be closed, and its conversation is forgotten",
+        check=_between(0.1, 10080.0))
     max_sessions: int = _option(2000, "pages whose conversations are kept at once; past "
                                 "it the least recently used is forgotten (each costs the "
                                 "server about 0.3 MB and more with its conversation)",

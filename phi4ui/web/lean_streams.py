@@ -34,16 +34,26 @@ from starlette.datastructures import QueryParams
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from phi4ui.web.sessions import OpenPages
+
 log = logging.getLogger(__name__)
 HEARTBEAT_ROUTE = f"{API_PREFIX}/heartbeat/{{session_hash}}"
 HEARTBEAT_PATH = re.compile(re.escape(API_PREFIX) + r"/heartbeat/([^/]+)")
 EVENTS_ROUTE = f"{API_PREFIX}/queue/data"
 
 
+def serves_heartbeats(gradio_app: Any) -> bool:
+    """Whether `LeanStreams` serves the pages' heartbeats, and so can count them."""
+    return _route(gradio_app, HEARTBEAT_ROUTE) is not None
+
+
 class LeanStreams:
-    def __init__(self, app: ASGIApp, *, gradio_app: Any) -> None:
+    def __init__(self, app: ASGIApp, *, gradio_app: Any, open_pages: OpenPages | None = None
+                 ) -> None:
+        """`open_pages`: counts the heartbeat streams open, by session."""
         self.app = app
         self.gradio_app = gradio_app
+        self.open_pages = open_pages
         self.heartbeat = _route(gradio_app, HEARTBEAT_ROUTE)
         self.events = _route(gradio_app, EVENTS_ROUTE)
         # The signed-in user, for Gradio's `unload` events: the route's own dependency.
@@ -88,7 +98,9 @@ class LeanStreams:
         response = self.heartbeat.endpoint(session_hash=session_hash, request=request,
                                            background_tasks=tasks,
                                            username=await self._user(request))
-        await _stream(response, receive, send)
+        with (self.open_pages.heartbeat(session_hash) if self.open_pages is not None
+              else contextlib.nullcontext()):
+            await _stream(response, receive, send)
         await tasks()
 
     async def _serve_events(self, scope: Scope, receive: Receive, send: Send,

@@ -33,7 +33,7 @@ from phi4ui.page.update_files import walk_chat_updates_once_per_file
 from phi4ui.settings import Settings
 from phi4ui.web import web_guard
 from phi4ui.web.file_guard import FileGuard
-from phi4ui.web.lean_streams import LeanStreams
+from phi4ui.web.lean_streams import LeanStreams, serves_heartbeats
 from phi4ui.web.loopwatch import LoopWatch
 from phi4ui.web.mcp_guard import McpGuard
 from phi4ui.web.mcp_tool import McpTool
@@ -41,6 +41,7 @@ from phi4ui.web.page_cache import PageCache
 from phi4ui.web.request_limits import RequestLimits
 from phi4ui.web.sessions import (
     ForgottenSessions,
+    OpenPages,
     SessionReaper,
     keep_no_session_configs,
 )
@@ -70,7 +71,8 @@ def _lifespan(settings: Settings, engine: Engine, store: Store | None, loop_watc
         running = asyncio.create_task(_run_engine(engine, loop_watch))
         watching = asyncio.create_task(loop_watch.run())
         reaper = SessionReaper(_gradio_app(app).state_holder, settings.session_idle_minutes,
-                               app.state.forgotten_sessions)
+                               app.state.forgotten_sessions, open_pages=app.state.open_pages,
+                               closed_minutes=settings.closed_page_minutes)
         reaping = asyncio.create_task(reaper.run())
         sharing = asyncio.create_task(asyncio.to_thread(_share, settings.port)) \
             if settings.share else None
@@ -122,7 +124,7 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
     everyone_may_review = bool(settings.logins()) or (settings.public_host or settings.host
                                                       ) in LOOPBACK
     files = PageFiles(owners)
-    forgotten = ForgottenSessions(settings.session_idle_minutes)
+    forgotten = ForgottenSessions()
     app.state.forgotten_sessions = forgotten  # filled by the reaper (`_lifespan`)
     page = build_page(engine, store, files, everyone_may_review=everyone_may_review,
                       forgotten=forgotten.notice)
@@ -153,7 +155,10 @@ def _mount_page(app: FastAPI, settings: Settings, engine: Engine, store: Store |
     mounted.add_middleware(RequestLimits)
     # Outside the guards above (Gradio's streams carry no body, file or page) and inside
     # the security headers.
-    mounted.add_middleware(LeanStreams, gradio_app=_gradio_app(mounted))
+    # The heartbeats it serves tell the reaper which pages are open (`_lifespan`).
+    open_pages = OpenPages() if serves_heartbeats(_gradio_app(mounted)) else None
+    mounted.state.open_pages = open_pages
+    mounted.add_middleware(LeanStreams, gradio_app=_gradio_app(mounted), open_pages=open_pages)
     web_guard.install(mounted, settings)
     return mounted
 

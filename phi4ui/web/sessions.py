@@ -15,6 +15,13 @@ ended an hour ago. Its state is handed to Gradio's own delete callbacks and the 
 is dropped. The number of sessions kept is capped as well: past the cap, Gradio drops the
 least recently used one.
 
+A closed page is let go sooner. Each open page holds its heartbeat stream open for its
+whole life (a hidden tab's too; the browser reopens it after a dropped connection); a session
+whose heartbeat ended, with none open since and no request for `--closed-page-minutes`,
+belongs to a page that was closed. Kept for the full idle limit, such sessions piled up: in
+the 10-minute soak (300 pages opened) 294 were kept at the end, and every full garbage
+collection walks what they hold (see `docs/benchmarks.md`).
+
 A page that was asleep that long and comes back still shows its chat, but the server has
 let the conversation go: the first message sent from it is refused once with the reason,
 so that nobody is answered by a model that no longer sees the messages above.
@@ -23,11 +30,12 @@ so that nobody is answered by a model that no longer sees the messages above.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import types
-from collections import OrderedDict
-from collections.abc import Iterable
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from gradio.state_holder import SessionState
@@ -41,6 +49,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class OpenPages:
+    """The sessions whose page holds its heartbeat stream open now (`LeanStreams` serves
+    those streams and counts them here)."""
+
+    def __init__(self) -> None:
+        self._streams: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def heartbeat(self, session_id: str) -> Iterator[None]:
+        self._streams[session_id] += 1
+        try:
+            yield
+        finally:
+            self._streams[session_id] -= 1
+            if self._streams[session_id] <= 0:
+                del self._streams[session_id]
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._streams
+
+
 def idle_sessions(holder: StateHolder, idle: datetime.timedelta,
                   now: datetime.datetime | None = None) -> list[str]:
     """The sessions last used more than `idle` ago. One Gradio made but never marked as
@@ -49,6 +78,17 @@ def idle_sessions(holder: StateHolder, idle: datetime.timedelta,
     with holder.lock:  # Gradio's, held while it adds or evicts a session
         return [session_id for session_id in list(holder.session_data)
                 if holder.time_last_used.setdefault(session_id, now) < now - idle]
+
+
+def closed_sessions(holder: StateHolder, open_pages: OpenPages, grace: datetime.timedelta,
+                    now: datetime.datetime | None = None) -> list[str]:
+    """The sessions of closed pages: the heartbeat ended (Gradio marks the session closed
+    then, for good), none is open now, and nothing was asked for `grace`."""
+    now = now or datetime.datetime.now()
+    with holder.lock:
+        return [session_id for session_id, state in list(holder.session_data.items())
+                if state.is_closed and session_id not in open_pages
+                and holder.time_last_used.setdefault(session_id, now) < now - grace]
 
 
 def forget_sessions(holder: StateHolder, session_ids: Iterable[str], idle: datetime.timedelta,
@@ -68,30 +108,37 @@ def forget_sessions(holder: StateHolder, session_ids: Iterable[str], idle: datet
     return forgotten
 
 
+def unused_for(minutes: float) -> str:
+    return f"This page was not used for over {_duration(minutes)}"
+
+
+def closed_for(minutes: float) -> str:
+    return f"This page was closed, or lost its connection, for over {_duration(minutes)}"
+
+
 class ForgottenSessions:
-    """The ids of the sessions forgotten for being idle, the latest `cap` of them (about
-    100 bytes each), so that a page that comes back can be told why its conversation is
-    gone. Each is told once."""
+    """The ids of the sessions forgotten, the latest `cap` of them (about 100 bytes each),
+    with why (`unused_for`, `closed_for`), so that a page that comes back can be told why
+    its conversation is gone. Each is told once."""
 
-    def __init__(self, idle_minutes: float, cap: int = 10_000) -> None:
-        self.idle_minutes = idle_minutes
+    def __init__(self, cap: int = 10_000) -> None:
         self.cap = cap
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ids: OrderedDict[str, str] = OrderedDict()
 
-    def add(self, session_ids: Iterable[str]) -> None:
+    def add(self, session_ids: Iterable[str], why: str) -> None:
         for session_id in session_ids:
-            self._ids[session_id] = None
+            self._ids[session_id] = why
         while len(self._ids) > self.cap:
             self._ids.popitem(last=False)
 
     def notice(self, session_id: str | None) -> str | None:
         """Why this session starts empty, the first time it is asked; otherwise None."""
-        if session_id is None or self._ids.pop(session_id, False) is False:
+        why = None if session_id is None else self._ids.pop(session_id, None)
+        if why is None:
             return None
-        return (f"This page was not used for over {_duration(self.idle_minutes)}, so the "
-                "server let its conversation go: the model would not see the messages above. "
-                "Send again to start a new conversation with your message, or reload the "
-                "page.")
+        return (f"{why}, so the server let its conversation go: the model would not see the "
+                "messages above. Send again to start a new conversation with your message, "
+                "or reload the page.")
 
 
 def _duration(minutes: float) -> str:
@@ -108,15 +155,21 @@ BATCH = 50
 
 
 class SessionReaper:
-    """Forgets the idle sessions now and then, on the event loop. Looking for idle
-    sessions costs about 1.5 µs each (15 ms for 10,000 sessions, measured)."""
+    """Forgets the idle sessions, and those of closed pages (with `open_pages`), now and
+    then, on the event loop. Looking for idle sessions costs about 1.5 µs each (15 ms for
+    10,000 sessions, measured)."""
 
     def __init__(self, holder: StateHolder, idle_minutes: float,
-                 forgotten: ForgottenSessions | None = None) -> None:
+                 forgotten: ForgottenSessions | None = None, *,
+                 open_pages: OpenPages | None = None, closed_minutes: float = 10.0) -> None:
         self.holder = holder
+        self.idle_minutes, self.closed_minutes = idle_minutes, closed_minutes
         self.idle = datetime.timedelta(minutes=idle_minutes)
-        self.forgotten_ids = forgotten or ForgottenSessions(idle_minutes)
-        self.every_s = min(60.0, max(1.0, self.idle.total_seconds() / 4))
+        self.grace = datetime.timedelta(minutes=closed_minutes)
+        self.open_pages = open_pages
+        self.forgotten_ids = forgotten or ForgottenSessions()
+        shortest = min(self.idle, self.grace) if open_pages is not None else self.idle
+        self.every_s = min(60.0, max(1.0, shortest.total_seconds() / 4))
         self.forgotten = 0
 
     async def run(self) -> None:
@@ -124,18 +177,27 @@ class SessionReaper:
             await asyncio.sleep(self.every_s)
             forgotten = await self.sweep()
             if forgotten:
-                log.info("Forgot %d page sessions idle for over %s (%d kept)", forgotten,
-                         self.idle, len(self.holder.session_data))
+                log.info("Forgot %d page sessions, idle or closed (%d kept)", forgotten,
+                         len(self.holder.session_data))
 
     async def sweep(self) -> int:
-        forgotten = 0
-        idle_ids = idle_sessions(self.holder, self.idle)
-        for start in range(0, len(idle_ids), BATCH):
-            await asyncio.sleep(0)
-            batch = forget_sessions(self.holder, idle_ids[start:start + BATCH], self.idle)
-            self.forgotten_ids.add(batch)
-            forgotten += len(batch)
+        forgotten = await self._forget(idle_sessions(self.holder, self.idle), self.idle,
+                                       unused_for(self.idle_minutes))
+        if self.open_pages is not None:
+            closed = closed_sessions(self.holder, self.open_pages, self.grace)
+            forgotten += await self._forget(closed, self.grace,
+                                            closed_for(self.closed_minutes))
         self.forgotten += forgotten
+        return forgotten
+
+    async def _forget(self, session_ids: list[str], unused: datetime.timedelta, why: str
+                      ) -> int:
+        forgotten = 0
+        for start in range(0, len(session_ids), BATCH):
+            await asyncio.sleep(0)
+            batch = forget_sessions(self.holder, session_ids[start:start + BATCH], unused)
+            self.forgotten_ids.add(batch, why)
+            forgotten += len(batch)
         return forgotten
 
 

@@ -7,6 +7,7 @@ it only past 10,000 sessions. The app drops sessions idle for longer than
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import gc
 import secrets
@@ -29,12 +30,14 @@ from phi4ui.web.sessions import (
     SessionReaper,
     forget_sessions,
     idle_sessions,
+    unused_for,
 )
 from tests.support.apprun import RunningApp, health, launch_app
 from tests.support.pageclient import PageClient, send
 
 IDLE = datetime.timedelta(minutes=30)
 NOT_USED = "This page was not used for over"
+CLOSED = "This page was closed, or lost its connection, for over"
 
 
 def forget_idle_sessions(holder: StateHolder, idle: datetime.timedelta,
@@ -255,9 +258,54 @@ def test_a_page_that_comes_back_after_being_forgotten_is_told_once(
         client.close()
 
 
+@pytest.fixture(scope="module")
+def closing_app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[RunningApp]:
+    running = _start(checkpoint, tmp_path_factory, "--closed-page-minutes", "0.1")  # 6 s
+    yield running
+    running.stop()
+
+
+@contextlib.contextmanager
+def heartbeat(app: RunningApp, session_hash: str) -> Iterator[None]:
+    """A page's heartbeat stream, open until the block ends, as the browser holds it."""
+    with httpx.stream("GET", f"{app.url}/gradio_api/heartbeat/{session_hash}",
+                      timeout=30) as stream:
+        lines = stream.iter_lines()  # kept: dropping it would close the stream
+        assert next(lines).startswith("data:")
+        yield
+
+
+def test_a_closed_page_is_forgotten_soon_and_a_quiet_open_one_kept(
+        closing_app: RunningApp) -> None:
+    """A page whose heartbeat ended is let go after `--closed-page-minutes`; a page that
+    asks for nothing (a hidden tab) but holds its heartbeat open stays, for the idle limit
+    (an hour). The closed one, coming back, is told why its conversation is gone."""
+    app = closing_app
+    client = PageClient(app.url)
+    closed, hidden = secrets.token_hex(8), secrets.token_hex(8)
+    try:
+        tick(client, closed)
+        tick(client, hidden)
+        with heartbeat(app, hidden):
+            with heartbeat(app, closed):
+                pass  # the page is closed
+            started = time.monotonic()
+            while _sessions(app) != 1:
+                assert time.monotonic() - started < 60, f"sessions left: {_sessions(app)}"
+                time.sleep(0.5)
+            time.sleep(8)  # past the 6 s again: the hidden page is still kept
+            assert _sessions(app) == 1
+        tick(client, closed)  # the closed page comes back (a phone woken up)
+        came_back, _ = send(client, "Hello again")
+        assert f"{CLOSED} 6 seconds" in came_back.text, came_back.raw[-1000:]
+    finally:
+        client.close()
+
+
 def test_only_the_latest_forgotten_sessions_are_remembered_each_told_once() -> None:
-    forgotten = ForgottenSessions(idle_minutes=60, cap=3)
-    forgotten.add(["a", "b", "c", "d"])
+    forgotten = ForgottenSessions(cap=3)
+    forgotten.add(["a", "b", "c", "d"], unused_for(60))
     assert forgotten.notice("a") is None  # past the cap
     assert forgotten.notice("made-up") is None and forgotten.notice(None) is None
     notice = forgotten.notice("b")
