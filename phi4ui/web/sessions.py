@@ -19,7 +19,7 @@ A closed page is let go sooner. Each open page holds its heartbeat stream open f
 whole life (a hidden tab's too; the browser reopens it after a dropped connection); a session
 whose heartbeat ended, with none open since and no request for `--closed-page-minutes`,
 belongs to a page that was closed. Kept for the full idle limit, such sessions piled up: in
-the 10-minute soak (300 pages opened) 294 were kept at the end, and every full garbage
+the 10-minute soak (300 pages opened) 301 were kept at its end, and every full garbage
 collection walks what they hold (see `docs/benchmarks.md`).
 
 A page that was asleep that long and comes back still shows its chat, but the server has
