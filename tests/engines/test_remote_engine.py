@@ -21,6 +21,7 @@ import pytest
 
 from phi4ui.core import answer_stream
 from phi4ui.core.chat import ChatRequest, Sampling, TokenCount, Turn
+from phi4ui.core.engine import TextDelta
 from phi4ui.engines import prometheus
 from phi4ui.engines.openai_wire import display_url
 from phi4ui.engines.remote import RemoteEngine
@@ -28,7 +29,7 @@ from phi4ui.errors import EngineUnavailable, PromptTooLong
 from phi4ui.settings import load_settings
 from tests.support.enginehelpers import FIXED, collect, plan
 from tests.support.mediafiles import write_audio, write_image
-from tests.support.vllm_server import STREAM_INTERVAL, VllmServer, free_port
+from tests.support.vllm_server import MAX_NUM_SEQS, STREAM_INTERVAL, VllmServer, free_port
 
 pytestmark = pytest.mark.engine
 ENDLESS = Sampling(temperature=0.0, max_tokens=2000, ignore_eos=True)
@@ -284,16 +285,43 @@ def test_a_server_killed_mid_answer_then_restarted(remote_engine, killable_vllm_
     assert stats.completion_tokens == FIXED.max_tokens and len(deltas) > 1
 
 
-def test_a_server_that_is_too_slow_times_out(vllm_server, engine_loop, tmp_path):
+def test_a_server_that_is_too_slow_times_out(remote_engine, vllm_server, engine_loop):
+    """A server that sends nothing for `--request-timeout`: here every answer it can run at
+    once is taken by a long one, so that a new request waits in its queue. (A picture it
+    had not seen kept its vision encoder busy for seconds on the earlier test machines,
+    but for less than the second on a faster one.)"""
     engine = RemoteEngine(remote_settings(vllm_server.base_url, "--request-timeout", "1"))
     engine_loop.run(engine.start())
-    # A picture the server has not seen keeps its vision encoder busy for seconds on a CPU.
-    # (Last in the module: the server goes on encoding it after the client gives up.)
-    image = write_image(tmp_path, "fresh.png", size=(300, 200))
-    request = plan(engine_loop, engine, {"text": "What is this?", "files": [str(image)]})
+    long_answer = plan(engine_loop, remote_engine, "Go on forever.", ENDLESS)
+    request = plan(engine_loop, engine, "What is this?")
+
+    async def while_the_server_is_full() -> None:
+        begun = asyncio.Semaphore(0)
+
+        async def take_a_place() -> None:
+            first = True
+            async for event in remote_engine.stream(long_answer):  # until cancelled
+                if first and isinstance(event, TextDelta):
+                    begun.release()
+                    first = False
+
+        async def everyone_begun() -> None:
+            for _ in range(MAX_NUM_SEQS):
+                await begun.acquire()
+
+        places = [asyncio.ensure_future(take_a_place()) for _ in range(MAX_NUM_SEQS)]
+        try:
+            await asyncio.wait_for(everyone_begun(), 120)
+            with pytest.raises(EngineUnavailable, match="sent nothing for 1 s"):
+                await collect(engine, request)
+        finally:
+            for place in places:
+                place.cancel()
+            await asyncio.gather(*places, return_exceptions=True)
+
     try:
-        with pytest.raises(EngineUnavailable, match="sent nothing for 1 s"):
-            engine_loop.run(collect(engine, request))
+        engine_loop.run(while_the_server_is_full())
         assert engine.status.state == "ready"
     finally:
         engine_loop.run(engine.close())
+    wait_until_idle(remote_engine, engine_loop)

@@ -26,6 +26,7 @@ from phi4ui.engines.cpu_priority import ENGINE_NICE
 
 READY_TIMEOUT_S = 300
 STREAM_INTERVAL = 3  # the tests' shared server's `--stream-interval`
+MAX_NUM_SEQS = 16  # and its `--max-num-seqs`: answers it runs at once
 
 
 def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
@@ -44,7 +45,7 @@ def server_command(checkpoint: Path, port: int, *, max_model_len: int = 4096,
         "--lora-modules", f"vision={checkpoint}/vision-lora", f"speech={checkpoint}/speech-lora",
         "--limit-mm-per-prompt", json.dumps({"image": 2, "audio": 2}),
         *tiling,
-        "--enforce-eager", "--max-num-seqs", "16",
+        "--enforce-eager", "--max-num-seqs", str(MAX_NUM_SEQS),
         # The worker inside the engine-core process where vLLM allows it (not on a CPU,
         # whose platform starts a worker process of its own anyway).
         "--distributed-executor-backend", "uni", "--disable-uvicorn-access-log", *extra,
