@@ -160,20 +160,23 @@ def _start(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory, *flags: s
     return running
 
 
+def _serving(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory, *flags: str
+             ) -> Iterator[RunningApp]:
+    running = _start(checkpoint, tmp_path_factory, *flags)
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="module")
 def capped_app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[RunningApp]:
-    running = _start(checkpoint, tmp_path_factory, "--max-sessions", str(CAP))
-    yield running
-    running.stop()
+    yield from _serving(checkpoint, tmp_path_factory, "--max-sessions", str(CAP))
 
 
 @pytest.fixture(scope="module")
 def forgetful_app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[RunningApp]:
-    running = _start(checkpoint, tmp_path_factory, "--session-idle-minutes", "0.1")  # 6 s
-    yield running
-    running.stop()
+    yield from _serving(checkpoint, tmp_path_factory, "--session-idle-minutes", "0.1")  # 6 s
 
 
 def _sessions(app: RunningApp) -> int | None:
@@ -261,9 +264,7 @@ def test_a_page_that_comes_back_after_being_forgotten_is_told_once(
 @pytest.fixture(scope="module")
 def closing_app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[RunningApp]:
-    running = _start(checkpoint, tmp_path_factory, "--closed-page-minutes", "0.1")  # 6 s
-    yield running
-    running.stop()
+    yield from _serving(checkpoint, tmp_path_factory, "--closed-page-minutes", "0.1")  # 6 s
 
 
 @contextlib.contextmanager
@@ -280,7 +281,8 @@ def test_a_closed_page_is_forgotten_soon_and_a_quiet_open_one_kept(
         closing_app: RunningApp) -> None:
     """A page whose heartbeat ended is let go after `--closed-page-minutes`; a page that
     asks for nothing (a hidden tab) but holds its heartbeat open stays, for the idle limit
-    (an hour). The closed one, coming back, is told why its conversation is gone."""
+    (an hour), even when someone who knows its id opens and closes another heartbeat for
+    it. The closed one, coming back, is told why its conversation is gone."""
     app = closing_app
     client = PageClient(app.url)
     closed, hidden = secrets.token_hex(8), secrets.token_hex(8)
@@ -288,6 +290,8 @@ def test_a_closed_page_is_forgotten_soon_and_a_quiet_open_one_kept(
         tick(client, closed)
         tick(client, hidden)
         with heartbeat(app, hidden):
+            with heartbeat(app, hidden):
+                pass  # another stream for the same page, ended: Gradio marks it closed
             with heartbeat(app, closed):
                 pass  # the page is closed
             started = time.monotonic()
