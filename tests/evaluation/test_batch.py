@@ -34,6 +34,7 @@ from phi4ui.evaluation.cases import (
 )
 from phi4ui.evaluation.store import Store
 from tests.support.mediafiles import write_image
+from tests.support.process_groups import remove_when_gone, shared_memory_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,12 +60,15 @@ def test_a_batch_killed_half_way_keeps_the_cases_it_finished(tmp_path, checkpoin
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
     process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                env=env, start_new_session=True)
+    shared: set[Path] = set()
     try:
         finished_before_kill = _wait_for_cases(db, process, at_least=5, log=tmp_path / "batch.log")
+        shared = shared_memory_of(process.pid)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(30)
     finally:
         _kill_group(process)
+        remove_when_gone(process.pid, shared)  # what the killed engine left in /dev/shm
 
     store = Store(db)
     [(batch_id,)] = sqlite3.connect(db).execute("SELECT id FROM batches").fetchall()

@@ -13,16 +13,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
-import psutil
 
 from bench.procs import NotReady, answers_ok, free_port, start_in_group, wait_until_ready
 from phi4ui.engines.cpu_dtype import engine_dtype
 from phi4ui.engines.cpu_priority import ENGINE_NICE
+from tests.support.process_groups import remove_when_gone, shared_memory_of
 
 READY_TIMEOUT_S = 300
 STREAM_INTERVAL = 3  # the tests' shared server's `--stream-interval`
@@ -126,34 +125,11 @@ class VllmServer:
         self._clean_up(shared)
 
     def _clean_up(self, shared: set[Path]) -> None:
-        """Waits for the engine processes, then removes the shared memory they left:
-        a killed process cannot remove its own."""
-        deadline = time.monotonic() + 15
-        while self._group_pids() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not self._group_pids():
-            for path in shared:
-                path.unlink(missing_ok=True)
-
-    def _group_pids(self) -> list[int]:
-        if self.process is None:
-            return []
-        pids = []
-        for pid in psutil.pids():
-            with contextlib.suppress(OSError, psutil.Error):
-                if os.getpgid(pid) == self.process.pid and psutil.Process(pid).status() != "zombie":
-                    pids.append(pid)
-        return pids
+        if self.process is not None:
+            remove_when_gone(self.process.pid, shared)
 
     def _shared_memory_files(self) -> set[Path]:
-        files: set[Path] = set()
-        for pid in self._group_pids():
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
-                    path = line.split(maxsplit=5)[-1]
-                    if path.startswith("/dev/shm/"):
-                        files.add(Path(path))
-        return files
+        return set() if self.process is None else shared_memory_of(self.process.pid)
 
     def _wait(self, seconds: float) -> bool:
         if self.process is None:
