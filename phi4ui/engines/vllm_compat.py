@@ -347,11 +347,11 @@ def shared_memory_of(llm: Any) -> set[Path]:
     killed engine process leaves behind. Read while they run."""
     found: set[Path] = set()
     for pid in _engine_process_tree(llm):
-        found |= _mapped_shared_memory(str(pid))
+        found |= mapped_shared_memory(str(pid))
     return found
 
 
-def _mapped_shared_memory(pid: str) -> set[Path]:
+def mapped_shared_memory(pid: str) -> set[Path]:
     found: set[Path] = set()
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
@@ -376,7 +376,7 @@ def remove_shared_memory(paths: set[Path]) -> None:
     Python's resource tracker, which would otherwise warn of a leak at exit."""
     from multiprocessing import resource_tracker
 
-    ours = _mapped_shared_memory("self")  # this process removes its own when it is done
+    ours = mapped_shared_memory("self")  # this process removes its own when it is done
     for path in paths - ours:
         if not path.exists():
             continue

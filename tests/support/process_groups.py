@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psutil
 
+from phi4ui.engines.vllm_compat import mapped_shared_memory
+
 
 def group_pids(leader: int) -> list[int]:
     """The live processes of the group `leader` started."""
@@ -27,11 +29,7 @@ def shared_memory_of(leader: int) -> set[Path]:
     """The files under /dev/shm that the group's processes map now."""
     files: set[Path] = set()
     for pid in group_pids(leader):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
-                path = line.split(maxsplit=5)[-1]
-                if path.startswith("/dev/shm/"):
-                    files.add(Path(path))
+        files |= mapped_shared_memory(str(pid))
     return files
 
 
