@@ -7,7 +7,8 @@ back every request's timing, which are pooled here: token counts summed, percent
 all requests, the window from the first start to the last end (one monotonic clock for
 the whole machine). Each process also reports its CPU time (user + system) over the
 scenario's wall time (from the start barrier to the one all reach when done), the figure
-that says whether the clients had room to spare.
+that says whether the clients had room to spare; the first process also takes the whole
+machine's CPU over that window, by kind of process (bench/machine_cpu.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import traceback
 from dataclasses import asdict
 from typing import Any
 
+from bench import machine_cpu
 from bench.workload import RequestTiming, Scenario, ScenarioResult
 
 BARRIER_TIMEOUT_S = 3600
@@ -75,6 +77,8 @@ def _merged(job: dict[str, Any], index: int, spec: dict[str, Any],
         result.requests += [RequestTiming(**r) for r in reports[process]["requests"]]
     summary = result.summary()
     summary["client_cpu"] = [reports[p]["cpu"] for p in range(processes)]
+    if machine := reports[0].get("machine_cpu"):
+        summary["machine_cpu"] = machine
     print(json.dumps(summary), file=sys.stderr, flush=True)
     return summary
 
@@ -106,12 +110,19 @@ async def _play(job: dict[str, Any], process: int, processes: int, barrier: Any,
             mine = people_of(scenario, process, processes)
             await people.prepare(mine, kinds)
             await asyncio.to_thread(barrier.wait)
+            # The machine's snapshot is taken while every process waits, before the start.
+            before = machine_cpu.snapshot(os.getppid()) if process == 0 else None
+            await asyncio.to_thread(barrier.wait)
             cpu, wall = time.process_time(), time.perf_counter()
             timings = await run_people(people.user, scenario, mine)
             # CPU over the scenario's whole window: a process done early waits for the rest.
             await asyncio.to_thread(barrier.wait)
             cpu_share = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
-            inbox.put(("done", process, index, {"requests": [asdict(t) for t in timings],
-                                                "cpu": round(cpu_share, 3)}))
+            done: dict[str, Any] = {"requests": [asdict(t) for t in timings],
+                                    "cpu": round(cpu_share, 3)}
+            if before is not None:
+                done["machine_cpu"] = machine_cpu.usage(before,
+                                                        machine_cpu.snapshot(os.getppid()))
+            inbox.put(("done", process, index, done))
     finally:
         await people.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.calibrate import HEADROOM_NEEDED
+from bench.machine_cpu import KINDS
 from bench.realistic import P95_LIMIT_MS
 
 
@@ -50,6 +51,24 @@ def headroom_warning(run: dict[str, Any]) -> list[str]:
             f"{worst['fastest_path']}'s {worst['fastest_tok_s']} tok/s). Figures near the "
             "clients' ceiling measure the clients, not the server; see the calibration below.",
             ""]
+
+
+def machine_cpu(run: dict[str, Any]) -> list[str]:
+    """The whole machine's CPU in each scenario: busy cores, and the cores each kind of
+    process used (bench/machine_cpu.py)."""
+    rows = [r for r in run["results"] if r.get("machine_cpu")]
+    if not rows:
+        return []
+    lines = ["", "The machine's CPU while the people ran, in cores (of "
+             f"{rows[0]['machine_cpu']['cores']}): all processes, and by kind:", "",
+             "| path | kind | users | busy | steal | " + " | ".join(KINDS) + " |",
+             "|---|---|---|---|---|" + "---|" * len(KINDS)]
+    for r in rows:
+        m = r["machine_cpu"]
+        lines.append(f"| {r['path']} | {r['kind']} | {r['users']} | {m['busy_cores']} | "
+                     f"{m['steal_cores']} | "
+                     + " | ".join(f"{m['by_kind'].get(k, 0.0):.2f}" for k in KINDS) + " |")
+    return lines
 
 
 def calibration(run: dict[str, Any]) -> list[str]:

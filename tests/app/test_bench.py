@@ -22,7 +22,13 @@ def test_quick_benchmark_writes_a_report_with_ratios(tmp_path):
     assert all(r["errors"] == 0 and r["ttft_p50_ms"] > 0 for r in run["results"])
     assert all(r["total_output_tokens"] <= r["requests"] * 16 for r in run["results"])
     assert all(len(r["client_cpu"]) == 2 for r in run["results"] if r["path"] == "app")
+    # The whole machine's CPU while the people ran: the page and its engine worked, and
+    # the machine was busy at least as long as they were.
+    four = next(r["machine_cpu"] for r in run["results"] if r["path"] == "app" and r["users"] == 4)
+    assert four["by_kind"]["page"] > 0 and four["by_kind"]["engine core"] > 0
+    assert four["busy_cores"] >= 0.5 * (four["by_kind"]["page"] + four["by_kind"]["engine core"])
     assert run["media_prep"]["photo_12mp"]["p50_ms"] > 0
     assert run["app_start"]["page_s"] < run["app_start"]["engine_ready_s"]
     table = (tmp_path / "benchmark.md").read_text()
     assert "app vs raw" in table and "tok/s ratio" in table and "Side by side" in table
+    assert "The machine's CPU while the people ran" in table

@@ -1,0 +1,78 @@
+"""Where a scenario's CPU went, across the whole machine: how many of its cores were busy,
+and how many cores each kind of process used (the engine's core, vLLM's API processes,
+phi4ui's page processes, the load balancer, the clients, everything else).
+
+Whether a path is held back by the machine's CPU is a claim the tokens per second cannot
+make alone: a front end at one core of sixteen and a machine at sixteen of sixteen call
+for different fixes. Two snapshots, one before a scenario's people start and one after
+they are done, read from /proc by psutil (tens of milliseconds on a busy machine).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+KINDS = ("engine core", "engine workers", "vLLM API", "page", "load balancer", "clients",
+         "other")
+
+
+@dataclass
+class Snapshot:
+    wall: float
+    busy_s: float  # every core's non-idle time since boot, steal excluded
+    steal_s: float
+    per_process: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid: (kind, s)
+
+
+def snapshot(client_parent: int) -> Snapshot:
+    """The machine's CPU time so far, and each process's, with its kind. `client_parent`
+    is the process whose children are the simulated people."""
+    times = psutil.cpu_times()
+    steal = float(getattr(times, "steal", 0.0))
+    idle = float(times.idle) + float(getattr(times, "iowait", 0.0))
+    taken = Snapshot(time.perf_counter(), float(sum(times)) - idle - steal, steal)
+    for process in psutil.process_iter(["name", "cmdline", "ppid", "cpu_times"]):
+        info = process.info
+        if info["cpu_times"] is None:
+            continue
+        spent = float(info["cpu_times"].user + info["cpu_times"].system)
+        taken.per_process[process.pid] = (kind_of(info, client_parent), spent)
+    return taken
+
+
+def kind_of(info: dict[str, Any], client_parent: int) -> str:
+    """Which of KINDS a process is, from its name (vLLM names its processes) and command."""
+    name = info.get("name") or ""
+    command = " ".join(info.get("cmdline") or [])
+    if info.get("ppid") == client_parent or "bench.clients" in command:
+        return "clients"
+    if "EngineCore" in name or "EngineCore" in command:
+        return "engine core"
+    if "Worker" in name and "VLLM" in name:
+        return "engine workers"
+    if "haproxy" in name:
+        return "load balancer"
+    if "APIServer" in name or "ApiServer" in name or (
+            "vllm" in command and ("serve" in command or "api_server" in command)):
+        return "vLLM API"
+    if "phi4ui" in command or "app.py" in command:
+        return "page"
+    return "other"
+
+
+def usage(before: Snapshot, after: Snapshot) -> dict[str, Any]:
+    """Cores in use between two snapshots: the machine's busy cores (and the host's steal),
+    and the cores each kind of process used, its processes counted only if alive at both."""
+    wall = max(after.wall - before.wall, 1e-9)
+    by_kind = dict.fromkeys(KINDS, 0.0)
+    for pid, (kind, spent) in after.per_process.items():
+        if pid in before.per_process:
+            by_kind[kind] += max(spent - before.per_process[pid][1], 0.0) / wall
+    return {"cores": psutil.cpu_count(), "wall_s": round(wall, 3),
+            "busy_cores": round((after.busy_s - before.busy_s) / wall, 2),
+            "steal_cores": round((after.steal_s - before.steal_s) / wall, 2),
+            "by_kind": {kind: round(cores, 2) for kind, cores in by_kind.items() if cores}}
