@@ -1,6 +1,7 @@
 """Where a scenario's CPU went, across the whole machine: how many of its cores were busy,
 and how many cores each kind of process used (the engine's core, vLLM's API processes,
-phi4ui's page processes, the load balancer, the clients, everything else).
+the raw path's own process, phi4ui's page processes, the load balancer, the clients,
+everything else).
 
 Whether a path is held back by the machine's CPU is a claim the tokens per second cannot
 make alone: a front end at one core of sixteen and a machine at sixteen of sixteen call
@@ -16,8 +17,8 @@ from typing import Any
 
 import psutil
 
-KINDS = ("engine core", "engine workers", "vLLM API", "page", "load balancer", "clients",
-         "other")
+KINDS = ("engine core", "engine workers", "vLLM API", "raw caller", "page", "load balancer",
+         "clients", "other")
 
 
 @dataclass
@@ -54,6 +55,8 @@ def kind_of(info: dict[str, Any], client_parent: int) -> str:
         return "engine core"
     if "Worker" in name and "VLLM" in name:
         return "engine workers"
+    if "bench.raw" in command:  # the raw path: AsyncLLM's front half and its callers
+        return "raw caller"
     if "haproxy" in name:
         return "load balancer"
     if "APIServer" in name or "ApiServer" in name or (

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bench import machine_cpu
 from bench.procs import TreeMemory
 from bench.workload import SYSTEM, RequestTiming, Scenario, ScenarioResult, largest_gap
 from phi4ui.core import answer_stream
@@ -43,8 +44,8 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
         for spec in job["scenarios"]:
             scenario = Scenario(**spec)
             result = ScenarioResult("raw", scenario)
-            await _users(llm, planner, scenario, job, result)
-            results.append(result.summary())
+            machine = await _users(llm, planner, scenario, job, result)
+            results.append({**result.summary(), "machine_cpu": machine})
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     finally:
         await planner.close()
@@ -63,7 +64,8 @@ async def _request(planner: EmbeddedEngine, kind: str, job: dict[str, Any], toke
 
 
 async def _users(llm: Any, planner: EmbeddedEngine, scenario: Scenario, job: dict[str, Any],
-                 result: ScenarioResult) -> None:
+                 result: ScenarioResult) -> dict[str, Any]:
+    """Runs the scenario's people; returns the machine's CPU while they ran."""
     requests = [[await _request(planner, scenario.kind, job, scenario.output_tokens,
                                 user * 1000 + n) for n in range(scenario.requests_per_user)]
                 for user in range(scenario.users)]
@@ -72,7 +74,9 @@ async def _users(llm: Any, planner: EmbeddedEngine, scenario: Scenario, job: dic
         for request in own:
             result.requests.append(await _one(llm, planner, request))
 
+    before = machine_cpu.snapshot(client_parent=-1)
     await asyncio.gather(*(user(own) for own in requests))
+    return machine_cpu.usage(before, machine_cpu.snapshot(client_parent=-1))
 
 
 async def _one(llm: Any, planner: EmbeddedEngine, request: Any) -> RequestTiming:

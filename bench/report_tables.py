@@ -60,12 +60,14 @@ def machine_cpu(run: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     lines = ["", "The machine's CPU while the people ran, in cores (of "
-             f"{rows[0]['machine_cpu']['cores']}): all processes, and by kind:", "",
-             "| path | kind | users | busy | steal | " + " | ".join(KINDS) + " |",
-             "|---|---|---|---|---|" + "---|" * len(KINDS)]
+             f"{rows[0]['machine_cpu']['cores']}): all processes, and by kind. Linux counts "
+             "CPU time in 10 ms ticks, so a window under a second is a rough figure.", "",
+             "| path | kind | users | window s | busy | steal | " + " | ".join(KINDS) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(KINDS)]
     for r in rows:
         m = r["machine_cpu"]
-        lines.append(f"| {r['path']} | {r['kind']} | {r['users']} | {m['busy_cores']} | "
+        lines.append(f"| {r['path']} | {r['kind']} | {r['users']} | {m['wall_s']:.2f} | "
+                     f"{m['busy_cores']} | "
                      f"{m['steal_cores']} | "
                      + " | ".join(f"{m['by_kind'].get(k, 0.0):.2f}" for k in KINDS) + " |")
     return lines

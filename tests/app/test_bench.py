@@ -27,6 +27,9 @@ def test_quick_benchmark_writes_a_report_with_ratios(tmp_path):
     four = next(r["machine_cpu"] for r in run["results"] if r["path"] == "app" and r["users"] == 4)
     assert four["by_kind"]["page"] > 0 and four["by_kind"]["engine core"] > 0
     assert four["busy_cores"] >= 0.5 * (four["by_kind"]["page"] + four["by_kind"]["engine core"])
+    raw = next(r["machine_cpu"] for r in run["results"] if r["path"] == "raw" and r["users"] == 4)
+    assert raw["by_kind"]["raw caller"] > 0 and raw["by_kind"]["engine core"] > 0
+    assert "page" not in raw["by_kind"]
     assert run["media_prep"]["photo_12mp"]["p50_ms"] > 0
     assert run["app_start"]["page_s"] < run["app_start"]["engine_ready_s"]
     table = (tmp_path / "benchmark.md").read_text()
