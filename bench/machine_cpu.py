@@ -29,9 +29,9 @@ class Snapshot:
     per_process: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid: (kind, s)
 
 
-def snapshot(client_parent: int) -> Snapshot:
+def snapshot(client_parent: int | None = None) -> Snapshot:
     """The machine's CPU time so far, and each process's, with its kind. `client_parent`
-    is the process whose children are the simulated people."""
+    is the process whose children are the simulated people, if they run apart."""
     times = psutil.cpu_times()
     steal = float(getattr(times, "steal", 0.0))
     idle = float(times.idle) + float(getattr(times, "iowait", 0.0))
@@ -45,11 +45,12 @@ def snapshot(client_parent: int) -> Snapshot:
     return taken
 
 
-def kind_of(info: dict[str, Any], client_parent: int) -> str:
+def kind_of(info: dict[str, Any], client_parent: int | None = None) -> str:
     """Which of KINDS a process is, from its name (vLLM names its processes) and command."""
     name = info.get("name") or ""
     command = " ".join(info.get("cmdline") or [])
-    if info.get("ppid") == client_parent or "bench.clients" in command:
+    if (client_parent is not None and info.get("ppid") == client_parent) or (
+            "bench.clients" in command):
         return "clients"
     if "EngineCore" in name or "EngineCore" in command:
         return "engine core"

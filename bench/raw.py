@@ -74,9 +74,9 @@ async def _users(llm: Any, planner: EmbeddedEngine, scenario: Scenario, job: dic
         for request in own:
             result.requests.append(await _one(llm, planner, request))
 
-    before = machine_cpu.snapshot(client_parent=-1)
+    before = machine_cpu.snapshot()
     await asyncio.gather(*(user(own) for own in requests))
-    return machine_cpu.usage(before, machine_cpu.snapshot(client_parent=-1))
+    return machine_cpu.usage(before, machine_cpu.snapshot())
 
 
 async def _one(llm: Any, planner: EmbeddedEngine, request: Any) -> RequestTiming:

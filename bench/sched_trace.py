@@ -13,7 +13,8 @@ waiting for a CPU, but not whose work filled the cores meanwhile. Linux's ftrace
         Each time a thread of the app waited for a CPU at least that long, longest first,
         with what ran on each CPU meanwhile.
 
-The app's log is found as the newest /tmp/phi4ui-soak-*/app.log unless given.
+The app's log is found as the soak's newest (`phi4ui-soak-*/app.log` in the temporary
+folder) unless given.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.soak import STALL_LINE
+
 TRACING = Path("/sys/kernel/tracing")
 EVENTS = ("sched_switch", "sched_wakeup", "sched_wakeup_new")
 BUFFER_KIB_PER_CPU = 32768
-STALL = re.compile(r"The event loop was held for (\d+) ms")
 LINE = re.compile(r"\[(\d+)\]\s+\S+\s+([\d.]+): (sched_\w+): (.*)")
 FIELD = re.compile(r"(\w+)=(\S+)")
 
@@ -91,7 +94,8 @@ def _write(name: str, value: str) -> None:
 
 
 def _newest_soak_log() -> str | None:
-    logs = sorted(glob.glob("/tmp/phi4ui-soak-*/app.log"), key=os.path.getmtime)
+    logs = sorted(glob.glob(os.path.join(tempfile.gettempdir(), "phi4ui-soak-*", "app.log")),
+                  key=os.path.getmtime)
     return logs[-1] if logs and time.time() - os.path.getmtime(logs[-1]) < 120 else None
 
 
@@ -99,7 +103,7 @@ def _new_stalls(log: str, position: int) -> tuple[list[str], int]:
     with open(log, errors="replace") as file:
         file.seek(position)
         text = file.read()
-        return STALL.findall(text), file.tell()
+        return [match[1] for match in STALL_LINE.finditer(text)], file.tell()
 
 
 def _save(out: Path, name: str, why: str) -> None:
