@@ -35,7 +35,9 @@ def snapshot(client_parent: int | None = None) -> Snapshot:
     times = psutil.cpu_times()
     steal = float(getattr(times, "steal", 0.0))
     idle = float(times.idle) + float(getattr(times, "iowait", 0.0))
-    taken = Snapshot(time.perf_counter(), float(sum(times)) - idle - steal, steal)
+    # Linux counts a guest's time in user and nice as well: not twice here.
+    guest = float(getattr(times, "guest", 0.0)) + float(getattr(times, "guest_nice", 0.0))
+    taken = Snapshot(time.perf_counter(), float(sum(times)) - idle - steal - guest, steal)
     for process in psutil.process_iter(["name", "cmdline", "ppid", "cpu_times"]):
         info = process.info
         if info["cpu_times"] is None:
