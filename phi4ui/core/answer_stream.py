@@ -3,8 +3,9 @@ chat, media and the engine, with no Gradio in it.
 
 `answer()` prepares the media of the whole conversation, plans the request,
 streams the engine and yields `AnswerUpdate`s; updates are coalesced so that a
-fast engine does not flood the browser (the first token is never delayed), and
-the engine's stream is read as fast as it comes, however slowly updates are sent.
+fast engine does not flood the browser (neither the first text nor the last is ever
+delayed), and the engine's stream is read as fast as it comes, however slowly updates
+are sent.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class _Drained:
     finished: Finished | None = None
     error: Exception | None = None
     grew: asyncio.Event = field(default_factory=asyncio.Event)  # new text, or the end
+    complete: asyncio.Event = field(default_factory=asyncio.Event)  # all text is in
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -136,12 +138,15 @@ async def _drain(stream: AsyncIterator[Event], into: _Drained,
                 into.text += event.text
                 if progress is not None:
                     progress.tokens(event.tokens)
+                if event.last:
+                    into.complete.set()
                 into.grew.set()
             elif isinstance(event, Finished):
                 into.finished = event
     except Exception as error:  # noqa: BLE001 - raised again to the reader of the updates
         into.error = error
     finally:
+        into.complete.set()
         into.ended.set()
         into.grew.set()
 
@@ -154,9 +159,10 @@ async def answer(engine: Engine, request: ChatRequest, interval_s: float | None 
     A reader task drains the engine's stream as fast as it comes, whether or not the
     caller has asked for the next update yet, and each update carries all the text so
     far: a web server that takes a while to send one update then sends the next with
-    everything new, instead of one update per token. `interval_s` fixes the spacing of
-    updates instead of the pacer's. `progress`, when given, counts every token as it
-    arrives, so that an answer stopped midway can still say how far it got (see
+    everything new, instead of one update per token. The text's last piece is sent at
+    once, without waiting out the spacing or the answer's statistics. `interval_s` fixes
+    the spacing of updates instead of the pacer's. `progress`, when given, counts every
+    token as it arrives, so that an answer stopped midway can still say how far it got (see
     `stopped_stats`)."""
     stream = engine.stream(request)
     drained = _Drained()
@@ -171,7 +177,7 @@ async def answer(engine: Engine, request: ChatRequest, interval_s: float | None 
             sent_at = time.monotonic()
             yield AnswerUpdate(text=drained.text, notes=request.notes, request=request)
             spacing = pacer.interval() if interval_s is None else interval_s
-            await _until_end_or(drained.ended, sent_at + spacing - time.monotonic())
+            await _until_set_or(drained.complete, sent_at + spacing - time.monotonic())
         if drained.error is not None:
             raise drained.error
         if drained.finished is not None:
@@ -186,13 +192,13 @@ async def answer(engine: Engine, request: ChatRequest, interval_s: float | None 
         await stream.aclose()  # type: ignore[attr-defined]
 
 
-async def _until_end_or(ended: asyncio.Event, seconds: float) -> None:
-    """Waits `seconds` (any length, infinity included), less if the answer ends."""
-    if seconds <= 0 or ended.is_set():
+async def _until_set_or(event: asyncio.Event, seconds: float) -> None:
+    """Waits `seconds` (any length, infinity included), less if `event` is set first."""
+    if seconds <= 0 or event.is_set():
         return
     try:
         async with asyncio.timeout(None if math.isinf(seconds) else seconds):
-            await ended.wait()
+            await event.wait()
     except TimeoutError:
         pass
 

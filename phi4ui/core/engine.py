@@ -38,6 +38,7 @@ class EngineInfo:
 class TextDelta:
     text: str
     tokens: int
+    last: bool = False  # the answer's text is complete; only its statistics are to come
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,8 @@ class EmbeddedEngine:
                 else:
                     live = self._scheduler_view()
                 if completion.text or completion.token_ids:
-                    yield TextDelta(completion.text, len(completion.token_ids))
+                    yield TextDelta(completion.text, len(completion.token_ids),
+                                    last=output.finished)
         except vllm_compat.engine_dead_error() as error:
             raise self._died_while_answering() from error
         except ValueError as error:

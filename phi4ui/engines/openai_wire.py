@@ -115,10 +115,10 @@ class StreamProgress:
         # a server without it is assumed to send one token a chunk.
         tokens = (usage.completion_tokens - self.streamed_tokens if usage is not None
                   else int(bool(text)))
-        if not text and tokens <= 0:
+        if not text and tokens <= 0 and not choice.finish_reason:
             return None
         self.streamed_tokens += tokens
-        return TextDelta(text, tokens)
+        return TextDelta(text, tokens, last=bool(choice.finish_reason))
 
 
 # ---------------------------------------------------------------- failures in plain words

@@ -21,10 +21,13 @@ REQUEST = request_with("hello")
 
 
 class ScriptedEngine:
-    """Yields `tokens` one-token deltas, `gap_s` apart, then a Finished (or `fails`)."""
+    """Yields `tokens` one-token deltas, `gap_s` apart, then a Finished (or `fails`)
+    `stats_after_s` later, as an engine that reads the server's metrics after the text."""
 
-    def __init__(self, tokens: int, gap_s: float = 0.0, fails: Exception | None = None) -> None:
+    def __init__(self, tokens: int, gap_s: float = 0.0, fails: Exception | None = None,
+                 stats_after_s: float = 0.0) -> None:
         self.tokens, self.gap_s, self.fails = tokens, gap_s, fails
+        self.stats_after_s = stats_after_s
         self.read = 0
         self.closed = False
 
@@ -33,9 +36,10 @@ class ScriptedEngine:
             for index in range(self.tokens):
                 await asyncio.sleep(self.gap_s)
                 self.read += 1
-                yield TextDelta(f"t{index} ", 1)
+                yield TextDelta(f"t{index} ", 1, last=index == self.tokens - 1)
             if self.fails is not None:
                 raise self.fails
+            await asyncio.sleep(self.stats_after_s)
             yield Finished(stats_for(REQUEST, self.tokens))
         finally:
             self.closed = True
@@ -89,6 +93,21 @@ def test_the_answer_ends_without_waiting_out_the_spacing() -> None:
     took, seen = asyncio.run(run())
     assert seen[-1].done and seen[-1].text == "t0 t1 t2 "
     assert took < 10.0
+
+
+def test_the_last_text_is_sent_at_once_before_the_statistics() -> None:
+    async def run() -> list[tuple[float, answer_stream.AnswerUpdate]]:
+        # The spacing would hold the last tokens back 10 s, the statistics come 2 s after.
+        engine = ScriptedEngine(tokens=3, gap_s=0.01, stats_after_s=2.0)
+        started = asyncio.get_running_loop().time()
+        return [(asyncio.get_running_loop().time() - started, update)
+                async for update in answer_stream.answer(engine, REQUEST, interval_s=10.0)]
+
+    seen = asyncio.run(run())
+    complete = [(at, u) for at, u in seen if u.text == "t0 t1 t2 "]
+    at, first_complete = complete[0]
+    assert not first_complete.done and at < 1.0
+    assert seen[-1][1].done and seen[-1][0] >= 2.0
 
 
 def test_closing_the_updates_ends_the_engine_stream_midway() -> None:

@@ -85,6 +85,7 @@ def test_streams_each_modality_with_its_adapter(remote_engine, vllm_server, engi
 
     assert len(deltas) > 1, "the answer must arrive in several deltas"
     assert sum(d.tokens for d in deltas) == stats.completion_tokens == FIXED.max_tokens
+    assert [d.last for d in deltas] == [False] * (len(deltas) - 1) + [True]
     # The server's prompt is exactly what the planner counted: text plus the
     # placeholder expansion of every image and clip.
     assert stats.prompt_tokens == request.tokens.total
