@@ -5,12 +5,14 @@ both in front of one vLLM OpenAI server.
 
 Starts one vLLM server on the tiny random-weight checkpoint, phi4ui on the remote engine
 pointed at it, and `bench.minimal_chat` (a `gr.ChatInterface` streaming from the same
-server). For each page, `--rounds` times, alternating the pages so that other load on the
-machine hits both alike: a fresh page, the same message typed, Enter pressed. In the page,
-a MutationObserver notes when the answer's first text appears and when it last changes,
-from the keypress (`performance.now()`); the page's own requests are read back from the
-browser's resource timings. Each run is kept under its `--label` in browser-latency.json,
-beside earlier runs, and browser-latency.md shows them side by side.
+server). For each page, `--rounds` times, alternating the pages so that other load on the machine
+hits both alike: a fresh page, the same message typed, Enter pressed. In the page, a
+MutationObserver notes when the answer's first text appears and when it last changes, from
+the keypress (`performance.now()`); the page's own requests are read back from the
+browser's resource timings, and the CPU each group of processes used in the round (the
+browser, the pages, the vLLM server, its engine, the benchmark) from /proc. Each run is
+kept under its `--label` in browser-latency.json, beside earlier runs, and
+browser-latency.md shows them side by side.
 """
 
 from __future__ import annotations
@@ -28,12 +30,17 @@ from urllib.parse import urlparse
 
 import httpx
 
-from bench import latency_report
+from bench import latency_report, round_cpu
 from bench.procs import ROOT, Service, free_port, start
 
 PROMPT = "Tell me a short story about a lighthouse keeper."
 CHROMIUM = Path(os.environ.get("PHI4UI_CHROMIUM", "/usr/lib/chromium/chromium"))
 QUIET_MS = 800  # the answer is complete once the server is done and the text is this still
+# Each look at the server's counters makes it render its /metrics: looked at 20 times a
+# second, the benchmark and the server's renders took about a sixth of 2 cores from the
+# answer being measured. The moments are the browser's own, so this only sets how soon
+# the next round can begin.
+SERVER_POLL_S = 0.5
 ROUND_TIMEOUT_S = 180
 CHAT_CHAIN = ["phi4ui/page/chat_handlers.py", "phi4ui/page/chat_wiring.py",
               "phi4ui/page/gradio_workarounds.py", "phi4ui/core/conversation.py"]
@@ -187,9 +194,10 @@ def _measure(pages: list[Service], server_url: str, rounds: int, tokens: int
         for name in tabs:
             if name.startswith("phi4ui"):
                 _set_max_tokens(*tabs[name], tokens)
+        page_pids = {service.name: service.process.pid for service in pages}
         for number in range(-1, rounds):  # round -1 warms the pages and the server
             for name in (list(tabs) if number % 2 else list(reversed(tabs))):
-                result = _round(*tabs[name], server_url)
+                result = _round(*tabs[name], server_url, page_pids, name)
                 print(f"round {number} {name}: first {result['first_ms']:.0f} ms, last "
                       f"{result['last_ms']:.0f} ms, done {result['done_ms']:.0f} ms, "
                       f"{result['tokens']} tokens", flush=True)
@@ -218,19 +226,23 @@ def _set_max_tokens(page: Any, url: str, tokens: int) -> None:
     page.wait_for_timeout(1000)
 
 
-def _round(page: Any, url: str, server_url: str) -> dict[str, Any]:
+def _round(page: Any, url: str, server_url: str, page_pids: dict[str, int], name: str
+           ) -> dict[str, Any]:
     textbox = _open(page, url)
     textbox.fill(PROMPT)
     page.evaluate(ARM)
     before = _server_counts(server_url)
+    cpu_before = round_cpu.snapshot(page_pids, name)
     textbox.press("Enter")
     deadline = time.monotonic() + ROUND_TIMEOUT_S
     while _server_counts(server_url)["finished"] <= before["finished"]:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no answer finished on {url} in {ROUND_TIMEOUT_S} s")
-        time.sleep(0.05)
+        time.sleep(SERVER_POLL_S)
+    cpu = round_cpu.used(cpu_before, round_cpu.snapshot(page_pids, name))
     page.wait_for_function(QUIET, arg=QUIET_MS, timeout=ROUND_TIMEOUT_S * 1000)
     result = page.evaluate(READ)
+    result["cpu_s"] = cpu
     after = _server_counts(server_url)
     result["tokens"] = int(after["tokens"] - before["tokens"])
     result["requests"] = [{**r, "url": urlparse(r["url"]).path} for r in result["requests"]

@@ -38,7 +38,16 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return {"pages": pages,
             "minus_minimal": {page: _minus_minimal(by_page, pages, page)
                               for page in pages if page != "minimal"},
-            "requests": {page: request_pieces(results) for page, results in by_page.items()}}
+            "requests": {page: request_pieces(results) for page, results in by_page.items()},
+            "cpu_s": {page: cpu_medians(results) for page, results in by_page.items()
+                      if all("cpu_s" in r for r in results)}}
+
+
+def cpu_medians(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Median CPU seconds per round of each group of processes (see `round_cpu`)."""
+    groups = results[0]["cpu_s"]
+    return {group: round(statistics.median(r["cpu_s"][group] for r in results), 3)
+            for group in groups}
 
 
 def _minus_minimal(by_page: dict[str, list[dict[str, Any]]], pages: dict[str, dict[str, Any]],
@@ -133,6 +142,7 @@ def _requests_section(run: dict[str, Any]) -> list[str]:
              f"before, {load['after'][0]:.1f} after.", ""]
     if run.get("baseline"):
         lines[-1:-1] = [f"phi4ui-baseline: {run['baseline']}", ""]
+    lines += _cpu_table(run["summary"].get("cpu_s", {}))
     for page, requests in run["summary"]["requests"].items():
         lines += [f"{page}'s requests after the keypress (medians, ms from the keypress):", "",
                   "| request | seen | start | first byte | end |", "|---|---|---|---|---|"]
@@ -141,3 +151,18 @@ def _requests_section(run: dict[str, Any]) -> list[str]:
                   for r in requests]
         lines.append("")
     return lines
+
+
+def _cpu_table(cpu_s: dict[str, dict[str, float]]) -> list[str]:
+    """CPU seconds per round, medians, from the keypress until the server had finished."""
+    if not cpu_s:
+        return []
+    groups = list(next(iter(cpu_s.values())))
+    lines = ["CPU seconds used in a round, by whom (medians; from the keypress until the "
+             "benchmark saw the server finish the answer):", "",
+             "| round of | " + " | ".join(groups) + " | all |",
+             "|---|" + "---|" * (len(groups) + 1)]
+    for page, medians in cpu_s.items():
+        lines.append(f"| {page} | " + " | ".join(f"{medians[g]:.2f}" for g in groups)
+                     + f" | {sum(medians.values()):.2f} |")
+    return [*lines, ""]
