@@ -37,6 +37,7 @@ from phi4ui.page.eval_common import (
     warn,
 )
 from phi4ui.page.files import PageFiles, login_of
+from phi4ui.page.gradio_workarounds import NO_PROGRESS
 
 log = logging.getLogger(__name__)
 TABLE_EVERY_S = 0.5  # how often a running batch refreshes its table
@@ -128,7 +129,7 @@ def wire(p: BatchParts, h: BatchHandlers) -> None:
                                  p.system],
                       [p.status, p.table, p.csv, p.json], concurrency_limit=1,
                       api_name="batch", api_description=BATCH_API_DESCRIPTION)
-    p.stop.click(h.on_stop, None, [p.status], cancels=[run], show_progress="hidden")
+    p.stop.click(h.on_stop, None, [p.status], cancels=[run], **NO_PROGRESS)
 
 
 class BatchHandlers:

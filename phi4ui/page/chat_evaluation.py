@@ -26,6 +26,7 @@ from phi4ui.page.eval_common import (
     warn,
 )
 from phi4ui.page.files import PageFiles
+from phi4ui.page.gradio_workarounds import NO_PROGRESS
 from phi4ui.page.safe_markdown import code_span
 
 NOT_RECORDED = "This answer was not recorded, so it cannot be rated."
@@ -75,9 +76,9 @@ def render() -> RatingParts:
 
 def wire(chatbot: gr.Chatbot, conversation: gr.State, p: RatingParts,
          h: RatingHandlers) -> None:
-    chatbot.like(h.on_like, [conversation], RATED.components(p), show_progress="hidden")
+    chatbot.like(h.on_like, [conversation], RATED.components(p), **NO_PROGRESS)
     p.save.click(h.on_save, [p.rated, p.comment, p.tags, p.more], [p.status],
-                 show_progress="hidden")
+                 **NO_PROGRESS)
     p.export.click(h.on_export, [conversation], [p.download])
 
 

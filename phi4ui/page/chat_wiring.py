@@ -65,8 +65,10 @@ def wire_chat(p: ChatParts, h: ChatHandlers) -> None:
     answers = []
     for start in starts:
         start.success(None, None, None, js=answering_js(True), **INTERNAL)
+        # The chat alone shows the answer's progress: it hides its buttons while it grows.
         answers.append(start.success(h.answer, [c, p.session, *p.settings],
-                                     [p.chatbot, p.session], concurrency_limit=None, **INTERNAL))
+                                     [p.chatbot, p.session], concurrency_limit=None,
+                                     **{**INTERNAL, "show_progress_on": [p.chatbot]}))
     for answer in answers:
         answer.then(h.finish, [c, p.session], [p.chatbot, p.session_line], queue=False,
                     **INTERNAL).then(None, None, None, js=answering_js(False), **INTERNAL)

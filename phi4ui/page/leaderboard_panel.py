@@ -16,6 +16,7 @@ from phi4ui.evaluation.leaderboard import Leaderboard, leaderboard, votes_in
 from phi4ui.evaluation.store import Store
 from phi4ui.page.eval_common import Outputs
 from phi4ui.page.eval_views import escape
+from phi4ui.page.gradio_workarounds import NO_PROGRESS
 
 log = logging.getLogger(__name__)
 COLUMNS = ["rank", "configuration", "score", "95% interval", "votes", "won", "lost", "tied"]
@@ -49,7 +50,7 @@ def build_leaderboard_panel(store: Store, tab: gr.Tab) -> None:
     for trigger in (parts.refresh.click, parts.accordion.expand, parts.thumbs.change,
                     tab.select):
         trigger(handlers.on_show, [parts.thumbs], SHOWN.components(parts),
-                show_progress="hidden")
+                **NO_PROGRESS)
 
 
 def render() -> LeaderboardParts:

@@ -27,6 +27,7 @@ from phi4ui.page.eval_common import (
     warn,
 )
 from phi4ui.page.files import PageFiles
+from phi4ui.page.gradio_workarounds import NO_PROGRESS
 from phi4ui.page.leaderboard_panel import build_leaderboard_panel
 from phi4ui.page.replay_panel import build_replay_panel
 
@@ -110,7 +111,7 @@ def render(tab: gr.Tab) -> ReviewParts:
 
 def wire(p: ReviewParts, h: ReviewHandlers) -> None:
     for trigger in (p.search.click, p.tab.select):
-        trigger(h.on_search, p.filters, FOUND.components(p), show_progress="hidden")
+        trigger(h.on_search, p.filters, FOUND.components(p), **NO_PROGRESS)
     p.table.select(h.on_select, [p.found], SELECTED.components(p))
     rating_outputs = DETAILS.components(p)
     p.up.click(bind(h.on_thumbs, score=1), [p.selected], rating_outputs)

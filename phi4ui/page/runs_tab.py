@@ -33,6 +33,7 @@ from phi4ui.page.eval_common import (
 )
 from phi4ui.page.eval_views import escape
 from phi4ui.page.files import PageFiles
+from phi4ui.page.gradio_workarounds import NO_PROGRESS
 
 log = logging.getLogger(__name__)
 RUNS_NEED_LOGIN = ("Runs lists the recorded batch runs of everyone, so on a public address "
@@ -110,7 +111,7 @@ def render(tab: gr.Tab) -> RunsParts:
 
 def wire(p: RunsParts, h: RunsHandlers) -> None:
     for trigger in (p.tab.select, p.refresh.click):
-        trigger(h.on_list, None, PICKED.components(p), show_progress="hidden")
+        trigger(h.on_list, None, PICKED.components(p), **NO_PROGRESS)
     p.compare.click(h.on_compare, [p.run_a, p.run_b], SHOWN.components(p),
                     concurrency_limit=2)
 

@@ -32,6 +32,7 @@ from phi4ui.page.eval_common import (
     warn,
 )
 from phi4ui.page.files import PageFiles, login_of
+from phi4ui.page.gradio_workarounds import NO_PROGRESS
 
 TWO_ENGINES = "Embedded vs remote"
 PRESETS = {
@@ -149,13 +150,13 @@ def _render_side(index: int, title: str, names: list[str]) -> Side:
 
 
 def wire(p: SideBySideParts, h: SideBySideHandlers) -> None:
-    p.preset.change(h.on_preset, [p.preset], p.controls(), show_progress="hidden")
+    p.preset.change(h.on_preset, [p.preset], p.controls(), **NO_PROGRESS)
     run = p.textbox.submit(h.on_submit, [p.textbox, p.system, p.max_tokens, *p.controls()],
-                           SHOWN.components(p), show_progress="hidden")
+                           SHOWN.components(p), **NO_PROGRESS)
     p.textbox.stop(None, None, None, cancels=[run])
     for winner, button in p.votes.items():
         button.click(bind(h.on_vote, winner=winner), [p.pair, p.vote_comment],
-                     [p.vote_status], show_progress="hidden")
+                     [p.vote_status], **NO_PROGRESS)
 
 
 class SideBySideHandlers:
