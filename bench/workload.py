@@ -97,7 +97,7 @@ def token_gaps(update_times: list[float], tokens: int) -> list[float]:
     """Per-token gaps from the times an answer grew, when only its final token count is known.
 
     The first update carries the first token; the others share the remaining
-    tokens evenly (the app sends one update per 30 ms at most), so each interval
+    tokens evenly (the app sends one update per 50 ms at most), so each interval
     stands for its gap divided by the tokens it carried.
     """
     if len(update_times) < 2 or tokens < 2:
