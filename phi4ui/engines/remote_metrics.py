@@ -26,6 +26,11 @@ AFTER_SCRAPE_DELAYS_S = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
 # apart only when one request finished between two scrapes): its end shows the server as a
 # scrape begun at most this long before it found it, shared with the answers ending near it.
 SHARED_SCRAPE_AGE_S = 0.5
+# A lone answer can take a scrape of an idle server at most this old as its "before" (the
+# engine panel reads one every 2 s while a page is open): each scrape has the server render
+# /metrics, work that competes with the answer's own tokens on a busy machine. Should
+# another request end in between, the timings are left out, never misattributed.
+RECENT_IDLE_SCRAPE_S = 3.0
 NO_REQUEST_TIMINGS = ("queue time", "prefill time", "decode time")
 ALWAYS_MISSING = ("device memory",)  # vLLM's /metrics does not export it
 
@@ -45,10 +50,16 @@ class Before:
     over: bool = False
 
     def first_token(self, view: ServerView) -> None:
-        """Takes the fresh scrape, unless others share the server: then no scrape can
-        tell this answer's timings apart, and one per answer would only load the server."""
-        if self.fresh is None and not self.crowded:
+        """Takes the fresh scrape, unless others share the server (then no scrape can
+        tell this answer's timings apart, and one per answer would only load the server)
+        or the latest one is recent and shows the server idle."""
+        if self.fresh is None and not self.crowded and not self._recent_idle():
             self.fresh = asyncio.ensure_future(view.scrape())
+
+    def _recent_idle(self) -> bool:
+        latest = self.latest
+        return (latest is not None and not _busy(latest)
+                and time.monotonic() - latest.taken_at < RECENT_IDLE_SCRAPE_S)
 
     def cancel(self) -> None:
         if self.fresh is not None:

@@ -21,7 +21,7 @@ import pytest
 
 from phi4ui.core import answer_stream
 from phi4ui.core.chat import ChatRequest, Sampling, TokenCount, Turn
-from phi4ui.core.engine import TextDelta
+from phi4ui.core.engine import Finished, TextDelta
 from phi4ui.engines import prometheus
 from phi4ui.engines.openai_wire import display_url
 from phi4ui.engines.remote import RemoteEngine
@@ -114,6 +114,30 @@ def test_statistics_are_present_and_consistent(remote_engine, engine_loop):
     assert snapshot.generation_tokens_total >= FIXED.max_tokens and snapshot.process_memory > 0
     assert stats.missing == ("device memory",)
     assert stats.summary() and "Not reported by this engine: device memory" in stats.details()
+
+
+def test_a_lone_answer_just_after_a_look_at_the_idle_server_scrapes_only_after_its_text(
+        remote_engine, engine_loop):
+    # The engine panel reads the server's /metrics every 2 s while a page is open; each read
+    # has the server render them while it makes the answer's tokens. A read of the idle
+    # server just before the answer serves as the answer's "before".
+    request = plan(engine_loop, remote_engine, "Count to ten.")
+
+    async def answer() -> tuple[int, Any]:
+        await remote_engine.snapshot()
+        scrapes_before = remote_engine.metrics_scrapes
+        while_streaming, stats = 0, None
+        async for event in remote_engine.stream(request):
+            if isinstance(event, TextDelta):
+                while_streaming = remote_engine.metrics_scrapes - scrapes_before
+            elif isinstance(event, Finished):
+                stats = event.stats
+        return while_streaming, stats
+
+    while_streaming, stats = engine_loop.run(answer())
+    assert while_streaming == 0
+    assert stats.queue_s is not None and stats.prefill_s is not None and stats.decode_s
+    assert stats.missing == ("device memory",)
 
 
 def test_a_server_s_stream_interval_brings_several_tokens_per_chunk(remote_engine, engine_loop):
