@@ -42,9 +42,6 @@ QUIET_MS = 800  # the answer is complete once the server is done and the text is
 # the next round can begin.
 SERVER_POLL_S = 0.5
 ROUND_TIMEOUT_S = 180
-CHAT_CHAIN = ["phi4ui/page/chat_handlers.py", "phi4ui/page/chat_wiring.py",
-              "phi4ui/page/gradio_workarounds.py", "phi4ui/core/conversation.py"]
-
 # Installed before any page script: the keypress, then each change of the answer's text
 # (`last`) and of all the bot messages' text (`done`: with phi4ui's statistics line).
 WATCH = """
@@ -266,9 +263,11 @@ def _server_counts(server_url: str) -> dict[str, float]:
 def _commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                           capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", *CHAT_CHAIN], cwd=ROOT,
+    # Any change to the app makes the measured code differ from the commit, not only the
+    # chat's own modules (the answer's pacing and the engines count as much).
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "phi4ui"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()
-    return head + (" with uncommitted changes to the chat chain" if dirty else "")
+    return head + (" with uncommitted changes to phi4ui" if dirty else "")
 
 
 def _machine() -> str:

@@ -107,6 +107,7 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         "order reversed every round (A, B, C, C, B, A, ...), so that the load of the shared",
         "machine hits them alike. Only phi4ui shows more after its answer's last text: the",
         "statistics line, which waits for the server's metrics to count the request.",
+        "The commit is the code measured as phi4ui.",
         "",
         "| run | commit | rounds | page | first p50 | first p90 | last p50 | last p90 "
         "| done p50 | done p90 | tokens |",
