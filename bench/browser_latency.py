@@ -37,9 +37,9 @@ PROMPT = "Tell me a short story about a lighthouse keeper."
 CHROMIUM = Path(os.environ.get("PHI4UI_CHROMIUM", "/usr/lib/chromium/chromium"))
 QUIET_MS = 800  # the answer is complete once the server is done and the text is this still
 # Each look at the server's counters makes it render its /metrics: looked at 20 times a
-# second, the benchmark and the server's renders took about a sixth of 2 cores from the
-# answer being measured. The moments are the browser's own, so this only sets how soon
-# the next round can begin.
+# second, the benchmark alone used about 0.3 of a core of 2, and the server more to render
+# them, beside the answer being measured. The moments are the browser's own, so this only
+# sets how soon the next round can begin.
 SERVER_POLL_S = 0.5
 ROUND_TIMEOUT_S = 180
 # Installed before any page script: the keypress, then each change of the answer's text
