@@ -5,6 +5,7 @@ them, its test fails here: change or drop the workaround then."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,5 +136,40 @@ def test_files_set_by_a_step_fire_no_change_event(page: Page) -> None:
         page.locator("#text").click()
         expect(page.locator("#mm textarea")).to_have_value("set by a step", timeout=15_000)
         expect(page.locator("#changes input")).to_have_value("1", timeout=10_000)
+    finally:
+        demo.close()
+
+
+def slowly(text: str = "") -> str:
+    time.sleep(2.0)
+    return "done"
+
+
+def test_a_step_with_no_progress_targets_shows_no_status_on_its_outputs(page: Page) -> None:
+    """Why hidden steps name no progress target (`NO_PROGRESS`): Gradio's browser side keeps
+    the loading status of every progress target of every step that ran, and refreshes them
+    all on each streamed update. An empty list means none (not, as None does, the outputs):
+    here with progress shown, so that it can be seen."""
+    with gr.Blocks(analytics_enabled=False) as demo:
+        shown = gr.Markdown("shown", elem_id="shown")
+        untargeted = gr.Markdown("untargeted", elem_id="untargeted")
+        gr.Button("A", elem_id="a").click(slowly, None, [shown], show_progress="full")
+        gr.Button("B", elem_id="b").click(slowly, None, [untargeted], show_progress="full",
+                                          show_progress_on=[])
+    demo.queue()
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
+                            prevent_thread_lock=True, quiet=True, theme=theme())
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        for button, target in (("#a", "#shown"), ("#b", "#untargeted")):
+            page.locator(button).click()
+            page.wait_for_timeout(700)  # the step runs for 2 s
+            tracking = page.locator(f"{target} .eta-bar, {target} .progress-text, "
+                                    f"{target} .meta-text").count()
+            if target == "#shown":
+                assert tracking > 0, "Gradio shows no status on a step's outputs any more"
+            else:
+                assert tracking == 0, "Gradio shows a status on outputs no step targets"
+            expect(page.locator(target)).to_contain_text("done", timeout=10_000)
     finally:
         demo.close()
