@@ -97,11 +97,16 @@ class Settings:
     data_parallel_size: int = _option(1, "copies of the model, one per GPU (or group of "
                                       "--tensor-parallel-size GPUs); vLLM spreads the requests "
                                       "over them", check=_between(1, 64))
-    frontends: int = _option(1, "page processes: more than 1 runs the engine as vLLM's own "
-                             "server and the pages behind HAProxy (sticky sessions) on "
-                             "--host:--port", check=_between(1, 64))
-    api_servers: int = _option(0, "with --frontends: vLLM's API server processes (0: as many "
-                               "as front ends)", check=_between(0, 64))
+    frontends: int = _option(1, "page processes: more than 1 runs them behind HAProxy "
+                             "(sticky sessions) on --host:--port, sharing one engine (see "
+                             "--scale-out)", check=_between(1, 64))
+    scale_out: str = _option("server", "with --frontends: how the page processes share the "
+                             "model; server: vLLM's own OpenAI server, the pages its HTTP "
+                             "clients; core: one vLLM engine core, each page a direct client "
+                             "of it (no HTTP between them; a page process that ends is not "
+                             "started again)", choices=("server", "core"))
+    api_servers: int = _option(0, "with --frontends and --scale-out server: vLLM's API server "
+                               "processes (0: as many as front ends)", check=_between(0, 64))
     public_host: str = _option("", "the address visitors reach, when it is not --host: set by "
                                "--frontends for the page processes behind HAProxy")
     enforce_eager: bool = _option(False, "disable CUDA graphs / compilation (faster start)")
@@ -271,6 +276,9 @@ def _check_combination(settings: Settings) -> None:
     if settings.engine == "remote" and not settings.base_url:
         raise SettingsError("--base-url: required with --engine remote "
                             "(e.g. http://127.0.0.1:8000/v1)")
+    if settings.scale_out == "core" and settings.engine == "remote" and settings.frontends > 1:
+        raise SettingsError("--scale-out core: runs the engine in phi4ui, so it needs the "
+                            "embedded engine, not --engine remote")
 
 
 def _check_logins(settings: Settings) -> None:

@@ -6,6 +6,8 @@ May import: vLLM, the OpenAI client, `phi4ui.core`, `phi4ui.tinymodel`, `phi4ui.
 `phi4ui.settings` and itself. Never Gradio, the page, the web app or the evaluation record.
 """
 
+import os
+
 from phi4ui.core.engine import Engine
 from phi4ui.settings import Settings
 
@@ -16,5 +18,6 @@ def build_engine(settings: Settings) -> Engine:
 
         return RemoteEngine(settings)
     from phi4ui.engines.embedded import EmbeddedEngine
+    from phi4ui.engines.shared_core import Attachment
 
-    return EmbeddedEngine(settings)
+    return EmbeddedEngine(settings, attachment=Attachment.from_env(os.environ))

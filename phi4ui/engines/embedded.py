@@ -20,19 +20,21 @@ from phi4ui.core.memory import MemoryReadings, gpu_memory
 from phi4ui.core.stats import EngineSnapshot, StatsRecorder
 from phi4ui.core.textguard import GENERIC, TextGuard, checked_guard, control_tokens
 from phi4ui.core.untracked import untrack_token_ids
-from phi4ui.engines import vllm_compat
+from phi4ui.engines import shared_core, vllm_compat
 from phi4ui.engines.cpu_allocator import tcmalloc_for_new_processes
-from phi4ui.engines.cpu_dtype import engine_dtype
 from phi4ui.engines.cpu_primitive_cache import smaller_cache_for_new_processes
 from phi4ui.engines.cpu_priority import ENGINE_NICE, lower_priority
 from phi4ui.engines.model_source import ModelSource, resolve
+from phi4ui.engines.shared_core import Attachment
 from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
+from phi4ui.engines.vllm_stats import SchedulerSnapshotSink
 from phi4ui.errors import BadInput, EngineUnavailable
 from phi4ui.settings import REAL_DYNAMIC_HD, Settings
 
 log = logging.getLogger(__name__)
 ADAPTER_IDS = {"vision": 1, "speech": 2}
 WATCH_INTERVAL_S = 0.5
+SHARED_VIEW_FRESH_S = 1.0  # a shared core's report younger than this still describes it
 # The pause before each restart in a row; after the last one, the engine stays failed.
 RESTART_DELAYS_S = (0.0, 10.0, 30.0)
 STABLE_AFTER_S = 300.0  # an engine that ran this long starts the count of restarts again
@@ -44,34 +46,18 @@ DIED_WHILE_ANSWERING = ("The engine stopped while answering; it is restarting. Y
 APP_STOPPING = "The app is stopping, so this answer was cut off."
 
 
-def engine_config(settings: Settings, source: ModelSource, *,
-                  has_gpu: bool) -> vllm_compat.EngineConfig:
-    """vLLM's settings for this app; the benchmark's raw engine uses the same."""
-    return vllm_compat.EngineConfig(
-        model=source.path, revision=source.revision, random_weights=source.random_weights,
-        max_model_len=settings.max_model_len, max_images=settings.max_images,
-        max_audios=settings.max_audios, dynamic_hd=source.dynamic_hd,
-        max_lora_rank=source.max_lora_rank, max_num_seqs=settings.max_num_seqs,
-        gpu_memory_utilization=settings.gpu_memory_utilization,
-        tensor_parallel_size=settings.tensor_parallel_size,
-        data_parallel_size=settings.data_parallel_size,
-        stream_interval=settings.stream_interval,
-        dtype=engine_dtype(settings.dtype, has_gpu=has_gpu),
-        # CUDA graphs are the GPU's speed; on the CPU eager mode starts faster.
-        enforce_eager=settings.enforce_eager or not has_gpu,
-    )
-
-
 class EmbeddedEngine:
-    def __init__(self, settings: Settings, source: ModelSource | None = None) -> None:
+    def __init__(self, settings: Settings, source: ModelSource | None = None,
+                 attachment: Attachment | None = None) -> None:
         self.settings = settings
+        self._attachment = attachment  # a client of a shared engine core, not its owner
         self.status = Status()
         self._source = source
         self._llm: Any = None
         self._tokenizer: Any = None
         self._encode_text: Callable[[str], list[int]] | None = None
         self._text_guard: TextGuard = GENERIC
-        self._sink = vllm_compat.SchedulerSnapshotSink()
+        self._sink = SchedulerSnapshotSink()
         self._has_gpu = False
         self._memory = MemoryReadings()
         self.load_seconds: float | None = None
@@ -164,15 +150,19 @@ class EmbeddedEngine:
 
     def _create_llm(self) -> Any:
         assert self._source is not None
-        config = engine_config(self.settings, self._source, has_gpu=self._has_gpu)
+        config = vllm_compat.engine_config(self.settings, self._source,
+                                            has_gpu=self._has_gpu)
         if config.dtype != self.settings.dtype:
             log.info("This CPU has no native bfloat16: the model runs in %s (--dtype)",
                      config.dtype)
+        args = vllm_compat.engine_args(config)
+        if self._attachment is not None:
+            return shared_core.attached_async_llm(args, self._sink, self._attachment)
         with contextlib.ExitStack() as cpu_environment:
             if not self._has_gpu:
                 cpu_environment.enter_context(tcmalloc_for_new_processes())
                 cpu_environment.enter_context(smaller_cache_for_new_processes())
-            llm = vllm_compat.create_async_llm(vllm_compat.engine_args(config), self._sink)
+            llm = vllm_compat.create_async_llm(args, self._sink)
         vllm_compat.on_request_added(llm, untrack_token_ids)  # queued answers' prompts too
         if self._closing:  # the app began stopping while this loaded
             vllm_compat.shutdown(llm, SHUTDOWN_TIMEOUT_S)
@@ -190,6 +180,11 @@ class EmbeddedEngine:
 
     async def _recover(self, reason: str) -> None:
         """Starts the engine again, pausing longer after each failure in a row."""
+        if self._attachment is not None:  # its owner stops the app; a client cannot restart it
+            log.error("The shared engine core stopped: %s", reason)
+            self.status.set("failed", f"the shared engine core stopped ({reason}); the app "
+                            "is stopping")
+            return
         log.error("The engine stopped: %s. Restarting it.", reason)
         if time.monotonic() - self._ready_at > STABLE_AFTER_S:
             self._restarts = 0
@@ -373,6 +368,10 @@ class EmbeddedEngine:
         if self._llm is not None and vllm_compat.unfinished_requests(self._llm) == 0:
             # The scheduler reports only while it steps; an idle engine runs nothing.
             running, waiting, adapters = 0, 0, ()
+            if self._attachment is not None and not self._sink.fresh(SHARED_VIEW_FRESH_S):
+                # A shared core reports each step to one of its clients only: with nothing
+                # of its own running, this page cannot tell what the others run.
+                running = waiting = None
         used, total, name, own = self._memory.read(self._has_gpu)
         return EngineSnapshot(kv_cache_usage=self._sink.kv_cache_usage, running=running,
                               waiting=waiting, running_adapters=adapters,

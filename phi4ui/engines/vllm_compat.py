@@ -11,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from phi4ui.core.stats import EngineTimings
-from phi4ui.engines.model_source import LoraRank
+from phi4ui.engines.cpu_dtype import engine_dtype
+from phi4ui.engines.model_source import LoraRank, ModelSource
+from phi4ui.engines.vllm_stats import SchedulerSnapshotSink, stat_loggers
+from phi4ui.settings import Settings
 
 SUPPORTED_RANGE = ">=0.24,<0.33"
 
@@ -65,6 +67,24 @@ class EngineConfig:
     dtype: str = "auto"
 
 
+def engine_config(settings: Settings, source: ModelSource, *,
+                  has_gpu: bool) -> EngineConfig:
+    """vLLM's settings for this app; the benchmark's raw engine uses the same."""
+    return EngineConfig(
+        model=source.path, revision=source.revision, random_weights=source.random_weights,
+        max_model_len=settings.max_model_len, max_images=settings.max_images,
+        max_audios=settings.max_audios, dynamic_hd=source.dynamic_hd,
+        max_lora_rank=source.max_lora_rank, max_num_seqs=settings.max_num_seqs,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        tensor_parallel_size=settings.tensor_parallel_size,
+        data_parallel_size=settings.data_parallel_size,
+        stream_interval=settings.stream_interval,
+        dtype=engine_dtype(settings.dtype, has_gpu=has_gpu),
+        # CUDA graphs are the GPU's speed; on the CPU eager mode starts faster.
+        enforce_eager=settings.enforce_eager or not has_gpu,
+    )
+
+
 def engine_args(config: EngineConfig) -> Any:
     from vllm.engine.arg_utils import AsyncEngineArgs
 
@@ -104,105 +124,7 @@ def executor_backend(config: EngineConfig) -> str:
 def create_async_llm(args: Any, snapshot_sink: SchedulerSnapshotSink) -> Any:
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    return AsyncLLM.from_engine_args(
-        args, stat_loggers=[_logger_factory(snapshot_sink), _no_prometheus_logger()])
-
-
-def _no_prometheus_logger() -> Any:
-    """Takes the place of vLLM's Prometheus logger, which vLLM adds unless it is given one:
-    nothing in the app reads its metrics, and recording them every engine step took about
-    6% of the app process's busy time under load (py-spy, 16 people on the tiny engine)."""
-    from vllm.v1.metrics.loggers import PrometheusStatLogger
-
-    class NoPrometheus(PrometheusStatLogger):
-        def __init__(self, vllm_config: Any, engine_indexes: Any = None) -> None:
-            pass
-
-        def record(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-        def record_sleep_state(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-        def record_admission_rejection(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-        def log(self) -> None:
-            pass
-
-        def log_engine_initialized(self) -> None:
-            pass
-
-    return NoPrometheus
-
-
-@dataclass(frozen=True)
-class _SchedulerView:
-    kv_cache_usage: float
-    running: int
-    waiting: int
-    running_adapters: dict[str, int]
-
-
-class SchedulerSnapshotSink:
-    """Holds the schedulers' latest views, written by vLLM's stat-logging hook: one per
-    engine core (several with `--data-parallel-size`), read as one engine: requests
-    summed, KV-cache use averaged (each core has its own cache of the same size)."""
-
-    def __init__(self) -> None:
-        self._views: dict[int, _SchedulerView] = {}
-        # Scheduler steps that ran each adapter, since start: shows which adapter served what.
-        self.adapter_steps: Counter[str] = Counter()
-        self.generation_tokens_total = 0
-
-    def record(self, scheduler_stats: Any, iteration_stats: Any = None,
-               engine_index: int = 0) -> None:
-        if iteration_stats is not None:
-            self.generation_tokens_total += int(iteration_stats.num_generation_tokens)
-        if scheduler_stats is None:
-            return
-        adapters = dict(getattr(scheduler_stats, "running_lora_adapters", {}) or {})
-        self._views[engine_index] = _SchedulerView(
-            float(scheduler_stats.kv_cache_usage), int(scheduler_stats.num_running_reqs),
-            int(scheduler_stats.num_waiting_reqs), adapters)
-        self.adapter_steps.update(adapters.keys())
-
-    @property
-    def kv_cache_usage(self) -> float | None:
-        views = self._views.values()
-        return sum(v.kv_cache_usage for v in views) / len(views) if views else None
-
-    @property
-    def running(self) -> int | None:
-        return sum(v.running for v in self._views.values()) if self._views else None
-
-    @property
-    def waiting(self) -> int | None:
-        return sum(v.waiting for v in self._views.values()) if self._views else None
-
-    @property
-    def running_adapters(self) -> dict[str, int]:
-        merged: Counter[str] = Counter()
-        for view in self._views.values():
-            merged.update(view.running_adapters)
-        return dict(merged)
-
-
-def _logger_factory(sink: SchedulerSnapshotSink) -> Any:
-    from vllm.v1.metrics.loggers import StatLoggerBase
-
-    class SnapshotLogger(StatLoggerBase):
-        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
-            self.engine_index = engine_index
-
-        def record(self, scheduler_stats: Any, iteration_stats: Any,
-                   mm_cache_stats: Any = None, engine_idx: int = 0) -> None:
-            sink.record(scheduler_stats, iteration_stats, engine_idx)
-
-        def log_engine_initialized(self) -> None:
-            pass
-
-    return SnapshotLogger
+    return AsyncLLM.from_engine_args(args, stat_loggers=stat_loggers(snapshot_sink))
 
 
 def sampling_params(*, temperature: float, top_p: float, max_tokens: int, seed: int | None,
@@ -323,13 +245,18 @@ def death_reason(llm: Any) -> str | None:
     vLLM's own monitor thread marks the client dead as soon as an engine-core process
     exits; the processes' exit codes are checked too, so a death is seen even when
     that thread is late."""
-    exited = [process.exitcode for process in engine_processes(llm)
-              if process.exitcode is not None]
-    if exited:
-        return _exit_description(exited[0])
+    exited = engine_processes_exit(engine_processes(llm))
+    if exited is not None:
+        return exited
     if llm.errored:
         return "the engine stopped responding"
     return None
+
+
+def engine_processes_exit(processes: list[Any]) -> str | None:
+    """How the first of these processes that ended did, in a few words; None if none did."""
+    exited = [process.exitcode for process in processes if process.exitcode is not None]
+    return _exit_description(exited[0]) if exited else None
 
 
 def _exit_description(exitcode: int) -> str:

@@ -61,10 +61,8 @@ def _capacity_flags(config: EngineConfig) -> list[str]:
 def command_for(settings: Settings, *, host: str, port: int, api_servers: int) -> list[str]:
     """The server command for these settings, the model resolved as the embedded engine
     resolves it (a tiny random-weight checkpoint is built here when that is what runs)."""
-    from phi4ui.engines.embedded import engine_config
-
     vllm_compat.set_process_defaults(settings.cpu_kv_cache_gib)
     has_gpu = vllm_compat.has_cuda()
     source = model_source.resolve(settings, has_gpu=has_gpu)
-    config = engine_config(settings, source, has_gpu=has_gpu)
+    config = vllm_compat.engine_config(settings, source, has_gpu=has_gpu)
     return serve_command(config, source, host=host, port=port, api_servers=api_servers)

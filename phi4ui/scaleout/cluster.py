@@ -1,8 +1,11 @@
-"""`serve --frontends N`: vLLM's server, N page processes on the remote engine, HAProxy in
-front; started in that order (each waits for the one before to be ready), stopped in the
-reverse order so that answers in flight end first. A page process that dies is started
-again (HAProxy sends its visitors to the others meanwhile); if the engine's server or
-HAProxy dies, everything stops."""
+"""`serve --frontends N`: the engine, N page processes, HAProxy in front; started in that
+order (each waits for the one before to be ready), stopped in the reverse order so that
+answers in flight end first. The engine is vLLM's server with the pages on the remote
+engine (`--scale-out server`), or one vLLM engine core with each page its direct client
+(`--scale-out core`). A page process that dies is started again where it is an HTTP client
+of the server (HAProxy sends its visitors to the others meanwhile); a client of the core
+cannot rejoin it, and its visitors go to the others. If the engine or HAProxy dies,
+everything stops."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from types import FrameType
 
 from phi4ui.engines import vllm_compat, vllm_server
 from phi4ui.engines.cpu_priority import ENGINE_NICE
+from phi4ui.engines.shared_core import SharedCore
+from phi4ui.scaleout import core_launch
 from phi4ui.scaleout.haproxy import check_config, config_text, haproxy_binary
 from phi4ui.scaleout.processes import Child
 from phi4ui.settings import Settings, env_name
@@ -44,6 +49,8 @@ class Cluster:
     proxy: Child
     page_ports: list[int]
     stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
+    shares_core: bool = False  # the pages are clients of one engine core, started here
+    core: SharedCore | None = None
 
 
 def run(settings: Settings) -> int:
@@ -70,26 +77,28 @@ def plan(settings: Settings, scratch: Path) -> Cluster:
     engine_port, *page_ports = _free_ports(1 + settings.frontends)
     engine = None
     base_url, api_key = settings.base_url, settings.api_key
-    if settings.engine == "embedded":  # the model runs in vLLM's own server instead
+    shares_core = settings.engine == "embedded" and settings.scale_out == "core"
+    if settings.engine == "embedded" and not shares_core:  # vLLM's own server runs the model
         api_servers = settings.api_servers or settings.frontends
         engine = Child("vLLM server", vllm_server.command_for(
             settings, host="127.0.0.1", port=engine_port, api_servers=api_servers),
             nice=0 if vllm_compat.has_cuda() else ENGINE_NICE)
         base_url, api_key = f"http://127.0.0.1:{engine_port}/v1", ""
     pages = [Child(f"page process {index}", _page_command(),
-                   page_environment(settings, port=port, base_url=base_url, api_key=api_key))
+                   page_environment(settings, port=port, base_url=base_url, api_key=api_key,
+                                    engine="embedded" if shares_core else "remote"))
              for index, port in enumerate(page_ports, start=1)]
     config = scratch / "haproxy.cfg"
     config.write_text(config_text(settings.host, settings.port, page_ports))
     check_config(proxy_binary, config)
     proxy = Child("HAProxy", [proxy_binary, "-db", "-f", str(config)])
-    return Cluster(settings, engine, pages, proxy, page_ports)
+    return Cluster(settings, engine, pages, proxy, page_ports, shares_core=shares_core)
 
 
-def page_environment(settings: Settings, *, port: int, base_url: str, api_key: str
-                     ) -> dict[str, str]:
+def page_environment(settings: Settings, *, port: int, base_url: str, api_key: str,
+                     engine: str = "remote") -> dict[str, str]:
     """The settings of one page process, as the environment it reads them from."""
-    page = dataclasses.replace(settings, engine="remote", base_url=base_url, api_key=api_key,
+    page = dataclasses.replace(settings, engine=engine, base_url=base_url, api_key=api_key,
                                host="127.0.0.1", port=port, frontends=1, share=False,
                                public_host=settings.host)
     return {env_name(spec.name): _as_text(getattr(page, spec.name))
@@ -108,8 +117,14 @@ def start(cluster: Cluster) -> None:
     if cluster.engine is not None:
         cluster.engine.start()
         _wait_ready(cluster, cluster.engine, _engine_url(cluster), ENGINE_START_S)
-    for child in cluster.pages:
-        child.start()
+    if cluster.shares_core:  # the pages start while the core loads, to be its clients
+        try:
+            cluster.core = core_launch.start(cluster.settings, cluster.pages)
+        except Exception as error:
+            raise StartFailed(f"the engine core failed to start: {error}") from error
+    else:
+        for child in cluster.pages:
+            child.start()
     for child, port in zip(cluster.pages, cluster.page_ports, strict=True):
         _wait_ready(cluster, child, f"http://127.0.0.1:{port}/healthz", PAGE_START_S)
     cluster.proxy.start()
@@ -153,12 +168,32 @@ def supervise(cluster: Cluster) -> int:
             if child is not None and child.exit_code() is not None:
                 log.error("%s ended (exit code %s); stopping", child.name, child.exit_code())
                 return 1
-        for child in cluster.pages:
-            if child.exit_code() is not None:
-                log.warning("%s ended (exit code %s); starting it again", child.name,
-                            child.exit_code())
-                child.start()
+        if cluster.core is not None and (reason := cluster.core.death_reason()):
+            log.error("The engine core stopped (%s); stopping", reason)
+            return 1
+        if not _pages_kept(cluster):
+            return 1
     return 0
+
+
+def _pages_kept(cluster: Cluster) -> bool:
+    """Starts a page process that ended again, where it can rejoin the engine; False when
+    none is left."""
+    for child in list(cluster.pages):
+        if child.exit_code() is None:
+            continue
+        if not cluster.shares_core:
+            log.warning("%s ended (exit code %s); starting it again", child.name,
+                        child.exit_code())
+            child.start()
+            continue
+        log.warning("%s ended (exit code %s); a client of the engine core cannot rejoin it, "
+                    "so HAProxy sends its visitors to the other page processes", child.name,
+                    child.exit_code())
+        cluster.pages.remove(child)
+    if not cluster.pages:
+        log.error("No page process is left; stopping")
+    return bool(cluster.pages)
 
 
 def stop(cluster: Cluster) -> None:
@@ -171,6 +206,8 @@ def stop(cluster: Cluster) -> None:
     cluster.proxy.stop(5.0)
     if cluster.engine is not None:
         cluster.engine.stop(ENGINE_STOP_S)
+    if cluster.core is not None:
+        cluster.core.shutdown(ENGINE_STOP_S)
     log.info("Stopped")
 
 

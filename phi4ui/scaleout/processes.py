@@ -88,9 +88,14 @@ def lower_own_priority(nice: int) -> None:
     """Where the kernel groups processes by session (autogroup), a process's nice only ranks
     it within its session, and a new session competes with every other as an equal: the
     session's nice is set as well. Processes it starts inherit both."""
+    lower_session_priority(nice)
+    os.nice(nice)
+
+
+def lower_session_priority(nice: int) -> None:
+    """The nice of this process's session as one group (autogroup), where the kernel has it."""
     with contextlib.suppress(OSError):
         Path("/proc/self/autogroup").write_text(str(nice))
-    os.nice(nice)
 
 
 def _end_with_parent() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from vllm.v1.metrics.stats import SchedulerStats
 
-from phi4ui.engines.vllm_compat import SchedulerSnapshotSink
+from phi4ui.engines.vllm_stats import SchedulerSnapshotSink
 
 
 def stats(running: int, waiting: int, kv: float, adapters: dict[str, int]) -> SchedulerStats:
