@@ -2,7 +2,9 @@
 
 - app: phi4ui's page with its embedded engine (`python app.py`);
 - app_scaled: the scaled-out app (`python -m phi4ui serve --frontends N`: several page
-  processes behind one load balancer with sticky sessions, on one port);
+  processes behind one load balancer with sticky sessions, on one port; by default each a
+  direct client of one engine core, with `--extra-app-args "--scale-out server"` the HTTP
+  clients of vLLM's server);
 - server / server_api4: vLLM's OpenAI server (`vllm serve`), one API process or
   `--api-server-count N`;
 - app_remote: phi4ui's page with the remote engine, on the one-process server.

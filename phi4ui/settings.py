@@ -100,11 +100,11 @@ class Settings:
     frontends: int = _option(1, "page processes: more than 1 runs them behind HAProxy "
                              "(sticky sessions) on --host:--port, sharing one engine (see "
                              "--scale-out)", check=_between(1, 64))
-    scale_out: str = _option("server", "with --frontends: how the page processes share the "
-                             "model; server: vLLM's own OpenAI server, the pages its HTTP "
-                             "clients; core: one vLLM engine core, each page a direct client "
-                             "of it (no HTTP between them; a page process that ends is not "
-                             "started again)", choices=("server", "core"))
+    scale_out: str = _option("core", "with --frontends and the embedded engine: how the page "
+                             "processes share the model; core: one vLLM engine core, each page "
+                             "a direct client of it (no HTTP between them; a page process that "
+                             "ends is not started again); server: vLLM's own OpenAI server, "
+                             "the pages its HTTP clients", choices=("core", "server"))
     api_servers: int = _option(0, "with --frontends and --scale-out server: vLLM's API server "
                                "processes (0: as many as front ends)", check=_between(0, 64))
     public_host: str = _option("", "the address visitors reach, when it is not --host: set by "
@@ -276,9 +276,6 @@ def _check_combination(settings: Settings) -> None:
     if settings.engine == "remote" and not settings.base_url:
         raise SettingsError("--base-url: required with --engine remote "
                             "(e.g. http://127.0.0.1:8000/v1)")
-    if settings.scale_out == "core" and settings.engine == "remote" and settings.frontends > 1:
-        raise SettingsError("--scale-out core: runs the engine in phi4ui, so it needs the "
-                            "embedded engine, not --engine remote")
 
 
 def _check_logins(settings: Settings) -> None:

@@ -1,7 +1,7 @@
-"""`serve --frontends 2`: vLLM's own server with two API processes, two page processes and
-HAProxy in front, as one command. Through the proxy a visitor stays on one page process,
-answers carry the engine's figures from the multi-process server, a page process that
-dies is started again, and SIGTERM stops every process it started."""
+"""`serve --frontends 2 --scale-out server`: vLLM's own server with two API processes, two
+page processes and HAProxy in front, as one command. Through the proxy a visitor stays on
+one page process, answers carry the engine's figures from the multi-process server, a page
+process that dies is started again, and SIGTERM stops every process it started."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def cluster(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     app = launch_app(checkpoint, tmp_path_factory.mktemp("scaled"), "--frontends", "2",
-                     "--api-servers", "2")
+                     "--scale-out", "server", "--api-servers", "2")
     try:
         # Three processes start one after the other: the server, then the two pages.
         wait_until_ready(app.process, lambda: health(app.url) is not None, name="the proxy",

@@ -20,8 +20,9 @@ import psutil
 import pytest
 
 from bench.procs import answers_ok, free_port, start_in_group, stop_group, wait_until_ready
+from phi4ui.engines.shared_core import ATTACHMENT_ENV, Attachment
 from phi4ui.errors import SettingsError
-from phi4ui.scaleout.cluster import page_environment
+from phi4ui.scaleout.cluster import page_environment, plan
 from phi4ui.scaleout.haproxy import STICKY_COOKIE, check_config, config_text, haproxy_binary
 from phi4ui.scaleout.processes import Child
 from phi4ui.settings import load_settings
@@ -62,6 +63,27 @@ def test_each_page_process_gets_the_app_s_settings_but_serves_on_its_own_port() 
         "remote", "http://127.0.0.1:9/v1", "127.0.0.1", 41234, 1)
     # Review is shown only where the visitors' address is private, or behind a login.
     assert page.public_host == "0.0.0.0"
+
+
+@needs_haproxy
+def test_by_default_the_pages_are_clients_of_one_engine_core_and_no_server_starts(
+        tmp_path: Path) -> None:
+    cluster = plan(load_settings(["--frontends", "3"]), tmp_path)
+    assert cluster.shares_core and cluster.engine is None
+    for child in cluster.pages:
+        page = load_settings([], environ=dict(child.env))
+        assert (page.engine, page.frontends, page.base_url) == ("embedded", 1, "")
+    served = plan(load_settings(["--frontends", "3", "--scale-out", "server"]), tmp_path)
+    assert not served.shares_core and served.engine is not None
+    remote = plan(load_settings(["--frontends", "2", "--engine", "remote", "--base-url",
+                                 "http://127.0.0.1:9/v1"]), tmp_path)
+    assert not remote.shares_core and remote.engine is None  # the pages use that server
+
+
+def test_a_page_reads_its_place_among_the_core_s_clients_from_its_environment() -> None:
+    attachment = Attachment("ipc:///tmp/in", "ipc:///tmp/out", client_count=4, client_index=2)
+    assert Attachment.from_env(attachment.as_env()) == attachment
+    assert Attachment.from_env({}) is None and ATTACHMENT_ENV in attachment.as_env()
 
 
 @needs_haproxy
