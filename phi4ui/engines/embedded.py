@@ -25,6 +25,7 @@ from phi4ui.engines.cpu_allocator import tcmalloc_for_new_processes
 from phi4ui.engines.cpu_primitive_cache import smaller_cache_for_new_processes
 from phi4ui.engines.cpu_priority import ENGINE_NICE, lower_priority
 from phi4ui.engines.model_source import ModelSource, resolve
+from phi4ui.engines.shared_board import SharedBoard
 from phi4ui.engines.shared_core import Attachment
 from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
 from phi4ui.engines.vllm_stats import SchedulerSnapshotSink
@@ -34,7 +35,6 @@ from phi4ui.settings import REAL_DYNAMIC_HD, Settings
 log = logging.getLogger(__name__)
 ADAPTER_IDS = {"vision": 1, "speech": 2}
 WATCH_INTERVAL_S = 0.5
-SHARED_VIEW_FRESH_S = 1.0  # a shared core's report younger than this still describes it
 # The pause before each restart in a row; after the last one, the engine stays failed.
 RESTART_DELAYS_S = (0.0, 10.0, 30.0)
 STABLE_AFTER_S = 300.0  # an engine that ran this long starts the count of restarts again
@@ -58,6 +58,9 @@ class EmbeddedEngine:
         self._encode_text: Callable[[str], list[int]] | None = None
         self._text_guard: TextGuard = GENERIC
         self._sink = SchedulerSnapshotSink()
+        # What the panels read: this engine's sink, or the board of a shared core's clients.
+        self._view: SchedulerSnapshotSink | SharedBoard = (
+            self._sink if attachment is None else shared_core.board_for(attachment, self._sink))
         self._has_gpu = False
         self._memory = MemoryReadings()
         self.load_seconds: float | None = None
@@ -282,6 +285,7 @@ class EmbeddedEngine:
         final: Any = None
         live: EngineSnapshot | None = None
         self._active.add(request_id)
+        self._sink.set_active(len(self._active))
         try:
             async for output in self._generate(llm, request, request_id):
                 untrack_token_ids(output.prompt_token_ids)  # done on arrival where it can be
@@ -304,6 +308,7 @@ class EmbeddedEngine:
             raise
         finally:
             self._active.discard(request_id)
+            self._sink.set_active(len(self._active))
             if final is None:
                 await self._abort(llm, request_id)
         if self._closing and final.outputs[0].finish_reason == "abort":
@@ -337,10 +342,10 @@ class EmbeddedEngine:
 
     def _scheduler_view(self) -> EngineSnapshot:
         """The scheduler's latest report, cheap enough to take at every delta."""
-        sink = self._sink
-        return EngineSnapshot(kv_cache_usage=sink.kv_cache_usage, running=sink.running,
-                              waiting=sink.waiting,
-                              running_adapters=tuple(sink.running_adapters))
+        view = self._view
+        return EngineSnapshot(kv_cache_usage=view.kv_cache_usage, running=view.running,
+                              waiting=view.waiting,
+                              running_adapters=tuple(view.running_adapters))
 
     async def _finish_stats(self, request: ChatRequest, recorder: StatsRecorder,
                             final: Any, live: EngineSnapshot | None) -> Any:
@@ -358,24 +363,26 @@ class EmbeddedEngine:
             **request.tokens.split(), timings=timings, snapshot=snapshot,
         )
 
+    def _engine_idle(self) -> bool:
+        if isinstance(self._view, SharedBoard):  # the other pages' requests count too
+            return self._view.idle()
+        return vllm_compat.unfinished_requests(self._llm) == 0
+
     def adapter_steps(self) -> dict[str, int]:
         """Scheduler steps that ran each LoRA adapter since start, as vLLM reports them."""
-        return dict(self._sink.adapter_steps)
+        return dict(self._view.adapter_steps)
 
     async def snapshot(self) -> EngineSnapshot:
-        running, waiting = self._sink.running, self._sink.waiting
-        adapters = tuple(self._sink.running_adapters)
-        if self._llm is not None and vllm_compat.unfinished_requests(self._llm) == 0:
+        view = self._view
+        running, waiting = view.running, view.waiting
+        adapters = tuple(view.running_adapters)
+        if self._llm is not None and self._engine_idle():
             # The scheduler reports only while it steps; an idle engine runs nothing.
             running, waiting, adapters = 0, 0, ()
-            if self._attachment is not None and not self._sink.fresh(SHARED_VIEW_FRESH_S):
-                # A shared core reports each step to one of its clients only: with nothing
-                # of its own running, this page cannot tell what the others run.
-                running = waiting = None
         used, total, name, own = self._memory.read(self._has_gpu)
-        return EngineSnapshot(kv_cache_usage=self._sink.kv_cache_usage, running=running,
+        return EngineSnapshot(kv_cache_usage=view.kv_cache_usage, running=running,
                               waiting=waiting, running_adapters=adapters,
-                              generation_tokens_total=self._sink.generation_tokens_total,
+                              generation_tokens_total=view.generation_tokens_total,
                               device_memory_used=used,
                               device_memory_total=total, device_name=name,
                               process_memory=own)

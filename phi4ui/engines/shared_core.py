@@ -18,8 +18,10 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from phi4ui.engines.shared_board import SharedBoard, create_board
 from phi4ui.engines.vllm_compat import engine_processes_exit
 from phi4ui.engines.vllm_stats import SchedulerSnapshotSink, stat_loggers
 
@@ -38,6 +40,7 @@ class Attachment:
     client_count: int
     client_index: int
     stats_update_address: str | None = None
+    board_path: str = ""  # the file the clients pool their views of the core in
 
     def as_env(self) -> dict[str, str]:
         return {ATTACHMENT_ENV: json.dumps(dataclasses.asdict(self))}
@@ -46,6 +49,14 @@ class Attachment:
     def from_env(cls, environ: Mapping[str, str]) -> Attachment | None:
         text = environ.get(ATTACHMENT_ENV, "")
         return cls(**json.loads(text)) if text else None
+
+
+def board_for(attachment: Attachment, own: SchedulerSnapshotSink) -> SharedBoard:
+    """The clients' pooled view of the core, fed by this page's own sink."""
+    board = SharedBoard(attachment.board_path, slots=attachment.client_count,
+                        index=attachment.client_index, own=own)
+    own.listener = board.publish
+    return board
 
 
 def attached_async_llm(args: Any, sink: SchedulerSnapshotSink, attachment: Attachment) -> Any:
@@ -88,10 +99,11 @@ class SharedCore:
                     log.warning("Stopping the engine core failed", exc_info=True)
 
 
-def start_core(args: Any, clients: int,
+def start_core(args: Any, clients: int, board: Path,
                start_clients: Callable[[list[Attachment]], None]) -> SharedCore:
     """Starts the engine core for `clients` page processes; `start_clients` is called with
-    their attachments while the core loads, and this returns once the core is ready."""
+    their attachments while the core loads, and this returns once the core is ready. The
+    clients pool what the core tells each of them in `board`, a new file."""
     from vllm.usage.usage_lib import UsageContext
     from vllm.v1.executor import Executor
 
@@ -99,10 +111,11 @@ def start_core(args: Any, clients: int,
     args._api_process_rank = -1
     config = args.create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER)
     inputs, outputs = _local_addresses(config, clients)
+    create_board(board, clients)
     with _launch(config, Executor.get_class(config), inputs, outputs) as launched:
         manager, coordinator, addresses = launched
         stats = coordinator.get_stats_publish_address() if coordinator else None
-        start_clients([Attachment(i, o, clients, index, stats) for index, (i, o)
+        start_clients([Attachment(i, o, clients, index, stats, str(board)) for index, (i, o)
                        in enumerate(zip(addresses.inputs, addresses.outputs, strict=True))])
         core = SharedCore(manager, coordinator)
     return core  # the launcher's exit waited for the core's handshake

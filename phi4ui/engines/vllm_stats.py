@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,23 +63,27 @@ class SchedulerSnapshotSink:
         self.adapter_steps: Counter[str] = Counter()
         self.generation_tokens_total = 0
         self.updated_at: float | None = None  # monotonic time of the latest view
+        self.listener: Callable[[SchedulerSnapshotSink], object] | None = None  # after each
+        self.active = 0  # the engine's requests in flight, as its caller counts them
 
     def record(self, scheduler_stats: Any, iteration_stats: Any = None,
                engine_index: int = 0) -> None:
         if iteration_stats is not None:
             self.generation_tokens_total += int(iteration_stats.num_generation_tokens)
-        if scheduler_stats is None:
-            return
-        adapters = dict(getattr(scheduler_stats, "running_lora_adapters", {}) or {})
-        self.updated_at = time.monotonic()
-        self._views[engine_index] = _SchedulerView(
-            float(scheduler_stats.kv_cache_usage), int(scheduler_stats.num_running_reqs),
-            int(scheduler_stats.num_waiting_reqs), adapters)
-        self.adapter_steps.update(adapters.keys())
+        if scheduler_stats is not None:
+            adapters = dict(getattr(scheduler_stats, "running_lora_adapters", {}) or {})
+            self.updated_at = time.monotonic()
+            self._views[engine_index] = _SchedulerView(
+                float(scheduler_stats.kv_cache_usage), int(scheduler_stats.num_running_reqs),
+                int(scheduler_stats.num_waiting_reqs), adapters)
+            self.adapter_steps.update(adapters.keys())
+        if self.listener is not None:
+            self.listener(self)
 
-    def fresh(self, within_s: float) -> bool:
-        """Whether a scheduler's view arrived within the last `within_s` seconds."""
-        return self.updated_at is not None and time.monotonic() - self.updated_at <= within_s
+    def set_active(self, count: int) -> None:
+        self.active = count
+        if self.listener is not None:
+            self.listener(self)
 
     @property
     def kv_cache_usage(self) -> float | None:

@@ -48,6 +48,7 @@ class Cluster:
     pages: list[Child]
     proxy: Child
     page_ports: list[int]
+    scratch: Path  # the supervisor's own folder, removed when it ends
     stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
     shares_core: bool = False  # the pages are clients of one engine core, started here
     core: SharedCore | None = None
@@ -92,7 +93,8 @@ def plan(settings: Settings, scratch: Path) -> Cluster:
     config.write_text(config_text(settings.host, settings.port, page_ports))
     check_config(proxy_binary, config)
     proxy = Child("HAProxy", [proxy_binary, "-db", "-f", str(config)])
-    return Cluster(settings, engine, pages, proxy, page_ports, shares_core=shares_core)
+    return Cluster(settings, engine, pages, proxy, page_ports, scratch,
+                   shares_core=shares_core)
 
 
 def page_environment(settings: Settings, *, port: int, base_url: str, api_key: str,
@@ -119,7 +121,7 @@ def start(cluster: Cluster) -> None:
         _wait_ready(cluster, cluster.engine, _engine_url(cluster), ENGINE_START_S)
     if cluster.shares_core:  # the pages start while the core loads, to be its clients
         try:
-            cluster.core = core_launch.start(cluster.settings, cluster.pages)
+            cluster.core = core_launch.start(cluster.settings, cluster.pages, cluster.scratch)
         except Exception as error:
             raise StartFailed(f"the engine core failed to start: {error}") from error
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 
 from phi4ui.engines import model_source, shared_core, vllm_compat
 from phi4ui.engines.cpu_allocator import tcmalloc_for_new_processes
@@ -17,8 +18,9 @@ from phi4ui.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def start(settings: Settings, pages: list[Child]) -> SharedCore:
-    """Starts the core, then the pages while it loads; returns once the core is ready."""
+def start(settings: Settings, pages: list[Child], scratch: Path) -> SharedCore:
+    """Starts the core, then the pages while it loads; returns once the core is ready.
+    `scratch`, a folder of the supervisor's own, holds the pages' board."""
     vllm_compat.set_process_defaults(settings.cpu_kv_cache_gib)
     has_gpu = vllm_compat.has_cuda()
     source = model_source.resolve(settings, has_gpu=has_gpu)
@@ -36,7 +38,8 @@ def start(settings: Settings, pages: list[Child]) -> SharedCore:
                 child.env = {**child.env, **attachment.as_env()}
                 child.start()
 
-        core = shared_core.start_core(args, len(pages), start_pages)
+        core = shared_core.start_core(args, len(pages), scratch / "engine-board",
+                                      start_pages)
     if not has_gpu:  # as with `--scale-out server`: the pages' event loops come first
         lower_priority(core.pids, ENGINE_NICE)
         lower_session_priority(ENGINE_NICE)  # this process's session holds the core's

@@ -1,8 +1,9 @@
 """`serve --frontends 2 --scale-out core`: one vLLM engine core started by phi4ui, two page
 processes each a direct client of it (no vLLM server, no HTTP between page and engine), and
 HAProxy in front. Answers with images and sound come from the one core with the engine's
-own figures; a page process that dies leaves its visitors to the other; SIGTERM stops every
-process; an engine core that dies stops the whole deployment."""
+own figures, and every page knows what the core last reported to any of them; a page
+process that dies leaves its visitors to the other; SIGTERM stops every process; an engine
+core that dies stops the whole deployment."""
 
 from __future__ import annotations
 
@@ -80,6 +81,10 @@ def test_each_visitor_gets_answers_with_the_engine_s_own_figures(cluster: Runnin
             visitor.close()
     body = health(cluster.url)
     assert body is not None and body["state"] == "ready" and body["engine"] == "embedded"
+    # Either page, whichever the core told of its last step, knows the engine is idle.
+    for port in page_processes(cluster):
+        page = health(f"http://127.0.0.1:{port}")
+        assert page is not None and (page["running"], page["waiting"]) == (0, 0), page
 
 
 @pytest.mark.parametrize("kind", ["image", "audio"])
