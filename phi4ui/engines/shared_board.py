@@ -101,11 +101,6 @@ class SharedBoard:
         return self._latest[1]
 
     @property
-    def updated_at(self) -> float | None:
-        newest = self.latest_report()
-        return None if newest is None else newest.at
-
-    @property
     def kv_cache_usage(self) -> float | None:
         newest = self.latest_report()
         return None if newest is None else newest.kv_cache_usage

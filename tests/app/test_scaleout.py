@@ -61,26 +61,33 @@ def wait_for(condition, timeout_s: float, what: str) -> None:  # type: ignore[no
     raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
 
 
-def test_each_visitor_stays_on_one_page_process_and_sees_the_engine_s_figures(
-        cluster: RunningApp) -> None:
-    visitors = [PageClient(cluster.url) for _ in range(2)]
+def two_visitors_talk_twice(url: str) -> list[str | None]:
+    """Two visitors send two messages each through the proxy: every answer succeeds, each
+    conversation holds both messages, and every answer shows the engine's figures. Returns
+    the visitors' sticky cookies."""
+    visitors = [PageClient(url) for _ in range(2)]
     try:
-        cookies = [v.http.cookies.get(STICKY_COOKIE) for v in visitors]
-        assert all(cookies) and cookies[0] != cookies[1], cookies  # round-robin, then sticky
         for visitor in visitors:
             for _ in range(2):  # a second message reaches the same process's conversation
                 answered, chat = send(visitor, "Hello there")
                 assert answered.success, answered.raw[-2000:]
             shown = json.dumps(chat)
             assert shown.count("Hello there") == 2, shown[-2000:]
-            # KV cache, queue, prefill and decode come from the server's /metrics, summed
-            # over its two API processes.
             missing = shown.split("Not reported by this engine")[-1]
             for figure in ("KV-cache use", "queue time", "prefill time", "decode time"):
                 assert figure not in missing, missing[:400]
+        return [v.http.cookies.get(STICKY_COOKIE) for v in visitors]
     finally:
         for visitor in visitors:
             visitor.close()
+
+
+def test_each_visitor_stays_on_one_page_process_and_sees_the_engine_s_figures(
+        cluster: RunningApp) -> None:
+    # KV cache, queue, prefill and decode come from the server's /metrics, summed over its
+    # two API processes.
+    cookies = two_visitors_talk_twice(cluster.url)
+    assert all(cookies) and cookies[0] != cookies[1], cookies  # round-robin, then sticky
     body = health(cluster.url)
     assert body is not None and body["state"] == "ready"
     assert body["running"] == 0  # the server's gauges, read through /metrics

@@ -7,7 +7,6 @@ core that dies stops the whole deployment."""
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from gradio_client import Client, handle_file
 
 from bench.procs import wait_until_ready
 from phi4ui.engines.cpu_priority import ENGINE_NICE
-from tests.app.test_scaleout import page_processes, wait_for
+from tests.app.test_scaleout import page_processes, two_visitors_talk_twice, wait_for
 from tests.support.apprun import START_TIMEOUT_S, RunningApp, health, launch_app
 from tests.support.mediafiles import image_bytes, write_audio
 from tests.support.pageclient import PageClient, send
@@ -65,20 +64,7 @@ def test_one_engine_core_and_no_vllm_server_serve_both_page_processes(
 
 
 def test_each_visitor_gets_answers_with_the_engine_s_own_figures(cluster: RunningApp) -> None:
-    visitors = [PageClient(cluster.url) for _ in range(2)]
-    try:
-        for visitor in visitors:  # round-robin: one visitor per page process
-            for _ in range(2):
-                answered, chat = send(visitor, "Hello there")
-                assert answered.success, answered.raw[-2000:]
-            shown = json.dumps(chat)
-            assert shown.count("Hello there") == 2, shown[-2000:]
-            missing = shown.split("Not reported by this engine")[-1]
-            for figure in ("KV-cache use", "queue time", "prefill time", "decode time"):
-                assert figure not in missing, missing[:400]
-    finally:
-        for visitor in visitors:
-            visitor.close()
+    two_visitors_talk_twice(cluster.url)  # round-robin: one visitor per page process
     body = health(cluster.url)
     assert body is not None and body["state"] == "ready" and body["engine"] == "embedded"
     # Either page, whichever the core told of its last step, knows the engine is idle.
