@@ -44,6 +44,24 @@ def children_memory() -> int:
     return total
 
 
+def tree_memory(pids: tuple[int, ...]) -> int:
+    """Resident memory of these processes and their children, in bytes: an engine that
+    another process started (a shared engine core)."""
+    total = 0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for process in processes:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:
+                continue
+    return total
+
+
 # (used, total or None, name) of the engine's device memory, and this process's resident memory.
 Reading = tuple[int, int | None, str, int]
 
@@ -56,8 +74,10 @@ class MemoryReadings:
     up Python's lock, at every answer's end."""
 
     def __init__(self, fresh_s: float = MEMORY_FRESH_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 engine_pids: tuple[int, ...] = ()) -> None:
         self.fresh_s = fresh_s
+        self._engine_pids = engine_pids  # an engine not among this process's children
         self._clock = clock
         self._last: tuple[float, bool, Reading] | None = None
 
@@ -69,7 +89,10 @@ class MemoryReadings:
                 return reading
         gpu = gpu_memory() if has_gpu else None
         device: tuple[int, int | None, str] = (
-            gpu if gpu is not None else (children_memory(), None, "CPU, engine processes"))
+            gpu if gpu is not None else (self._engine_memory(), None, "CPU, engine processes"))
         reading = (*device, process_memory())
         self._last = (now, has_gpu, reading)
         return reading
+
+    def _engine_memory(self) -> int:
+        return tree_memory(self._engine_pids) if self._engine_pids else children_memory()

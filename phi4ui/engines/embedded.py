@@ -62,7 +62,7 @@ class EmbeddedEngine:
         self._view: SchedulerSnapshotSink | SharedBoard = (
             self._sink if attachment is None else shared_core.board_for(attachment, self._sink))
         self._has_gpu = False
-        self._memory = MemoryReadings()
+        self._memory = MemoryReadings(engine_pids=attachment.engine_pids if attachment else ())
         self.load_seconds: float | None = None
         self._active: set[str] = set()  # ids of the requests being answered
         self._death_noticed = asyncio.Event()

@@ -41,6 +41,7 @@ class Attachment:
     client_index: int
     stats_update_address: str | None = None
     board_path: str = ""  # the file the clients pool their views of the core in
+    engine_pids: tuple[int, ...] = ()  # the core's processes, for their memory
 
     def as_env(self) -> dict[str, str]:
         return {ATTACHMENT_ENV: json.dumps(dataclasses.asdict(self))}
@@ -48,7 +49,10 @@ class Attachment:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Attachment | None:
         text = environ.get(ATTACHMENT_ENV, "")
-        return cls(**json.loads(text)) if text else None
+        if not text:
+            return None
+        fields = json.loads(text)
+        return cls(**{**fields, "engine_pids": tuple(fields.get("engine_pids", ()))})
 
 
 def board_for(attachment: Attachment, own: SchedulerSnapshotSink) -> SharedBoard:
@@ -115,9 +119,11 @@ def start_core(args: Any, clients: int, board: Path,
     with _launch(config, Executor.get_class(config), inputs, outputs) as launched:
         manager, coordinator, addresses = launched
         stats = coordinator.get_stats_publish_address() if coordinator else None
-        start_clients([Attachment(i, o, clients, index, stats, str(board)) for index, (i, o)
-                       in enumerate(zip(addresses.inputs, addresses.outputs, strict=True))])
         core = SharedCore(manager, coordinator)
+        pids = tuple(core.pids)  # started already; the model loads after this
+        start_clients([Attachment(i, o, clients, index, stats, str(board), pids)
+                       for index, (i, o)
+                       in enumerate(zip(addresses.inputs, addresses.outputs, strict=True))])
     return core  # the launcher's exit waited for the core's handshake
 
 

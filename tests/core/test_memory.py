@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from phi4ui.core.memory import children_memory, gpu_memory, process_memory
+from phi4ui.core.memory import children_memory, gpu_memory, process_memory, tree_memory
 
 
 def test_process_memory_is_this_process_resident_size():
@@ -21,6 +21,24 @@ def test_children_memory_counts_a_running_child_process():
         assert process_memory(child.pid) > 0
     finally:
         child.communicate(b"")
+
+
+def test_tree_memory_counts_a_process_and_its_children_that_another_started():
+    # A parent holding 64 MiB, and its own child: as a shared engine core and its worker.
+    script = ("import subprocess, sys; held = b'x' * 64 * 2**20; "
+              "child = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'], "
+              "stdin=subprocess.PIPE); print(child.pid, flush=True); sys.stdin.read(); "
+              "child.communicate(b'')")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        grandchild = int(parent.stdout.readline())
+        whole = tree_memory((parent.pid,))
+        assert whole > 64 * 2**20
+        assert whole >= process_memory(parent.pid) + process_memory(grandchild)
+        assert tree_memory(()) == 0 and tree_memory((2**22 + 1,)) == 0  # none; one gone
+    finally:
+        parent.communicate("")
 
 
 def test_gpu_memory_is_none_or_a_used_total_and_name():
