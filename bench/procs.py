@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from phi4ui.core.memory import tree_memory
 from phi4ui.scaleout.processes import lower_own_priority
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,18 +88,7 @@ def stop_group(process: subprocess.Popen[bytes], grace_s: float = 30) -> None:
 
 def tree_rss(pid: int) -> int:
     """Resident memory of a process and all its children, in bytes."""
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
+    return tree_memory((pid,))
 
 
 def process_cpu_s(pid: int) -> float | None:

@@ -35,30 +35,29 @@ def gpu_memory(index: int = 0) -> tuple[int, int, str] | None:
 
 def children_memory() -> int:
     """Resident memory of this process's children (vLLM's engine processes), in bytes."""
-    total = 0
-    for child in psutil.Process().children(recursive=True):
-        try:
-            total += child.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
+    return _resident(psutil.Process().children(recursive=True))
 
 
 def tree_memory(pids: tuple[int, ...]) -> int:
     """Resident memory of these processes and their children, in bytes: an engine that
     another process started (a shared engine core)."""
-    total = 0
+    processes = []
     for pid in pids:
         try:
             root = psutil.Process(pid)
-            processes = [root, *root.children(recursive=True)]
+            processes += [root, *root.children(recursive=True)]
         except psutil.Error:
             continue
-        for process in processes:
-            try:
-                total += process.memory_info().rss
-            except psutil.Error:
-                continue
+    return _resident(processes)
+
+
+def _resident(processes: list[psutil.Process]) -> int:
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:  # it ended meanwhile
+            continue
     return total
 
 
