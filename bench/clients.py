@@ -21,15 +21,21 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import httpx2
 
 from bench.sse_client import GradioApp, incomplete
 from bench.workload import SYSTEM, RequestTiming, Scenario, largest_gap, token_gaps
 
-LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
-TIMEOUT = httpx.Timeout(600, connect=30)
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
+LIMIT_COUNTS = {"max_connections": 1000, "max_keepalive_connections": 1000}
+TIMEOUT_S = (600.0, 30.0)  # in all, to connect
+LIMITS = httpx.Limits(**LIMIT_COUNTS)
+TIMEOUT = httpx.Timeout(TIMEOUT_S[0], connect=TIMEOUT_S[1])
 User = Callable[[str, int, int], Awaitable[RequestTiming]]
 
 
@@ -117,8 +123,9 @@ class OpenAIPeople:
         from openai import AsyncOpenAI
 
         self.client = AsyncOpenAI(base_url=url + "/v1", api_key="EMPTY", max_retries=0,
-                                  timeout=600, http_client=httpx.AsyncClient(
-                                      limits=LIMITS, timeout=TIMEOUT))
+                                  timeout=600, http_client=httpx2.AsyncClient(
+                                      limits=httpx2.Limits(**LIMIT_COUNTS),
+                                      timeout=httpx2.Timeout(TIMEOUT_S[0], connect=TIMEOUT_S[1])))
         self.job = job
         media = job["media"]
         self.parts: dict[str, dict[str, Any]] = {}
@@ -148,11 +155,13 @@ class OpenAIPeople:
         content.append({"type": "text", "text": self.job["questions"][kind].format(i=index)})
         chunks: list[tuple[float, int]] = []  # (when, tokens it brought)
         seen, finish = 0, None
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
         stream = await self.client.chat.completions.create(
             model=self.models[kind], stream=True, max_tokens=tokens, temperature=0.0,
-            messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}],
-            stream_options={"include_usage": True, "continuous_usage_stats": True},
-            extra_body={"ignore_eos": True})
+            messages=messages, extra_body={  # vLLM's own fields beside OpenAI's
+                "ignore_eos": True,
+                "stream_options": {"include_usage": True, "continuous_usage_stats": True}})
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].finish_reason:
                 finish = chunk.choices[0].finish_reason

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
 from phi4ui.core.audio import prepare_audio_bytes
 from phi4ui.core.images import prepare_image_bytes
 from phi4ui.core.media import MediaLimits
-from phi4ui.core.stats import percentile
 
 REPEATS = 7
 
@@ -25,6 +25,6 @@ def measure(media: dict[str, str]) -> dict[str, Any]:
             started = time.perf_counter()
             item = prepare(data, key, limits)
             times.append(time.perf_counter() - started)
-        found[key] = {"bytes": len(data), "p50_ms": round(percentile(times, 50) * 1000, 1),
+        found[key] = {"bytes": len(data), "p50_ms": round(statistics.median_low(times) * 1000, 1),
                       "max_ms": round(max(times) * 1000, 1), "tokens": item.tokens}
     return found

@@ -93,7 +93,7 @@ async def _one(llm: Any, planner: EmbeddedEngine, request: Any) -> RequestTiming
             continue
         now = time.perf_counter()
         updates.append(now)
-        if first is None:
+        if last is None:
             first = now
         else:
             gaps.extend([(now - last) / count] * count)
