@@ -12,6 +12,7 @@ they are done, read from /proc by psutil (tens of milliseconds on a busy machine
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,14 +38,32 @@ def snapshot(client_parent: int | None = None) -> Snapshot:
     idle = float(times.idle) + float(getattr(times, "iowait", 0.0))
     # Linux counts a guest's time in user and nice as well: not twice here.
     guest = float(getattr(times, "guest", 0.0)) + float(getattr(times, "guest_nice", 0.0))
-    taken = Snapshot(time.perf_counter(), float(sum(times)) - idle - steal - guest, steal)
+    return Snapshot(time.perf_counter(), float(sum(times)) - idle - steal - guest, steal,
+                    process_times(lambda pid, info: kind_of(info, client_parent)))
+
+
+def process_times(kind: Callable[[int, dict[str, Any]], str]) -> dict[int, tuple[str, float]]:
+    """Every process's kind, as `kind` tells it from its pid and psutil's info (name,
+    cmdline, ppid), and its CPU seconds so far."""
+    taken: dict[int, tuple[str, float]] = {}
     for process in psutil.process_iter(["name", "cmdline", "ppid", "cpu_times"]):
         info = process.info
         if info["cpu_times"] is None:
             continue
-        spent = float(info["cpu_times"].user + info["cpu_times"].system)
-        taken.per_process[process.pid] = (kind_of(info, client_parent), spent)
+        taken[process.pid] = (kind(process.pid, info),
+                              float(info["cpu_times"].user + info["cpu_times"].system))
     return taken
+
+
+def seconds_by_kind(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+                    kinds: tuple[str, ...]) -> dict[str, float]:
+    """CPU seconds of each kind between two `process_times`, of the processes alive at
+    both."""
+    by_kind = dict.fromkeys(kinds, 0.0)
+    for pid, (kind, spent) in after.items():
+        if pid in before:
+            by_kind[kind] += max(spent - before[pid][1], 0.0)
+    return by_kind
 
 
 def kind_of(info: dict[str, Any], client_parent: int | None = None) -> str:
@@ -74,10 +93,8 @@ def usage(before: Snapshot, after: Snapshot) -> dict[str, Any]:
     """Cores in use between two snapshots: the machine's busy cores (and the host's steal),
     and the cores each kind of process used, its processes counted only if alive at both."""
     wall = max(after.wall - before.wall, 1e-9)
-    by_kind = dict.fromkeys(KINDS, 0.0)
-    for pid, (kind, spent) in after.per_process.items():
-        if pid in before.per_process:
-            by_kind[kind] += max(spent - before.per_process[pid][1], 0.0) / wall
+    by_kind = {kind: seconds / wall for kind, seconds in
+               seconds_by_kind(before.per_process, after.per_process, KINDS).items()}
     return {"cores": psutil.cpu_count(), "wall_s": round(wall, 3),
             "busy_cores": round((after.busy_s - before.busy_s) / wall, 2),
             "steal_cores": round((after.steal_s - before.steal_s) / wall, 2),

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import psutil
+from bench.machine_cpu import process_times, seconds_by_kind
 
 GROUPS = ("browser", "this page", "other pages", "vLLM server", "engine core", "benchmark",
           "other")
@@ -22,24 +22,14 @@ def snapshot(page_pids: Mapping[str, int], measured: str) -> dict[int, tuple[str
     """Each process's group and CPU seconds so far; `page_pids` maps each page's name to
     its server process, `measured` is the page of this round."""
     own = os.getpid()
-    taken: dict[int, tuple[str, float]] = {}
-    for process in psutil.process_iter(["name", "cmdline", "ppid", "cpu_times"]):
-        info = process.info
-        if info["cpu_times"] is None:
-            continue
-        spent = float(info["cpu_times"].user + info["cpu_times"].system)
-        taken[process.pid] = (_group(process.pid, info, own, page_pids, measured), spent)
-    return taken
+    return process_times(lambda pid, info: _group(pid, info, own, page_pids, measured))
 
 
 def used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
          ) -> dict[str, float]:
     """CPU seconds per group between two snapshots, of the processes alive at both."""
-    by_group = dict.fromkeys(GROUPS, 0.0)
-    for pid, (group, spent) in after.items():
-        if pid in before:
-            by_group[group] += max(spent - before[pid][1], 0.0)
-    return {group: round(seconds, 3) for group, seconds in by_group.items()}
+    return {group: round(seconds, 3)
+            for group, seconds in seconds_by_kind(before, after, GROUPS).items()}
 
 
 def _group(pid: int, info: dict[str, Any], own: int, page_pids: Mapping[str, int],
