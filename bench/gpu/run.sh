@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # phi4ui on a CUDA machine without network, from the carried archives:
-#   bench/gpu/run.sh unpack   vLLM's CUDA build from .gpu/vllm_site.tar.xz into /tmp/site
+#   bench/gpu/run.sh unpack   vLLM's CUDA build from .gpu/vllm_site.tar.xz into /tmp/site; an
+#                             archive too large for one transfer comes split (split -b), its
+#                             parts vllm_site.tar.xz.part-* in .gpu*/ over several calls:
+#                             each call keeps its part in /tmp/parts, and the call that has
+#                             them all (.gpu*/vllm_site.parts says how many) unpacks them
 #   bench/gpu/run.sh deps     the app's other wheels from .whl/ into /tmp/site
 #   bench/gpu/run.sh smoke    a full-size dummy-weight Phi-4-MM: every modality through the
 #                             app's embedded engine, with its statistics
@@ -41,6 +45,15 @@ full_checkpoint() {
 
 case "${1:-}" in
   unpack)
+    if [ ! -f /tmp/site/.vllm ] && [ ! -f .gpu/vllm_site.tar.xz ]; then
+      mkdir -p /tmp/parts
+      cp .gpu*/vllm_site.tar.xz.part-* .gpu*/vllm_site.parts /tmp/parts/ 2>/dev/null || true
+      have=$(find /tmp/parts -name 'vllm_site.tar.xz.part-*' | wc -l)
+      want=$(cat /tmp/parts/vllm_site.parts 2>/dev/null || echo '?')
+      if [ "$have" != "$want" ]; then echo "vLLM's archive: $have of $want parts; carry the next"; exit 0; fi
+      mkdir -p /tmp/site && cat /tmp/parts/vllm_site.tar.xz.part-* | xz -T0 -d | tar -x -C /tmp/site
+      touch /tmp/site/.vllm && rm -rf /tmp/parts
+    fi
     [ -f /tmp/site/.vllm ] || { mkdir -p /tmp/site && xz -T0 -dc .gpu/vllm_site.tar.xz | tar -x -C /tmp/site && touch /tmp/site/.vllm; }
     python3 -c "import vllm; print('vllm', vllm.__version__)"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
