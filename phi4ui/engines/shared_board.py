@@ -47,6 +47,19 @@ def create_board(path: Path, slots: int) -> None:
     path.write_bytes(bytes(_SLOT_SIZE * slots))
 
 
+def forget_requests(path: str, *, slots: int, index: int) -> None:
+    """Clears the count of requests in flight in a page's slot, once that page's process has
+    ended: the other pages would otherwise never see the engine idle. The core runs a dead
+    page's requests to their end; only this count goes."""
+    with open(path, "r+b") as file, mmap.mmap(file.fileno(), _SLOT_SIZE * slots) as board:
+        offset = index * _SLOT_SIZE
+        (sequence,) = _SEQUENCE.unpack_from(board, offset)
+        slot = _Slot(*_VALUES.unpack_from(board, offset + _SEQUENCE.size))
+        _SEQUENCE.pack_into(board, offset, sequence + 1 + sequence % 2)  # odd: being written
+        _VALUES.pack_into(board, offset + _SEQUENCE.size, *slot._replace(active=0))
+        _SEQUENCE.pack_into(board, offset, sequence + 2 + sequence % 2)
+
+
 class SharedBoard:
     """Reads like `SchedulerSnapshotSink`, for the whole core; `publish` writes this page's
     slot from its own sink (its stat logger's listener)."""

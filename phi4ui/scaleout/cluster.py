@@ -24,7 +24,8 @@ from types import FrameType
 
 from phi4ui.engines import vllm_compat, vllm_server
 from phi4ui.engines.cpu_priority import ENGINE_NICE
-from phi4ui.engines.shared_core import SharedCore
+from phi4ui.engines.shared_board import forget_requests
+from phi4ui.engines.shared_core import Attachment, SharedCore
 from phi4ui.scaleout import core_launch
 from phi4ui.scaleout.haproxy import check_config, config_text, haproxy_binary
 from phi4ui.scaleout.processes import Child
@@ -193,9 +194,19 @@ def _pages_kept(cluster: Cluster) -> bool:
                     "so HAProxy sends its visitors to the other page processes", child.name,
                     child.exit_code())
         cluster.pages.remove(child)
+        _forget_requests_of(child)
     if not cluster.pages:
         log.error("No page process is left; stopping")
     return bool(cluster.pages)
+
+
+def _forget_requests_of(page: Child) -> None:
+    """The other pages count the engine idle only when no page has a request in it; a dead
+    page's count would stay."""
+    attachment = Attachment.from_env(page.env)
+    if attachment is not None and attachment.board_path:
+        forget_requests(attachment.board_path, slots=attachment.client_count,
+                        index=attachment.client_index)
 
 
 def stop(cluster: Cluster) -> None:

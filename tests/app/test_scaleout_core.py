@@ -8,6 +8,7 @@ core that dies stops the whole deployment."""
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,7 +105,14 @@ def test_on_the_cpu_the_engine_core_runs_below_the_pages(cluster: RunningApp) ->
 def test_a_page_process_that_dies_leaves_its_visitors_to_the_other(
         cluster: RunningApp) -> None:
     before = page_processes(cluster)
-    port, victim = sorted(before.items())[0]
+    (port, victim), (other_port, _) = sorted(before.items())
+    # It dies while an answer of its own is in the engine: the core runs that to its end,
+    # and the page left must then see the engine idle again.
+    doomed = threading.Thread(target=_long_answer, args=(f"http://127.0.0.1:{port}",),
+                              daemon=True)
+    doomed.start()
+    wait_for(lambda: (health(f"http://127.0.0.1:{port}") or {}).get("running"), 60,
+             "the dying page's answer runs in the engine")
     victim.send_signal(signal.SIGKILL)
     wait_for(lambda: "cannot rejoin" in cluster.log(400), 30, "the supervisor noticed")
     visitor = PageClient(cluster.url)  # HAProxy's health check sends it to the live one
@@ -114,7 +122,19 @@ def test_a_page_process_that_dies_leaves_its_visitors_to_the_other(
     finally:
         visitor.close()
     assert port not in page_processes(cluster)
+    wait_for(lambda: (health(f"http://127.0.0.1:{other_port}") or {}).get("running") == 0,
+             120, "the page left sees the engine idle once the dead page's answer ends")
     assert cluster.process.poll() is None
+
+
+def _long_answer(url: str) -> None:
+    client = PageClient(url)
+    try:
+        send(client, "Tell me everything.", max_tokens=2048)
+    except Exception:  # noqa: BLE001 - its page is killed while it streams
+        pass
+    finally:
+        client.close()
 
 
 def test_sigterm_stops_every_process_it_started(cluster: RunningApp) -> None:

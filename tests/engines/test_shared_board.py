@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vllm.v1.metrics.stats import IterationStats
 
-from phi4ui.engines.shared_board import SharedBoard, create_board
+from phi4ui.engines.shared_board import SharedBoard, create_board, forget_requests
 from phi4ui.engines.vllm_stats import SchedulerSnapshotSink
 from tests.engines.test_scheduler_sink import stats
 
@@ -58,6 +58,21 @@ def test_the_engine_is_idle_only_when_no_page_has_a_request_in_it(tmp_path: Path
     assert not first_board.idle() and not second_board.idle()
     first.set_active(0)
     assert second_board.idle()
+
+
+def test_a_dead_page_s_requests_are_forgotten_and_its_tokens_kept(tmp_path: Path) -> None:
+    create_board(tmp_path / "board", 3)
+    (first, first_board), (second, second_board), _ = (page(tmp_path / "board", i)
+                                                       for i in range(3))
+    second.record(stats(3, 1, 0.2, {"vision": 1}), tokens(30))
+    second.set_active(3)
+    first.record(None, tokens(4))
+    assert not first_board.idle()
+    forget_requests(str(tmp_path / "board"), slots=3, index=1)  # as the supervisor does
+    assert first_board.idle()
+    assert first_board.generation_tokens_total == 34
+    assert (first_board.running, first_board.waiting) == (3, 1)  # its last report stays
+    second_board.close()
 
 
 def _write_from_another_process(path: str) -> None:
