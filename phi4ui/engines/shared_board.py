@@ -55,9 +55,18 @@ def forget_requests(path: str, *, slots: int, index: int) -> None:
         offset = index * _SLOT_SIZE
         (sequence,) = _SEQUENCE.unpack_from(board, offset)
         slot = _Slot(*_VALUES.unpack_from(board, offset + _SEQUENCE.size))
-        _SEQUENCE.pack_into(board, offset, sequence + 1 + sequence % 2)  # odd: being written
-        _VALUES.pack_into(board, offset + _SEQUENCE.size, *slot._replace(active=0))
-        _SEQUENCE.pack_into(board, offset, sequence + 2 + sequence % 2)
+        # Odd if the page died while writing: the next even number starts a clean write.
+        _write_slot(board, index, slot._replace(active=0), sequence + sequence % 2)
+
+
+def _write_slot(board: mmap.mmap, index: int, slot: _Slot, sequence: int) -> int:
+    """Writes a slot under its sequence number (even before, odd during, even after);
+    returns the number it ends with."""
+    offset = index * _SLOT_SIZE
+    _SEQUENCE.pack_into(board, offset, sequence + 1)
+    _VALUES.pack_into(board, offset + _SEQUENCE.size, *slot)
+    _SEQUENCE.pack_into(board, offset, sequence + 2)
+    return sequence + 2
 
 
 class SharedBoard:
@@ -78,12 +87,7 @@ class SharedBoard:
                      sink.waiting or 0, adapters.get("vision", 0), adapters.get("speech", 0),
                      sink.generation_tokens_total, sink.active,
                      int(sink.updated_at is not None))
-        offset = self._index * _SLOT_SIZE
-        self._sequence += 1
-        _SEQUENCE.pack_into(self._map, offset, self._sequence)
-        _VALUES.pack_into(self._map, offset + _SEQUENCE.size, *slot)
-        self._sequence += 1
-        _SEQUENCE.pack_into(self._map, offset, self._sequence)
+        self._sequence = _write_slot(self._map, self._index, slot, self._sequence)
 
     def idle(self) -> bool:
         """No page has a request in the engine. The core's last report of a step may still
