@@ -44,15 +44,16 @@ class Before:
     request's own start."""
 
     latest: prometheus.Scrape | None
-    crowded: bool  # others were answering when it was sent
+    crowded: bool  # others of this process were answering when it was sent
     started: int  # the view's count of answers begun, this one included
     fresh: asyncio.Future[prometheus.Scrape | None] | None = None
     over: bool = False
 
     def first_token(self, view: ServerView) -> None:
-        """Takes the fresh scrape, unless others share the server (then no scrape can
-        tell this answer's timings apart, and one per answer would only load the server)
-        or the latest one is recent and shows the server idle."""
+        """Takes the fresh scrape, unless others of this process share the server (then
+        no scrape can tell this answer's timings apart, and one per answer would only load
+        the server) or the latest one is recent and shows the server idle. A latest one
+        that shows it busy decides nothing: what it shows may have ended since."""
         if self.fresh is None and not self.crowded and not self._recent_idle():
             self.fresh = asyncio.ensure_future(view.scrape())
 
@@ -100,13 +101,15 @@ class ServerView:
 
     def before(self) -> Before:
         """Call as a request is sent, `first_token` on what it returns when the request's
-        first token comes, and `ended` once it is over, whatever the way."""
-        latest = self._last_scrape
-        crowded = self._answering > 0 or (latest is not None and _busy(latest)
-                                          and time.monotonic() - latest.taken_at < 1.0)
+        first token comes, and `ended` once it is over, whatever the way.
+
+        Only this process's own answers in flight make it crowded. A scrape that shows the
+        server busy is no proof that it still is: the request it shows may be another page
+        process's that ended since, or the last answer's own, read just before its end.
+        The fresh scrape at the first token tells, with the counts of finished requests."""
         self._answering += 1
         self._started += 1
-        return Before(latest, crowded=crowded, started=self._started)
+        return Before(self._last_scrape, crowded=self._answering > 1, started=self._started)
 
     def ended(self, before: Before) -> None:
         before.cancel()
@@ -131,7 +134,8 @@ class ServerView:
                            missing=NO_METRICS + ALWAYS_MISSING)
         assert progress.finished_at is not None
         first = await before.taken_before(progress.finished_at)
-        if self._shared_the_server(before, first):
+        shared = self._shared_the_server(before, first)
+        if shared:
             first, last = None, await self.scrape(
                 started_after=progress.finished_at - SHARED_SCRAPE_AGE_S)
         else:
@@ -145,6 +149,10 @@ class ServerView:
             adapters = prometheus.adapters_between(first, last)
         snapshot = prometheus.snapshot(last, process_memory=process_memory(), adapters=adapters)
         if timings is None:
+            log.debug("Remote engine: no queue, prefill or decode time for this answer: %s",
+                      "it shared the server" if shared else "no scrape before it"
+                      if first is None else f"{prometheus.finished_between(first, last)} "
+                      "requests finished between the scrapes around it, or not with its tokens")
             return replace(stats, snapshot=snapshot, missing=NO_REQUEST_TIMINGS + ALWAYS_MISSING)
         return replace(stats, snapshot=snapshot, queue_s=timings.queue_s,
                        prefill_s=timings.prefill_s, decode_s=timings.decode_s,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import openai
 import pytest
 
 from phi4ui.core import answer_stream
@@ -191,6 +192,33 @@ def test_a_lone_answer_after_answers_at_once_and_a_stop_has_its_own_timings(remo
     engine_loop.run(broken_off_at_the_first_delta())
     wait_until_idle(remote_engine, engine_loop)
     _, stats = engine_loop.run(collect(remote_engine, plan(engine_loop, remote_engine, "Hi.")))
+    assert stats.queue_s is not None and stats.prefill_s is not None and stats.decode_s
+    assert stats.missing == ("device memory",)
+
+
+def test_an_answer_sent_just_after_another_page_process_s_has_its_own_timings(
+        remote_engine, vllm_server, engine_loop):
+    # With several page processes (`--frontends`) each reads the server's /metrics for its
+    # health checks and engine panel, and sees the others' answers there: a read that showed
+    # the server busy a moment ago does not mean that it still is.
+    request = plan(engine_loop, remote_engine, "Count to ten.")
+    other_page = openai.AsyncOpenAI(base_url=vllm_server.base_url, api_key="EMPTY",
+                                    max_retries=0)
+
+    async def after_another_page_process_s_answer() -> tuple[int | None, Any]:
+        seen_running = None
+        chunks = await other_page.chat.completions.create(
+            model=remote_engine.info.model, messages=[{"role": "user", "content": "Go on."}],
+            stream=True, max_tokens=48, temperature=0.0, extra_body={"ignore_eos": True})
+        async for _ in chunks:
+            if seen_running is None:  # this page process's health check, meanwhile
+                seen_running = (await remote_engine.snapshot()).running
+        await other_page.close()
+        _, stats = await collect(remote_engine, request)
+        return seen_running, stats
+
+    seen_running, stats = engine_loop.run(after_another_page_process_s_answer())
+    assert seen_running == 1
     assert stats.queue_s is not None and stats.prefill_s is not None and stats.decode_s
     assert stats.missing == ("device memory",)
 
