@@ -23,6 +23,22 @@ def open_tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def open_panel(page: Page, panel_id: str, shown: str) -> Locator:
+    """Opens an accordion and returns the element `shown` in it, once visible. On a loaded
+    machine the page can take a click on the header before it toggles the panel (seen once
+    in CI: the panel stayed shut for 30 s), so a click that showed nothing within 10 s is
+    made again."""
+    held = page.locator(shown)
+    for _ in range(3):
+        page.locator(f"#{panel_id}").click()
+        try:
+            expect(held).to_be_visible(timeout=10_000)
+            return held
+        except AssertionError:
+            continue
+    raise AssertionError(f"#{panel_id} did not open to show {shown}")
+
+
 def set_number(page: Page, elem_id: str, value: int) -> None:
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
@@ -55,8 +71,7 @@ def test_rating_an_answer_then_changing_it(chat: ChatPage) -> None:
     chat.wait_answers(1)
 
     chat.page.locator("#chatbot button[aria-label='Like']").first.click()
-    chat.page.locator("#rate-panel").click()
-    status = chat.page.locator("#rating-status")
+    status = open_panel(chat.page, "rate-panel", "#rating-status")
     expect(status).to_contain_text("up")
     chat.page.locator("#chatbot button[aria-label='Dislike']").first.click()
     expect(status).to_contain_text("down")
@@ -86,8 +101,7 @@ def test_exporting_the_conversation_and_replaying_it(chat: ChatPage, tmp_path: P
     chat.send("And a follow-up.")
     chat.wait_answers(2)
 
-    chat.page.locator("#rate-panel").click()
-    chat.page.locator("#export-conversation").click()
+    open_panel(chat.page, "rate-panel", "#export-conversation").click()
     bundle = download(chat.page, "export-download", tmp_path / "conversation.zip")
 
     with zipfile.ZipFile(bundle) as archive:
@@ -100,8 +114,8 @@ def test_exporting_the_conversation_and_replaying_it(chat: ChatPage, tmp_path: P
     assert "And a follow-up." in second["prompt"]
 
     open_tab(chat.page, "Review")
-    chat.page.locator("#replay-panel").click()
-    chat.page.locator("#replay-file input[type=file]").set_input_files(str(bundle))
+    upload = open_panel(chat.page, "replay-panel", "#replay-file")
+    upload.locator("input[type=file]").set_input_files(str(bundle))
     chat.page.locator("#replay-run").click()
     report = chat.page.locator("#replay-report")
     expect(report).to_contain_text(f"ok {second['id']}", timeout=120_000)
