@@ -1,8 +1,8 @@
 """Keeps vLLM's engine core on CPUs of its own while a benchmark runs: a test of whether
 the page and client processes that wake at every token slow the engine by sharing its CPUs.
 
-    python3 -m bench.gpu.pin_engine plan 2        # prints "ENGINE=0,8,1,9 REST=2-7,10-15"
-    python3 -m bench.gpu.pin_engine watch 0,8,1,9 LOG
+    python3 -m bench.gpu.pin_engine plan 2        # e.g. "ENGINE=0,1 REST=2,3,...,15"
+    python3 -m bench.gpu.pin_engine watch 0,1 LOG
                                                   # pins every engine process and its threads
 
 Run the benchmark itself under `taskset -c REST`, so that everything else stays off the
