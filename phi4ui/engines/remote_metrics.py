@@ -84,6 +84,16 @@ def _busy(scrape: prometheus.Scrape, own: int = 0) -> bool:
     return (scrape.total(prometheus.RUNNING) or 0) + (scrape.total(prometheus.WAITING) or 0) > own
 
 
+def _why_no_timings(shared: bool, first: prometheus.Scrape | None,
+                    last: prometheus.Scrape) -> str:
+    if shared:
+        return "it shared the server"
+    if first is None:
+        return "no scrape before it"
+    return (f"{prometheus.finished_between(first, last)} requests finished between the "
+            "scrapes around it, or not with its tokens")
+
+
 class ServerView:
     """Scrapes one server's `/metrics` and adds what they tell to an answer's statistics."""
 
@@ -149,10 +159,9 @@ class ServerView:
             adapters = prometheus.adapters_between(first, last)
         snapshot = prometheus.snapshot(last, process_memory=process_memory(), adapters=adapters)
         if timings is None:
-            log.debug("Remote engine: no queue, prefill or decode time for this answer: %s",
-                      "it shared the server" if shared else "no scrape before it"
-                      if first is None else f"{prometheus.finished_between(first, last)} "
-                      "requests finished between the scrapes around it, or not with its tokens")
+            if log.isEnabledFor(logging.DEBUG):  # the reason costs a walk of both scrapes
+                log.debug("Remote engine: no queue, prefill or decode time for this answer: %s",
+                          _why_no_timings(shared, first, last))
             return replace(stats, snapshot=snapshot, missing=NO_REQUEST_TIMINGS + ALWAYS_MISSING)
         return replace(stats, snapshot=snapshot, queue_s=timings.queue_s,
                        prefill_s=timings.prefill_s, decode_s=timings.decode_s,
