@@ -40,11 +40,11 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     results = []
     try:
         for kind in {s["kind"] for s in job["scenarios"]}:
-            await _one(llm, planner, await _request(planner, kind, job, 16, 0))  # warm-up
+            await _one(llm, planner, await plan_request(planner, kind, job, 16, 0))  # warm-up
         for spec in job["scenarios"]:
             scenario = Scenario(**spec)
             result = ScenarioResult("raw", scenario)
-            machine = await _users(llm, planner, scenario, job, result)
+            machine = await serve_people(llm, planner, scenario, job, result)
             results.append({**result.summary(), "machine_cpu": machine})
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     finally:
@@ -53,7 +53,7 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             "results": results}
 
 
-async def _request(planner: EmbeddedEngine, kind: str, job: dict[str, Any], tokens: int,
+async def plan_request(planner: EmbeddedEngine, kind: str, job: dict[str, Any], tokens: int,
                    index: int) -> Any:
     files = [job["media"][kind]] if kind in ("image", "audio") else []
     text = job["questions"][kind].format(i=index)
@@ -63,10 +63,10 @@ async def _request(planner: EmbeddedEngine, kind: str, job: dict[str, Any], toke
     return replace(request, sampling=replace(request.sampling, ignore_eos=True))
 
 
-async def _users(llm: Any, planner: EmbeddedEngine, scenario: Scenario, job: dict[str, Any],
+async def serve_people(llm: Any, planner: EmbeddedEngine, scenario: Scenario, job: dict[str, Any],
                  result: ScenarioResult) -> dict[str, Any]:
     """Runs the scenario's people; returns the machine's CPU while they ran."""
-    requests = [[await _request(planner, scenario.kind, job, scenario.output_tokens,
+    requests = [[await plan_request(planner, scenario.kind, job, scenario.output_tokens,
                                 user * 1000 + n) for n in range(scenario.requests_per_user)]
                 for user in range(scenario.users)]
 
@@ -103,7 +103,8 @@ async def _one(llm: Any, planner: EmbeddedEngine, request: Any) -> RequestTiming
     return RequestTiming(ttft=None if first is None else first - started, token_gaps=gaps,
                          tokens=tokens, started=started, ended=time.perf_counter(),
                          error="" if tokens == wanted else f"{tokens} of {wanted} tokens",
-                         largest_gap=largest_gap(updates))
+                         largest_gap=largest_gap(updates),
+                         streaming_s=None if first is None or last is None else last - first)
 
 
 def main() -> None:
