@@ -109,7 +109,9 @@ class AppPeople:
                              token_gaps=token_gaps(reply.updates, reply.completion_tokens),
                              tokens=reply.completion_tokens, started=reply.started,
                              ended=reply.ended, error=incomplete(reply, tokens),
-                             largest_gap=largest_gap(reply.updates), app_ttft=reply.app_ttft)
+                             largest_gap=largest_gap(reply.updates), app_ttft=reply.app_ttft,
+                             streaming_s=(reply.updates[-1] - reply.updates[0]
+                                          if reply.updates else None))
 
     async def close(self) -> None:
         for app, _, _ in self.people.values():
@@ -174,7 +176,8 @@ class OpenAIPeople:
             ttft=chunks[0][0] - started if chunks else None, token_gaps=_per_token(chunks),
             tokens=seen, started=started, ended=time.perf_counter(),
             error="" if full else f"{seen} of {tokens} tokens, finish reason {finish}",
-            largest_gap=largest_gap([at for at, _ in chunks]))
+            largest_gap=largest_gap([at for at, _ in chunks]),
+            streaming_s=chunks[-1][0] - chunks[0][0] if chunks else None)
 
     async def close(self) -> None:
         await self.client.close()

@@ -89,14 +89,16 @@ def _machine(run: dict[str, Any]) -> list[str]:
 
 def _results(run: dict[str, Any]) -> list[str]:
     lines = ["| path | kind | users | TTFT p50 / p95 ms | the page's own TTFT p50 ms "
-             "| ITL p50 / p95 ms | aggregate tok/s | errors | client CPU per process |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| ITL p50 / p95 ms | aggregate tok/s | answers in the engine, mean | errors "
+             "| client CPU per process |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in run["results"]:
         cpu = " / ".join(f"{c:.0%}" for c in r.get("client_cpu") or []) or "in-process"
         lines.append(f"| {r['path']} | {r['kind']} | {r['users']} | {r['ttft_p50_ms']} / "
                      f"{r['ttft_p95_ms']} | {r.get('app_ttft_p50_ms', '')} | "
                      f"{r['itl_p50_ms']} / {r['itl_p95_ms']} | "
-                     f"{r['aggregate_tok_s']} | {r['errors']} | {cpu} |")
+                     f"{r['aggregate_tok_s']} | {r.get('in_engine_mean', '')} | "
+                     f"{r['errors']} | {cpu} |")
     return lines
 
 

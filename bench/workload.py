@@ -57,6 +57,8 @@ class RequestTiming:
     # The page's own time to first token, from its engine request (its statistics line):
     # the rest of `ttft` is the page's accept step, the answer step's start and the update.
     app_ttft: float | None = None
+    # From the first token to the last, as the client saw them.
+    streaming_s: float | None = None
 
 
 @dataclass
@@ -84,9 +86,22 @@ class ScenarioResult:
             "largest_gap_p50_ms": _ms(percentile(largest, 50)),
             "largest_gap_p95_ms": _ms(percentile(largest, 95)),
             "largest_gap_max_ms": _ms(max(largest, default=None)),
-            "total_output_tokens": tokens,
+            "total_output_tokens": tokens, "in_engine_mean": _in_engine_mean(ok, window),
             "aggregate_tok_s": round(tokens / window, 1) if window > 0 else None,
         }
+
+
+def _in_engine_mean(requests: list[RequestTiming], window: float) -> float | None:
+    """How many answers the engine held on average over the window: each answer counts
+    from its engine request (the page's own first token time, where the page reports it,
+    else the client's) to its last token. A front end whose people spend time between
+    answers outside the engine leaves its batch emptier than the people count."""
+    spans = []
+    for r in requests:
+        waited = r.app_ttft if r.app_ttft is not None else r.ttft
+        if waited is not None and r.streaming_s is not None:
+            spans.append(waited + r.streaming_s)
+    return round(sum(spans) / window, 1) if spans and window > 0 else None
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -21,6 +21,8 @@ def test_quick_benchmark_writes_a_report_with_ratios(tmp_path):
     # Every answer was a full one: the page's ended with its statistics, all tokens counted.
     assert all(r["errors"] == 0 and r["ttft_p50_ms"] > 0 for r in run["results"])
     assert all(r["total_output_tokens"] <= r["requests"] * 16 for r in run["results"])
+    # Each person has at most one answer at the engine at a time.
+    assert all(0 < r["in_engine_mean"] <= r["users"] + 0.05 for r in run["results"])
     assert all(len(r["client_cpu"]) == 2 for r in run["results"] if r["path"] == "app")
     # The whole machine's CPU while the people ran: the page and its engine worked, and
     # the machine was busy at least as long as they were.

@@ -12,6 +12,7 @@ import pytest
 from bench.calibrate import calibrate, headroom, standins
 from bench.paths import Target, run_clients
 from bench.realistic import serves_well
+from bench.workload import RequestTiming, Scenario, ScenarioResult
 
 TOKENS = 12
 JOB: dict[str, Any] = {"media": {}, "questions": {"text": "Request {i}: a question."},
@@ -70,6 +71,20 @@ def test_headroom_compares_the_ceiling_with_the_fastest_path() -> None:
     (row,) = headroom(calibration, results)
     assert (row["fastest_path"], row["fastest_kind"], row["headroom"]) == ("app", "audio", 1.8)
     assert row["enough"] is False and row["client_cpu_max"] == 0.6
+
+
+def test_answers_in_the_engine_count_from_the_engine_request_to_the_last_token() -> None:
+    # Two people over 2 s: one answer each, the first 0.5 s at the engine by the page's own
+    # first token time (the client waited longer), the second 1.5 s by the client's.
+    result = ScenarioResult("app", Scenario("text", 2, 1, 16))
+    result.requests = [
+        RequestTiming(ttft=0.4, token_gaps=[], tokens=16, started=0.0, ended=1.0,
+                      app_ttft=0.1, streaming_s=0.4),
+        RequestTiming(ttft=0.5, token_gaps=[], tokens=16, started=0.0, ended=2.0,
+                      streaming_s=1.0),
+        RequestTiming(ttft=None, token_gaps=[], tokens=0, started=0.0, ended=0.5,
+                      error="refused")]
+    assert result.summary()["in_engine_mean"] == 1.0  # (0.5 + 1.5) / 2 s
 
 
 def test_people_served_well_is_the_largest_step_within_the_limit() -> None:
