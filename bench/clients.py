@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import httpx2
 
-from bench.sse_client import GradioApp, incomplete
+from bench.sse_client import GradioApp, Reply, incomplete
 from bench.workload import SYSTEM, RequestTiming, Scenario, largest_gap, token_gaps
 
 if TYPE_CHECKING:
@@ -111,7 +111,8 @@ class AppPeople:
                              ended=reply.ended, error=incomplete(reply, tokens),
                              largest_gap=largest_gap(reply.updates), app_ttft=reply.app_ttft,
                              streaming_s=(reply.updates[-1] - reply.updates[0]
-                                          if reply.updates else None))
+                                          if reply.updates else None),
+                             page_steps_s=_with_answer_start(reply))
 
     async def close(self) -> None:
         for app, _, _ in self.people.values():
@@ -181,6 +182,13 @@ class OpenAIPeople:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _with_answer_start(reply: Reply) -> dict[str, float]:
+    steps = dict(reply.steps_s)
+    if reply.ttft is not None and reply.app_ttft is not None and "accept" in steps:
+        steps["answer start"] = reply.ttft - steps["accept"] - reply.app_ttft
+    return steps
 
 
 def _per_token(chunks: list[tuple[float, int]]) -> list[float]:

@@ -8,6 +8,7 @@ from typing import Any
 from bench.calibrate import HEADROOM_NEEDED
 from bench.machine_cpu import KINDS
 from bench.realistic import P95_LIMIT_MS
+from bench.workload import PAGE_STEPS
 
 
 def side_by_side(results: list[dict[str, Any]]) -> list[str]:
@@ -70,6 +71,23 @@ def machine_cpu(run: dict[str, Any]) -> list[str]:
                      f"{m['busy_cores']} | "
                      f"{m['steal_cores']} | "
                      + " | ".join(f"{m['by_kind'].get(k, 0.0):.2f}" for k in KINDS) + " |")
+    return lines
+
+
+def page_steps(run: dict[str, Any]) -> list[str]:
+    """The page's steps around each answer (p50 ms), for the paths through the page."""
+    rows = [r for r in run["results"] if r.get("page_steps_p50_ms")]
+    if not rows:
+        return []
+    lines = ["", "The page's steps per message, p50 ms (clear is the benchmark's own; "
+             "answer start runs from the accept step's reply to the page's engine request, "
+             "with the first text's way back):", "",
+             "| path | kind | users | " + " | ".join(PAGE_STEPS) + " |",
+             "|---|---|---|" + "---|" * len(PAGE_STEPS)]
+    for r in rows:
+        steps = r["page_steps_p50_ms"]
+        lines.append(f"| {r['path']} | {r['kind']} | {r['users']} | "
+                     + " | ".join(str(steps.get(step, "")) for step in PAGE_STEPS) + " |")
     return lines
 
 

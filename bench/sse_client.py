@@ -39,6 +39,7 @@ class Reply:
     chat: list[Any] = field(default_factory=list)  # the chat as the page holds it
     error: str = ""
     ended: float = 0.0
+    steps_s: dict[str, float] = field(default_factory=dict)  # the page's steps, by name
 
     @property
     def ttft(self) -> float | None:
@@ -106,16 +107,21 @@ class GradioApp:
         """One message in a new conversation, timed from pressing Enter."""
         # The server keeps the conversation (the states are sent as None, as a browser does);
         # clearing it first makes each message a new conversation.
+        clearing = time.perf_counter()
         await self._run(session, "clear", [None])
         reply = Reply(started=time.perf_counter())
+        reply.steps_s["clear"] = reply.started - clearing
         refusal = await self.accept(session, text, files, system)
+        reply.steps_s["accept"] = time.perf_counter() - reply.started
         if refusal:
             reply.error, reply.ended = refusal, time.perf_counter()
             return reply
         await self._event(session, "answer",
                           [None, None, system, 0.0, 1.0, max_tokens, None], reply)
+        finishing = time.perf_counter()
         await self._run(session, "finish", [None, None])
         reply.ended = time.perf_counter()
+        reply.steps_s["finish"] = reply.ended - finishing
         return reply
 
     async def accept(self, session: str, text: str, files: list[dict[str, Any]],

@@ -27,6 +27,14 @@ QUESTIONS = {
 }
 
 
+# A message on the page, as the benchmark's people send it: the benchmark's own "clear" (each
+# message starts a new conversation), the accept step (from pressing Enter to the chat
+# showing the message), the answer's start (from there to the page's engine request, plus the
+# first text's way back: the person's first token less the accept step and the page's own
+# first token time) and the finishing step after the last token.
+PAGE_STEPS = ("clear", "accept", "answer start", "finish")
+
+
 @dataclass(frozen=True)
 class Scenario:
     kind: str
@@ -59,6 +67,8 @@ class RequestTiming:
     app_ttft: float | None = None
     # From the first token to the last, as the client saw them.
     streaming_s: float | None = None
+    # The page's steps around the answer, as the client timed them (see `PAGE_STEPS`).
+    page_steps_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,6 +97,7 @@ class ScenarioResult:
             "largest_gap_p95_ms": _ms(percentile(largest, 95)),
             "largest_gap_max_ms": _ms(max(largest, default=None)),
             "total_output_tokens": tokens, "in_engine_mean": _in_engine_mean(ok, window),
+            **({"page_steps_p50_ms": steps} if (steps := _page_steps(ok)) else {}),
             "aggregate_tok_s": round(tokens / window, 1) if window > 0 else None,
         }
 
@@ -102,6 +113,13 @@ def _in_engine_mean(requests: list[RequestTiming], window: float) -> float | Non
         if waited is not None and r.streaming_s is not None:
             spans.append(waited + r.streaming_s)
     return round(sum(spans) / window, 1) if spans and window > 0 else None
+
+
+def _page_steps(requests: list[RequestTiming]) -> dict[str, float | None]:
+    """Each page step's p50 over the answers that timed it."""
+    return {step: _ms(percentile([r.page_steps_s[step] for r in requests
+                                  if step in r.page_steps_s], 50))
+            for step in PAGE_STEPS if any(step in r.page_steps_s for r in requests)}
 
 
 def _ms(seconds: float | None) -> float | None:

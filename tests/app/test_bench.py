@@ -23,6 +23,15 @@ def test_quick_benchmark_writes_a_report_with_ratios(tmp_path):
     assert all(r["total_output_tokens"] <= r["requests"] * 16 for r in run["results"])
     # Each person has at most one answer at the engine at a time.
     assert all(0 < r["in_engine_mean"] <= r["users"] + 0.05 for r in run["results"])
+    # The page's steps around each answer were timed; the raw engine has none.
+    for r in run["results"]:
+        steps = r.get("page_steps_p50_ms", {})
+        if r["path"] == "app":
+            assert set(steps) == {"clear", "accept", "answer start", "finish"}
+            assert steps["clear"] > 0 and steps["accept"] > 0 and steps["finish"] > 0
+        else:
+            assert not steps
+    assert "The page's steps per message" in (tmp_path / "benchmark.md").read_text()
     assert all(len(r["client_cpu"]) == 2 for r in run["results"] if r["path"] == "app")
     # The whole machine's CPU while the people ran: the page and its engine worked, and
     # the machine was busy at least as long as they were.
