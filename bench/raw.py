@@ -40,7 +40,7 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     results = []
     try:
         for kind in {s["kind"] for s in job["scenarios"]}:
-            await _one(llm, planner, await plan_request(planner, kind, job, 16, 0))  # warm-up
+            await one_answer(llm, planner, await plan_request(planner, kind, job, 16, 0))  # warm-up
         for spec in job["scenarios"]:
             scenario = Scenario(**spec)
             result = ScenarioResult("raw", scenario)
@@ -72,14 +72,15 @@ async def serve_people(llm: Any, planner: EmbeddedEngine, scenario: Scenario, jo
 
     async def user(own: list[Any]) -> None:
         for request in own:
-            result.requests.append(await _one(llm, planner, request))
+            result.requests.append(await one_answer(llm, planner, request))
 
     before = machine_cpu.snapshot()
     await asyncio.gather(*(user(own) for own in requests))
     return machine_cpu.usage(before, machine_cpu.snapshot())
 
 
-async def _one(llm: Any, planner: EmbeddedEngine, request: Any) -> RequestTiming:
+async def one_answer(llm: Any, planner: EmbeddedEngine, request: Any) -> RequestTiming:
+    """One request to AsyncLLM, timed as the client sees its outputs."""
     started = time.perf_counter()
     first = last = None
     gaps: list[float] = []

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import machine_cpu
-from bench.raw import _one, plan_request
+from bench.raw import one_answer, plan_request
 from bench.workload import QUESTIONS, RequestTiming, Scenario, ScenarioResult, prepare_workspace
 from phi4ui.engines import model_source, shared_core, vllm_compat
 from phi4ui.engines.embedded import EmbeddedEngine
@@ -46,7 +46,7 @@ async def client(job_path: Path, index: int) -> None:
     await engine.start()
     if engine.status.state != "ready":
         raise SystemExit(f"client {index}: {engine.status.message}")
-    await _one(engine.vllm_engine, engine, await plan_request(engine, "text", job, 16, 0))
+    await one_answer(engine.vllm_engine, engine, await plan_request(engine, "text", job, 16, 0))
     (work / f"ready-{index}").touch()
     scenario = Scenario(**job["scenario"])
     people = range(index, scenario.users, job["clients"])
@@ -68,7 +68,7 @@ async def _people(engine: EmbeddedEngine, scenario: Scenario, job: dict[str, Any
 
     async def person(own: list[Any]) -> None:
         for request in own:
-            timings.append(await _one(engine.vllm_engine, engine, request))
+            timings.append(await one_answer(engine.vllm_engine, engine, request))
 
     await asyncio.gather(*(person(own) for own in requests.values()))
     return timings
