@@ -40,7 +40,8 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     results = []
     try:
         for kind in {s["kind"] for s in job["scenarios"]}:
-            await one_answer(llm, planner, await plan_request(planner, kind, job, 16, 0))  # warm-up
+            warm_up = await plan_request(planner, kind, job, 16, 0)
+            await one_answer(llm, planner, warm_up)
         for spec in job["scenarios"]:
             scenario = Scenario(**spec)
             result = ScenarioResult("raw", scenario)
@@ -54,7 +55,7 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 async def plan_request(planner: EmbeddedEngine, kind: str, job: dict[str, Any], tokens: int,
-                   index: int) -> Any:
+                       index: int) -> Any:
     files = [job["media"][kind]] if kind in ("image", "audio") else []
     text = job["questions"][kind].format(i=index)
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=tokens, ignore_eos=True)
@@ -63,11 +64,11 @@ async def plan_request(planner: EmbeddedEngine, kind: str, job: dict[str, Any], 
     return replace(request, sampling=replace(request.sampling, ignore_eos=True))
 
 
-async def serve_people(llm: Any, planner: EmbeddedEngine, scenario: Scenario, job: dict[str, Any],
-                 result: ScenarioResult) -> dict[str, Any]:
+async def serve_people(llm: Any, planner: EmbeddedEngine, scenario: Scenario,
+                       job: dict[str, Any], result: ScenarioResult) -> dict[str, Any]:
     """Runs the scenario's people; returns the machine's CPU while they ran."""
     requests = [[await plan_request(planner, scenario.kind, job, scenario.output_tokens,
-                                user * 1000 + n) for n in range(scenario.requests_per_user)]
+                                    user * 1000 + n) for n in range(scenario.requests_per_user)]
                 for user in range(scenario.users)]
 
     async def user(own: list[Any]) -> None:
