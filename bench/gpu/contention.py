@@ -97,8 +97,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     scenario = Scenario("text", args.users, args.answers, args.tokens)
     rounds = []
     try:
-        await serve_people(planner.vllm_engine, planner, Scenario("text", 4, 1, 16), job,
-                           ScenarioResult("warm-up", scenario))
+        warm_up = Scenario("text", 4, 1, 16)
+        await serve_people(planner.vllm_engine, planner, warm_up, job,
+                           ScenarioResult("warm-up", warm_up))
         for repeat in range(args.repeats):
             for kind in args.kinds.split(","):
                 for count in (int(n) for n in args.burners.split(",")):

@@ -101,7 +101,9 @@ def supervise(args: argparse.Namespace) -> dict[str, Any]:
     try:
         _wait_for(lambda: all((work / f"ready-{i}").exists() for i in range(args.clients)),
                   clients)
-        return {"machine": _machine(), "clients": args.clients, "scenario": asdict(scenario),
+        from bench.__main__ import machine
+
+        return {"machine": machine(), "clients": args.clients, "scenario": asdict(scenario),
                 "rounds": [_round(work, scenario, round_, args.clients, clients)
                            for round_ in range(args.rounds)]}
     finally:
@@ -136,12 +138,6 @@ def _wait_for(done: Any, clients: list[subprocess.Popen[bytes]]) -> None:
         if any(process.poll() is not None for process in clients):
             raise SystemExit("a client process ended early")
         time.sleep(0.05)
-
-
-def _machine() -> dict[str, Any]:
-    from bench.__main__ import machine
-
-    return machine()
 
 
 def main() -> None:
