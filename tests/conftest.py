@@ -75,20 +75,37 @@ def embedded_engine(engine_settings: Any, engine_loop: LoopThread) -> Iterator[A
 
 
 @pytest.fixture(scope="session")
-def vllm_server(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def launched_vllm_server(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+                         ) -> Iterator[Any]:
+    """The shared server's process, started but not waited for (see `vllm_server`)."""
+    from tests.support.vllm_server import STREAM_INTERVAL, VllmServer
+
+    server = VllmServer(checkpoint, tmp_path_factory.mktemp("vllm") / "server.log",
+                        dynamic_hd=None, extra=["--stream-interval", str(STREAM_INTERVAL)])
+    server.launch()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(launched_vllm_server: Any) -> Any:
     """One real vLLM OpenAI server on 127.0.0.1 for every test that needs a server but not
     one of its own: each start costs more than a minute on 2 cores. Started as the model
     card starts the real model (the image tiling comes from the checkpoint), and sending
     several tokens per chunk (the first at once), as `--stream-interval` makes a server
     under load send them, so every test on it also checks that chunks of any size count
     right."""
-    from tests.support.vllm_server import STREAM_INTERVAL, VllmServer
+    launched_vllm_server.wait_ready()
+    return launched_vllm_server
 
-    server = VllmServer(checkpoint, tmp_path_factory.mktemp("vllm") / "server.log",
-                        dynamic_hd=None, extra=["--stream-interval", str(STREAM_INTERVAL)])
-    server.start()
-    yield server
-    server.stop()
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_server_starts_early(request: pytest.FixtureRequest) -> None:
+    """When a selected test uses the shared server, it starts as the session does, in the
+    background and below the tests on the CPU: its start is mostly one process importing
+    vLLM, which the tests before its first use leave a core for."""
+    if any("vllm_server" in item.fixturenames for item in request.session.items):
+        request.getfixturevalue("launched_vllm_server")
 
 
 @pytest.fixture()

@@ -87,10 +87,19 @@ class VllmServer:
 
     def start(self) -> None:
         """Starts the server and waits until it answers /v1/models."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Starts the server's process, not waiting for it (see `wait_ready`)."""
         env = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
         command = server_command(self.checkpoint, self.port, dynamic_hd=self.dynamic_hd,
                                  extra=self.extra)
         self.process = start_in_group(command, self.log_path, env, append=True, nice=self.nice)
+
+    def wait_ready(self) -> None:
+        """Waits until the launched server answers /v1/models; stops it if it never does."""
+        assert self.process is not None, "launch() first"
         try:
             wait_until_ready(self.process, self.answers, name="vLLM",
                              timeout_s=READY_TIMEOUT_S, log=self.log_tail)

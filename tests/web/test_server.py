@@ -1,61 +1,51 @@
-"""The server as deployed: login, upload cap, readiness, and secrets kept out of sight.
+"""The server as deployed: login, upload cap, readiness, secrets kept out of sight, and a
+clean stop by Ctrl-C while it answers.
 
 One app subprocess on 127.0.0.1 with the real tiny engine, a login, a small
-upload cap and a (dummy) remote API key in its environment.
+upload cap and a (dummy) remote API key in its environment. Ctrl-C ends it, so that test
+comes last.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from bench.procs import free_port
+from tests.support.apprun import launch_app
+from tests.support.faults import assert_stops_cleanly, ctrl_c
 
 pytestmark = pytest.mark.engine
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery"
 API_KEY = "sk-test-never-shown-0123456789"
 
 
 @pytest.fixture(scope="module")
-def app(checkpoint, tmp_path_factory):
-    scratch = tmp_path_factory.mktemp("server")
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "PHI4UI_AUTH": f"alice:{PASSWORD}", "PHI4UI_API_KEY": API_KEY,
-           "GRADIO_TEMP_DIR": str(scratch / "gradio")}
-    command = [sys.executable, "app.py", "--model", str(checkpoint), "--port", str(port),
-               "--max-model-len", "4096", "--cpu-kv-cache-gib", "1", "--upload-max-mb", "0.5",
-               "--db-path", str(scratch / "answers.db"), "--cache-dir", str(scratch / "cache")]
-    log = scratch / "app.log"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+def app(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    env = {"PHI4UI_AUTH": f"alice:{PASSWORD}", "PHI4UI_API_KEY": API_KEY}
+    running = launch_app(checkpoint, tmp_path_factory.mktemp("server"), "--upload-max-mb",
+                         "0.5", env=env)
     readiness = []
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-3000:]
+            assert running.process.poll() is None, running.log()
             try:
-                response = httpx.get(url + "/healthz", timeout=2)
+                response = httpx.get(running.url + "/healthz", timeout=2)
                 readiness.append((response.status_code, response.json()["state"]))
                 if response.status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        yield {"url": url, "log": log, "readiness": readiness}
+        yield {"url": running.url, "log": running.log_path, "readiness": readiness,
+               "running": running}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
+        running.stop()
 
 
 def test_readiness_is_503_while_loading_then_200(app):
@@ -116,3 +106,10 @@ def test_an_idle_connection_outlives_a_clients_keep_alive(app):
         assert connection.sock is not None and connection.sock.getsockname() == local
     finally:
         connection.close()
+
+
+def test_ctrl_c_mid_answer_stops_cleanly(app):
+    """Ctrl-C in the terminal that runs the app: SIGINT to its whole process group, the
+    embedded engine's processes included. Last: the app is gone after it."""
+    assert_stops_cleanly(app["running"], ctrl_c, engine_processes_signalled=True,
+                         login=("alice", PASSWORD))
