@@ -3,8 +3,8 @@
 
 Each person is a browser: a cookie of their own, a page session (heartbeat, timer ticks),
 and messages sent through the page's steps: upload, cost preview, accept, the queued
-answer, finish. Between messages they think for an exponential time. Some press Stop
-mid-answer (the browser cancels the answer's event, runs `finish`, then the Stop step);
+answer. Between messages they think for an exponential time. Some press Stop
+mid-answer (the Stop step, after which the answer's event ends with a note of the stop);
 some close the page mid-answer (the SSE connection and the heartbeat drop) and come back
 with a new page. They never send while their own answer runs, so a refusal is the app's.
 """
@@ -162,26 +162,13 @@ class Person:
         if refusal:
             message.outcome, message.error = "error", f"refused: {refusal}"[:200]
             return
-        try:
-            message.step = "answer (join)"
-            event_id = await app.join(page.session, "answer",
-                                      [None, None, SYSTEM, 0.0, 1.0, self.rng.choice(
-                                          self.job["max_tokens"]), None])
-            message.step = "answer (stream)"
-            await self._follow(app, page, message, reply, event_id)
-        finally:
-            # The answer's `then` step runs whatever became of the answer, as in the browser,
-            # unless the page was closed.
-            if message.outcome != "closed":
-                await self._finish(app, page, message)
+        message.step = "answer (join)"
+        event_id = await app.join(page.session, "answer",
+                                  [None, None, SYSTEM, 0.0, 1.0, self.rng.choice(
+                                      self.job["max_tokens"]), None])
+        message.step = "answer (stream)"
+        await self._follow(app, page, message, reply, event_id)
         message.ttft_s, message.tokens = reply.ttft, reply.completion_tokens
-
-    async def _finish(self, app: GradioApp, page: Page, message: Message) -> None:
-        try:
-            await app.run(page.session, "finish", [None, None])
-        except httpx.HTTPError as error:
-            if not message.error:
-                message.outcome, message.error = "error", f"finish: {type(error).__name__}"
 
     async def _follow(self, app: GradioApp, page: Page, message: Message, reply: Reply,
                       event_id: str) -> None:
@@ -190,15 +177,13 @@ class Person:
         act_after_s = self.rng.uniform(0.0, self.job["act_within_s"])
         acted = await self._wait_to_act(reading, reply, message.plan, act_after_s)
         if acted == "stop":
-            await app.cancel(page.session, "answer", event_id)
+            message.step = "stop"
+            await app.run(page.session, "stop", [None])
             try:
                 await asyncio.wait_for(reading, STOP_WAIT_S)
             except TimeoutError:
                 message.outcome, message.error = "error", "the answer went on after Stop"
                 return
-            # Then the Stop step itself (`finish` follows, as for every answer).
-            message.step = "stop"
-            await app.run(page.session, "stop", [None])
             message.outcome = "stopped"
             return
         if acted == "close":

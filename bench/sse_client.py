@@ -48,10 +48,10 @@ class Reply:
 
 class GradioApp:
     """The page's chat as the browser drives it, step by step: `accept` checks the message
-    and puts it in the chat, `answer` streams the reply and `finish` gives the send button
-    back. The steps are found by following the chain of events that the textbox's submit
-    starts; each is sent through the queue or not, as the page's config says, like the
-    browser does."""
+    and puts it in the chat and `answer` streams the reply and ends it (a page that ends it
+    in a step of its own after the answer has a `finish` step too). The steps are found by
+    following the chain of events that the textbox's submit starts; each is sent through
+    the queue or not, as the page's config says, like the browser does."""
 
     def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
         self.base_url = base_url.rstrip("/")
@@ -80,7 +80,8 @@ class GradioApp:
         if not {"accept", "load", "clear"} <= set(self.fn):
             raise RuntimeError("the app has no accept, clear or page load event")
         self.fn["answer"] = after[self.fn["accept"]]
-        self.fn["finish"] = after[self.fn["answer"]]
+        if self.fn["answer"] in after:  # a page whose answer ends in a step of its own
+            self.fn["finish"] = after[self.fn["answer"]]
         self._find_page_steps(dependencies, config)
         self.inputs = {step: len(dependencies[fn]["inputs"]) for step, fn in self.fn.items()}
         self.queued = {step: dependencies[fn].get("queue") is not False
@@ -118,10 +119,11 @@ class GradioApp:
             return reply
         await self._event(session, "answer",
                           [None, None, system, 0.0, 1.0, max_tokens, None], reply)
-        finishing = time.perf_counter()
-        await self._run(session, "finish", [None, None])
         reply.ended = time.perf_counter()
-        reply.steps_s["finish"] = reply.ended - finishing
+        if "finish" in self.fn:
+            await self._run(session, "finish", [None, None])
+            reply.steps_s["finish"] = time.perf_counter() - reply.ended
+            reply.ended = time.perf_counter()
         return reply
 
     async def accept(self, session: str, text: str, files: list[dict[str, Any]],
@@ -133,7 +135,7 @@ class GradioApp:
         return accepted.error
 
     async def run(self, session: str, step: str, data: list[Any]) -> list[Any]:
-        """A step that is not queued (clear, finish, stop, preview, the timer's tick)."""
+        """A step that is not queued (clear, stop, preview, the timer's tick)."""
         return await self._run(session, step, data)
 
     async def join(self, session: str, step: str, data: list[Any]) -> str:

@@ -31,7 +31,8 @@ QUESTIONS = {
 # message starts a new conversation), the accept step (from pressing Enter to the chat
 # showing the message), the answer's start (from there to the page's engine request, plus the
 # first text's way back: the person's first token less the accept step and the page's own
-# first token time) and the finishing step after the last token.
+# first token time) and, on a page that has one, a finishing step after the last token (the
+# app's answer step now ends the answer itself; earlier versions had one).
 PAGE_STEPS = ("clear", "accept", "answer start", "finish")
 
 

@@ -154,8 +154,8 @@ async def _drain(stream: AsyncIterator[Event], into: _Drained,
 
 
 async def answer(engine: Engine, request: ChatRequest, interval_s: float | None = None,
-                 pacer: UpdatePacer = PACER, progress: StatsRecorder | None = None
-                 ) -> AsyncGenerator[AnswerUpdate, None]:
+                 pacer: UpdatePacer = PACER, progress: StatsRecorder | None = None,
+                 stop: asyncio.Event | None = None) -> AsyncGenerator[AnswerUpdate, None]:
     """Streams the engine's answer; stopping the iteration aborts the engine request.
 
     A reader task drains the engine's stream as fast as it comes, whether or not the
@@ -165,15 +165,19 @@ async def answer(engine: Engine, request: ChatRequest, interval_s: float | None 
     once, without waiting out the spacing or the answer's statistics. `interval_s` fixes
     the spacing of updates instead of the pacer's. `progress`, when given, counts every
     token as it arrives, so that an answer stopped midway can still say how far it got (see
-    `stopped_stats`)."""
+    `stopped_stats`). Once `stop` is set the updates end, even while the engine is still
+    silent (a long prompt being read)."""
     stream = engine.stream(request)
     drained = _Drained()
     reader = asyncio.create_task(_drain(stream, drained, progress))
+    waker = None if stop is None else asyncio.create_task(_wake_on(stop, drained))
     pacer.active += 1
     try:
         while True:
             await drained.grew.wait()
             drained.grew.clear()
+            if stop is not None and stop.is_set():
+                return
             if drained.ended.is_set():
                 break
             sent_at = time.monotonic()
@@ -187,11 +191,19 @@ async def answer(engine: Engine, request: ChatRequest, interval_s: float | None 
                                stats=drained.finished.stats, request=request)
     finally:
         pacer.active -= 1
-        if not reader.done():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        for task in (reader, waker):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def _wake_on(stop: asyncio.Event, drained: _Drained) -> None:
+    """Ends the answer's wait, for text or for the spacing between updates, at a stop."""
+    await stop.wait()
+    drained.complete.set()  # no more spacing: the answer ends at its next look
+    drained.grew.set()
 
 
 async def _until_set_or(event: asyncio.Event, seconds: float) -> None:

@@ -11,6 +11,7 @@ request planned when a message was accepted, so that its answer need not plan
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -32,14 +33,21 @@ NOT_YOURS = ("An attached file is not one you uploaded on this page, so it was n
 
 
 class StopSignal:
-    """Set by Stop, read by the streaming answer between updates. It also keeps the request
-    being streamed and the app's count of its tokens, from which a stopped answer's line
-    tells how far it got."""
+    """Set by Stop (or Clear), read by the streaming answer, which it also wakes while it
+    waits for the engine. It also keeps the request being streamed and the app's count of
+    its tokens, from which a stopped answer's line tells how far it got."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.asked = asyncio.Event()
         self.request: ChatRequest | None = None
         self.progress: StatsRecorder | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.asked.is_set()
+
+    def ask(self) -> None:
+        self.asked.set()
 
     def started(self, request: ChatRequest) -> None:
         self.request, self.progress = request, StatsRecorder()

@@ -8,7 +8,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from html import escape
 from typing import Any
 
@@ -121,21 +121,46 @@ class ChatHandlers:
 
     async def answer(self, conversation: Conversation, session: SessionSummary, system: str,
                      temperature: float, top_p: float, max_tokens: float, seed: float | None,
-                     request: gr.Request) -> AsyncIterator[tuple[Any, Any]]:
-        """Streams the answer to the newest user message of the conversation. Each update
-        carries only the chat (and, at the end, the session): `gr.skip()` for another
-        component would make Gradio rebuild that component on every update."""
-        stopped = conversation.stop
-        if stopped.requested or not conversation.busy:  # Stop came first; `finish` says so
+                     request: gr.Request) -> AsyncIterator[tuple[Any, Any, str]]:
+        """Streams the answer to the newest user message of the conversation, and ends it:
+        a stop is noted under the answer, with how far it got, and the send button comes
+        back in the browser after the last update. Each update carries the chat, the session
+        (only at the end: `gr.skip()` is free for a state, not for a component, which Gradio
+        would rebuild on every update) and the session's line, unchanged until the end."""
+        stopped, line = conversation.stop, session.text()
+        if not conversation.busy:  # cleared before it began: nothing to answer or show
             return
+        try:
+            if not stopped.requested:
+                settings = GenerationSettings.checked(system, temperature, top_p, max_tokens,
+                                                      seed, max_new_tokens(self.engine))
+                streamed = self._stream(conversation, session, settings, request)
+                async with contextlib.aclosing(streamed):  # at once, when the page has gone
+                    async for shown, ended in streamed:
+                        if isinstance(ended, SessionSummary):
+                            line = ended.text()
+                        yield shown, ended, line
+        finally:
+            # Also when the page's connection dropped and nothing more can be shown.
+            if conversation.stop is stopped and conversation.busy:
+                conversation.end(chat_history.with_stop_noted(
+                    conversation.messages, self._stopped_stats(stopped)))
+        if stopped.requested and conversation.stop is stopped:
+            yield _shown(conversation.messages), gr.skip(), line
+
+    async def _stream(self, conversation: Conversation, session: SessionSummary,
+                      settings: GenerationSettings, request: gr.Request
+                      ) -> AsyncGenerator[tuple[History, Any], None]:
+        """The chat as the answer grows, with the session once it is complete (else a skip);
+        ends at a stop, or with the reason the answer broke off."""
+        stopped = conversation.stop
         conversation.answering = True
-        settings = GenerationSettings.checked(system, temperature, top_p, max_tokens, seed,
-                                              max_new_tokens(self.engine))
         history = list(conversation.messages)
         try:
             chat_request = await self._request(conversation, history, settings)
             stopped.started(chat_request)
-            updates = answer_stream.answer(self.engine, chat_request, progress=stopped.progress)
+            updates = answer_stream.answer(self.engine, chat_request, progress=stopped.progress,
+                                           stop=stopped.asked)
             async with contextlib.aclosing(updates):
                 async for update in updates:
                     if stopped.requested:
@@ -145,12 +170,11 @@ class ChatHandlers:
                     if update.stats is None:
                         yield _shown(conversation.messages), gr.skip()  # skipping a state is free
                         continue
-                    session = session.add(update.stats)
                     answer = await self._record(history, update, request)
                     conversation.messages = [
                         *history, answer,
                         *chat_history.answer_annotations(update.stats, update.notes)]
-                    yield _shown(conversation.messages), session
+                    yield _shown(conversation.messages), session.add(update.stats)
         except Phi4UIError as error:
             conversation.messages = _interrupted(conversation.messages, str(error))
             yield _shown(conversation.messages), gr.skip()
@@ -158,9 +182,6 @@ class ChatHandlers:
             log.exception("streaming an answer failed")
             conversation.messages = _interrupted(conversation.messages, SOMETHING_BROKE)
             yield _shown(conversation.messages), gr.skip()
-        finally:
-            # Also when the page's connection dropped and no finishing step will come.
-            conversation.end(conversation.messages)
 
     async def _request(self, conversation: Conversation, history: History,
                        settings: GenerationSettings) -> ChatRequest:
@@ -189,17 +210,13 @@ class ChatHandlers:
             gr.Info(escape(note))
         return chat_history.mark(message, recorded.answer_id)
 
-    async def finish(self, conversation: Conversation, session: SessionSummary
-                     ) -> tuple[History, str]:
-        """Runs after every answer, finished or stopped."""
+    async def not_started(self, conversation: Conversation, session: SessionSummary
+                          ) -> tuple[History, str]:
+        """Runs when the answer step failed before it began: Gradio checks the settings
+        sent before it runs the step."""
         if conversation.busy and not conversation.answering and not conversation.stop.requested:
-            # The answer step was refused before it ran: Gradio checks the settings first.
-            final = _interrupted(conversation.messages, self._not_started())
-        else:
-            final = chat_history.with_stop_noted(conversation.messages,
-                                                 self._stopped_stats(conversation.stop))
-        conversation.end(final)
-        return _shown(final), session.text()
+            conversation.end(_interrupted(conversation.messages, self._not_started()))
+        return _shown(conversation.messages), session.text()
 
     def _not_started(self) -> str:
         low, high = TEMPERATURE_RANGE
@@ -222,10 +239,10 @@ class ChatHandlers:
         return _shown(history), message
 
     async def request_stop(self, conversation: Conversation) -> None:
-        conversation.stop.requested = True
+        conversation.stop.ask()
 
     async def clear(self, conversation: Conversation) -> None:
-        conversation.stop.requested = True
+        conversation.stop.ask()
         conversation.end([])
 
     async def preview(self, message: Any, conversation: Conversation, system: Any,

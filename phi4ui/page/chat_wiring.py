@@ -1,13 +1,13 @@
 """When each step of the chat tab and its side panel runs: the events between the
 components `chat_tab` lays out and the `ChatHandlers` that do the work.
 
-Sending, retrying and editing share one chain, as in Gradio's ChatInterface: a
-step checks the message against the engine and shows it at once (a refusal shows
-a warning, ends the chain and leaves the chat and the input as they were), a
-queued step streams the answer (Stop and Clear cancel it, and cancelling aborts
-the engine request), and a last step runs in every case to note a stop, with how
-far the answer got, and give the send button back. The input stays usable while
-an answer streams; only sending waits.
+Sending, retrying and editing share one chain: a step checks the message against
+the engine and shows it at once (a refusal shows a warning, ends the chain and
+leaves the chat and the input as they were), then a queued step streams the answer
+and ends it: Stop makes it end with a note of how far it got, Clear cancels it, and
+either aborts the engine request. The browser then gives the send button back. Only
+when Gradio refuses the answer step's settings does a step of the server's follow.
+The input stays usable while an answer streams; only sending waits.
 """
 
 from __future__ import annotations
@@ -67,14 +67,17 @@ def wire_chat(p: ChatParts, h: ChatHandlers) -> None:
         start.success(None, None, None, js=answering_js(True), **INTERNAL)
         # The chat alone shows the answer's progress: it hides its buttons while it grows.
         answers.append(start.success(h.answer, [c, p.session, *p.settings],
-                                     [p.chatbot, p.session], concurrency_limit=None,
+                                     [p.chatbot, p.session, p.session_line],
+                                     concurrency_limit=None,
                                      **{**INTERNAL, "show_progress_on": [p.chatbot]}))
     for answer in answers:
-        answer.then(h.finish, [c, p.session], [p.chatbot, p.session_line], queue=False,
-                    **INTERNAL).then(None, None, None, js=answering_js(False), **INTERNAL)
-    # Cancelling ends a streaming answer the browser knows of; the signal also stops one that
-    # has not begun, or whose start the browser has not heard of yet.
-    p.textbox.stop(h.request_stop, [c], None, cancels=answers, queue=False, **INTERNAL)
+        answer.failure(h.not_started, [c, p.session], [p.chatbot, p.session_line], queue=False,
+                       **INTERNAL)
+        answer.then(None, None, None, js=answering_js(False), **INTERNAL)
+    # Stop is a signal the answer reads, so that the answer itself ends with a note of how
+    # far it got: no step after it, and it also stops an answer that has not begun. Clear
+    # cancels the answer outright.
+    p.textbox.stop(h.request_stop, [c], None, queue=False, **INTERNAL)
     p.chatbot.clear(h.clear, [c], None, cancels=answers, queue=False, **INTERNAL)
     _wire_inputs(p, h)
 

@@ -93,7 +93,7 @@ def assert_nothing_leaked(client: PageClient, result: EventResult, app: RunningA
 
 
 def send(client: PageClient, message: dict[str, Any]) -> tuple[EventResult, EventResult | None]:
-    """The page's send chain: accept, then (if accepted) the answer and the finish step."""
+    """The page's send chain: accept, then (if accepted) the answer."""
     accept = client.dependency("mm", "submit")
     accepted = client.call(accept, [message, None, "Be brief.", None])
     if not accepted.success:
@@ -103,10 +103,7 @@ def send(client: PageClient, message: dict[str, Any]) -> tuple[EventResult, Even
     answer = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
                   and d.get("trigger_only_on_success") and d.get("queue") is not False)
     settings = ["Be brief.", 0.0, 1.0, 16, 1]
-    answered = client.call(answer, [None, None, *settings])
-    finish = next(d for d in client.dependencies() if d.get("trigger_after") == answer["id"])
-    client.call(finish, [None, None])
-    return accepted, answered
+    return accepted, client.call(answer, [None, None, *settings])
 
 
 def records(app: RunningApp) -> list[dict[str, Any]]:
@@ -241,11 +238,12 @@ def test_settings_out_of_range_end_in_a_message_that_says_so(app, bob):
     accept = bob.dependency("mm", "submit")
     answer = next(d for d in bob.dependencies() if d.get("trigger_after") == accept["id"]
                   and d.get("trigger_only_on_success") and d.get("queue") is not False)
-    finish = next(d for d in bob.dependencies() if d.get("trigger_after") == answer["id"])
+    not_started = next(d for d in bob.dependencies() if d.get("trigger_after") == answer["id"]
+                       and d.get("trigger_only_on_failure"))
     assert bob.call(accept, [{"text": "hello", "files": []}, None, "Be brief.", None]).success
     refused = bob.call(answer, [None, None, "Be brief.", 5.0, 1.0, 16, 1])
     assert not refused.success
-    finished = bob.call(finish, [None, None])
+    finished = bob.call(not_started, [None, None])
     assert "settings sent are not valid (temperature 0 to 2" in json.dumps(finished.data)
     # the message is kept, and a retry with good settings answers it
     retry = bob.call(bob.dependency("chatbot", "retry"), [None, None])

@@ -130,6 +130,30 @@ def test_stopping_an_answer_aborts_the_engine_request(embedded_engine, engine_lo
     assert max(engine_loop.run(running_counts())) == 1
 
 
+def test_a_stop_ends_the_updates_at_once_and_aborts_the_engine_request(embedded_engine,
+                                                                       engine_loop):
+    """Stop (the page's signal) ends an answer that waits out a long spacing between
+    updates; the engine request ends with it."""
+    request = plan(engine_loop, embedded_engine, "Go on and on.",
+                   Sampling(temperature=0.0, max_tokens=2000, ignore_eos=True))
+
+    async def stop_after_the_first_update():
+        stop = asyncio.Event()
+        updates = []
+        async for update in answer_stream.answer(embedded_engine, request, interval_s=60,
+                                                 stop=stop):
+            updates.append(update)
+            asyncio.get_running_loop().call_later(0.2, stop.set)
+        await asyncio.sleep(0.2)
+        return updates, (await embedded_engine.snapshot()).running
+
+    started = time.monotonic()
+    updates, running = engine_loop.run(stop_after_the_first_update())
+    assert len(updates) == 1 and updates[0].stats is None
+    assert time.monotonic() - started < 30  # not the 60 s spacing
+    assert running == 0
+
+
 def test_a_cancelled_consumer_aborts_too(embedded_engine, engine_loop):
     request = plan(engine_loop, embedded_engine, "Keep going.",
                    Sampling(temperature=0.0, max_tokens=2000, ignore_eos=True))

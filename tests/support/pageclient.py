@@ -131,12 +131,14 @@ def file_urls(text: str) -> list[str]:
 # ---------------------------------------------------------------- the send chain
 
 def chain(client: PageClient) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The send chain's steps: accept, the queued answer, and the finish step."""
+    """The send chain's steps: accept, the queued answer (which ends the answer itself), and
+    the step that runs only when Gradio refused the answer step's settings."""
     accept = client.dependency("mm", "submit")
     answer = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
                   and d.get("trigger_only_on_success") and d.get("queue") is not False)
-    finish = next(d for d in client.dependencies() if d.get("trigger_after") == answer["id"])
-    return accept, answer, finish
+    not_started = next(d for d in client.dependencies() if d.get("trigger_after") == answer["id"]
+                       and d.get("trigger_only_on_failure"))
+    return accept, answer, not_started
 
 
 def settings(max_tokens: int) -> list[Any]:
@@ -145,13 +147,12 @@ def settings(max_tokens: int) -> list[Any]:
 
 def send(client: PageClient, text: str, max_tokens: int = 16) -> tuple[EventResult, Any]:
     """Sends a message as the page does; returns the answer step's result (or the refusal)
-    and the chat the finish step shows."""
-    accept, answer, finish = chain(client)
+    and the chat its last update shows."""
+    accept, answer, _ = chain(client)
     accepted = client.call(accept, [{"text": text, "files": []}, None, "Be brief.", None])
     if not accepted.success:
         refusal = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
                        and d.get("trigger_only_on_failure"))
         return client.call(refusal, [None]), None
     answered = client.call(answer, [None, None, *settings(max_tokens)])
-    finished = client.call(finish, [None, None])
-    return answered, finished.data[0] if finished.data else None
+    return answered, answered.data[0] if answered.data else None
