@@ -169,14 +169,6 @@ class GradioApp:
                 return
         reply.error = reply.error or "the stream closed before the answer ended"
 
-    async def cancel(self, session: str, step: str, event_id: str) -> None:
-        """What the browser sends for a running event that another event cancels."""
-        for route, body in (("cancel", {"event_id": event_id, "session_hash": session,
-                                        "fn_index": self.fn[step]}),
-                            ("reset", {"event_id": event_id})):
-            response = await self.client.post(f"{self.base_url}{API}/{route}", json=body)
-            response.raise_for_status()
-
     def _find_page_steps(self, dependencies: dict[int, dict[str, Any]],
                          config: dict[str, Any]) -> None:
         """The other backend steps a page sends on its own: Stop, the input's change (the
