@@ -68,15 +68,18 @@ class GradioApp:
         after = {d["trigger_after"]: fn for fn, d in dependencies.items()
                  if d.get("trigger_after") is not None and d.get("backend_fn")
                  and not d.get("trigger_only_on_failure")}
+        loads = []  # the page's steps at load: one of them starts the session
         for fn, dependency in dependencies.items():
             if dependency.get("api_name") == "accept":
                 self.fn["accept"] = fn
-            on_load = any(target[1] == "load" for target in dependency["targets"])
-            if on_load and not dependency["inputs"]:
-                self.fn.setdefault("load", fn)
+            if dependency.get("backend_fn") and any(target[1] == "load"
+                                                    for target in dependency["targets"]):
+                loads.append(fn)
             if dependency.get("backend_fn") and any(target[1] == "clear"
                                                     for target in dependency["targets"]):
                 self.fn.setdefault("clear", fn)
+        if loads:
+            self.fn["load"] = min(loads, key=lambda fn: len(dependencies[fn]["inputs"]))
         if not {"accept", "load", "clear"} <= set(self.fn):
             raise RuntimeError("the app has no accept, clear or page load event")
         self.fn["answer"] = after[self.fn["accept"]]

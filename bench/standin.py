@@ -5,7 +5,7 @@ It speaks the two protocols the clients use, and nothing else: vLLM's streaming 
 completions (one chunk a token, usage in every chunk, as `continuous_usage_stats` asks)
 and the subset of the Gradio page protocol that `bench/sse_client.py` drives (the page's
 config, page load, clear, accept, the queued answer over the session's SSE stream with
-the chat as diffs, one token an update, the statistics annotation at the end, finish).
+the chat as diffs, one token an update, the statistics annotation at the end).
 Tokens go out as fast as the event loop can write them; `--cut-every N` ends every N-th
 answer halfway without its end (no finish reason, no statistics), so that tests can
 check that the clients count a cut answer as an error.
@@ -29,14 +29,12 @@ from starlette.routing import Route
 
 TOKEN = "tok "
 EVENTS_PER_WRITE = 8  # SSE events joined per write: the stand-in's cost, not the clients'
-ACCEPT, ANSWER, FINISH, LOAD, CLEAR = range(5)
+ACCEPT, ANSWER, LOAD, CLEAR = range(4)
 GRADIO_CONFIG = {"components": [], "dependencies": [
     {"id": ACCEPT, "api_name": "accept", "targets": [[1, "submit"]], "inputs": [1, 2, 3, 4],
      "backend_fn": True, "queue": False, "trigger_after": None},
     {"id": ANSWER, "targets": [[1, "then"]], "inputs": [2, 3, 4, 5, 6, 7, 8],
      "backend_fn": True, "queue": True, "trigger_after": ACCEPT},
-    {"id": FINISH, "targets": [[1, "then"]], "inputs": [2, 3], "backend_fn": True,
-     "queue": False, "trigger_after": ANSWER},
     {"id": LOAD, "targets": [[0, "load"]], "inputs": [], "backend_fn": True, "queue": False},
     {"id": CLEAR, "targets": [[9, "clear"]], "inputs": [2], "backend_fn": True,
      "queue": False},

@@ -121,13 +121,13 @@ class ChatHandlers:
 
     async def answer(self, conversation: Conversation, session: SessionSummary, system: str,
                      temperature: float, top_p: float, max_tokens: float, seed: float | None,
-                     request: gr.Request) -> AsyncIterator[tuple[Any, Any, str]]:
+                     request: gr.Request) -> AsyncIterator[tuple[Any, Any]]:
         """Streams the answer to the newest user message of the conversation, and ends it:
         a stop is noted under the answer, with how far it got, and the send button comes
-        back in the browser after the last update. Each update carries the chat, the session
-        (only at the end: `gr.skip()` is free for a state, not for a component, which Gradio
-        would rebuild on every update) and the session's line, unchanged until the end."""
-        stopped, line = conversation.stop, session.text()
+        back in the browser after the last update. Each update carries only the chat (and,
+        at the end, the session): `gr.skip()` for another component would make Gradio
+        rebuild that component on every update."""
+        stopped = conversation.stop
         if not conversation.busy:  # cleared before it began: nothing to answer or show
             return
         try:
@@ -136,17 +136,15 @@ class ChatHandlers:
                                                       seed, max_new_tokens(self.engine))
                 streamed = self._stream(conversation, session, settings, request)
                 async with contextlib.aclosing(streamed):  # at once, when the page has gone
-                    async for shown, ended in streamed:
-                        if isinstance(ended, SessionSummary):
-                            line = ended.text()
-                        yield shown, ended, line
+                    async for update in streamed:
+                        yield update
         finally:
             # Also when the page's connection dropped and nothing more can be shown.
             if conversation.stop is stopped and conversation.busy:
                 conversation.end(chat_history.with_stop_noted(
                     conversation.messages, self._stopped_stats(stopped)))
         if stopped.requested and conversation.stop is stopped:
-            yield _shown(conversation.messages), gr.skip(), line
+            yield _shown(conversation.messages), gr.skip()
 
     async def _stream(self, conversation: Conversation, session: SessionSummary,
                       settings: GenerationSettings, request: gr.Request
@@ -210,13 +208,12 @@ class ChatHandlers:
             gr.Info(escape(note))
         return chat_history.mark(message, recorded.answer_id)
 
-    async def not_started(self, conversation: Conversation, session: SessionSummary
-                          ) -> tuple[History, str]:
+    async def not_started(self, conversation: Conversation) -> History:
         """Runs when the answer step failed before it began: Gradio checks the settings
         sent before it runs the step."""
         if conversation.busy and not conversation.answering and not conversation.stop.requested:
             conversation.end(_interrupted(conversation.messages, self._not_started()))
-        return _shown(conversation.messages), session.text()
+        return _shown(conversation.messages)
 
     def _not_started(self) -> str:
         low, high = TEMPERATURE_RANGE
@@ -295,14 +292,15 @@ class ChatHandlers:
 
     # ------------------------------------------------------------ engine panel
 
-    async def refresh(self) -> tuple[Any, ...]:
-        """The engine panel. Every open page asks every TICK_S; they all see the same engine,
-        so one reading serves them all for half a tick."""
+    async def refresh(self, session: SessionSummary) -> tuple[Any, ...]:
+        """The engine panel, and the line of this page's session. Every open page asks every
+        TICK_S; they all see the same engine, so one reading serves them all for half a
+        tick."""
         async with self._panels_lock:
             now = time.monotonic()
             if self._panels is None or now - self._panels[0] >= TICK_S / 2:
                 self._panels = (now, await self._panel_outputs())
-            return self._panels[1]
+            return (*self._panels[1], session.text())
 
     async def _panel_outputs(self) -> tuple[Any, ...]:
         engine = self.engine

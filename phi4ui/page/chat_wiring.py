@@ -67,12 +67,10 @@ def wire_chat(p: ChatParts, h: ChatHandlers) -> None:
         start.success(None, None, None, js=answering_js(True), **INTERNAL)
         # The chat alone shows the answer's progress: it hides its buttons while it grows.
         answers.append(start.success(h.answer, [c, p.session, *p.settings],
-                                     [p.chatbot, p.session, p.session_line],
-                                     concurrency_limit=None,
+                                     [p.chatbot, p.session], concurrency_limit=None,
                                      **{**INTERNAL, "show_progress_on": [p.chatbot]}))
     for answer in answers:
-        answer.failure(h.not_started, [c, p.session], [p.chatbot, p.session_line], queue=False,
-                       **INTERNAL)
+        answer.failure(h.not_started, [c], [p.chatbot], queue=False, **INTERNAL)
         answer.then(None, None, None, js=answering_js(False), **INTERNAL)
     # Stop is a signal the answer reads, so that the answer itself ends with a note of how
     # far it got: no step after it, and it also stops an answer that has not begun. Clear
@@ -99,6 +97,8 @@ def wire_panels(page: gr.Blocks, p: ChatParts, h: ChatHandlers) -> None:
           trigger_mode="always_last", **INTERNAL)
     p.reset.click(h.default_settings, None, p.settings, queue=False, **INTERNAL)
     p.card_preset.click(h.card_settings, None, p.settings, queue=False, **INTERNAL)
-    panel_outputs = [p.header, p.status, p.live, p.plot, p.engine_settings]
-    gr.Timer(TICK_S).tick(h.refresh, None, panel_outputs, queue=False, **INTERNAL)
-    page.load(h.refresh, None, panel_outputs, queue=False, **INTERNAL)
+    # The session's line comes with the engine panel: as an output of the answer step, it
+    # would cost Gradio a component's postprocessing (a thread hop) on every update.
+    panel_outputs = [p.header, p.status, p.live, p.plot, p.engine_settings, p.session_line]
+    gr.Timer(TICK_S).tick(h.refresh, [p.session], panel_outputs, queue=False, **INTERNAL)
+    page.load(h.refresh, [p.session], panel_outputs, queue=False, **INTERNAL)

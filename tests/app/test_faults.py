@@ -50,7 +50,7 @@ def status_line(client: PageClient) -> str:
     """The page's engine status line, as the timer's tick refreshes it."""
     status_id = client.component("engine-status")["id"]
     refresh = next(d for d in client.dependencies() if status_id in d["outputs"])
-    result = client.call(refresh, [])
+    result = client.call(refresh, [None])
     assert result.success, result.raw
     return str(result.data[refresh["outputs"].index(status_id)])
 

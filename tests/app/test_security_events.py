@@ -243,7 +243,7 @@ def test_settings_out_of_range_end_in_a_message_that_says_so(app, bob):
     assert bob.call(accept, [{"text": "hello", "files": []}, None, "Be brief.", None]).success
     refused = bob.call(answer, [None, None, "Be brief.", 5.0, 1.0, 16, 1])
     assert not refused.success
-    finished = bob.call(not_started, [None, None])
+    finished = bob.call(not_started, [None])
     assert "settings sent are not valid (temperature 0 to 2" in json.dumps(finished.data)
     # the message is kept, and a retry with good settings answers it
     retry = bob.call(bob.dependency("chatbot", "retry"), [None, None])

@@ -191,7 +191,7 @@ def tick(client: PageClient, session_hash: str) -> None:
     client.session_hash = session_hash
     refresh = next(d for d in client.dependencies()
                    if any(target[1] == "tick" for target in d["targets"]))
-    assert client.call(refresh, []).success
+    assert client.call(refresh, [None]).success
 
 
 def test_made_up_session_ids_cannot_fill_the_server(capped_app: RunningApp) -> None:
