@@ -122,11 +122,11 @@ class GradioApp:
             return reply
         await self._event(session, "answer",
                           [None, None, system, 0.0, 1.0, max_tokens, None], reply)
-        reply.ended = time.perf_counter()
         if "finish" in self.fn:
+            finishing = time.perf_counter()
             await self._run(session, "finish", [None, None])
-            reply.steps_s["finish"] = time.perf_counter() - reply.ended
-            reply.ended = time.perf_counter()
+            reply.steps_s["finish"] = time.perf_counter() - finishing
+        reply.ended = time.perf_counter()
         return reply
 
     async def accept(self, session: str, text: str, files: list[dict[str, Any]],

@@ -21,7 +21,7 @@ import pytest
 from bench.procs import ROOT
 from tests.support.apprun import RunningApp, start_app
 from tests.support.mediafiles import image_bytes
-from tests.support.pageclient import EventResult, PageClient, file_urls
+from tests.support.pageclient import EventResult, PageClient, chain, file_urls
 from tests.support.vllm_server import VllmServer
 
 pytestmark = pytest.mark.engine
@@ -235,11 +235,7 @@ def test_a_lone_surrogate_in_the_text_is_answered_not_dropped(app, bob):
 
 
 def test_settings_out_of_range_end_in_a_message_that_says_so(app, bob):
-    accept = bob.dependency("mm", "submit")
-    answer = next(d for d in bob.dependencies() if d.get("trigger_after") == accept["id"]
-                  and d.get("trigger_only_on_success") and d.get("queue") is not False)
-    not_started = next(d for d in bob.dependencies() if d.get("trigger_after") == answer["id"]
-                       and d.get("trigger_only_on_failure"))
+    accept, answer, not_started = chain(bob)
     assert bob.call(accept, [{"text": "hello", "files": []}, None, "Be brief.", None]).success
     refused = bob.call(answer, [None, None, "Be brief.", 5.0, 1.0, 16, 1])
     assert not refused.success
