@@ -186,8 +186,8 @@ class OpenAIPeople:
 
 def _with_answer_start(reply: Reply) -> dict[str, float]:
     steps = dict(reply.steps_s)
-    if reply.ttft is not None and reply.app_ttft is not None and "accept" in steps:
-        steps["answer start"] = reply.ttft - steps["accept"] - reply.app_ttft
+    if reply.ttft is not None and reply.app_ttft is not None:
+        steps["answer start"] = reply.ttft - steps.get("accept", 0.0) - reply.app_ttft
     return steps
 
 

@@ -80,8 +80,9 @@ def page_steps(run: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     lines = ["", "The page's steps per message, p50 ms (clear is the benchmark's own; "
-             "answer start runs from the accept step's reply to the page's engine request, "
-             "with the first text's way back):", "",
+             "answer start runs from pressing Enter, or from the accept step's reply on a "
+             "page that has one, to the page's engine request, with the first text's way "
+             "back):", "",
              "| path | kind | users | " + " | ".join(PAGE_STEPS) + " |",
              "|---|---|---|" + "---|" * len(PAGE_STEPS)]
     for r in rows:

@@ -163,9 +163,8 @@ class Person:
             message.outcome, message.error = "error", f"refused: {refusal}"[:200]
             return
         message.step = "answer (join)"
-        event_id = await app.join(page.session, "answer",
-                                  [None, None, SYSTEM, 0.0, 1.0, self.rng.choice(
-                                      self.job["max_tokens"]), None])
+        event_id = await app.join(page.session, "answer", app.answer_data(
+            text, files, SYSTEM, self.rng.choice(self.job["max_tokens"])))
         message.step = "answer (stream)"
         await self._follow(app, page, message, reply, event_id)
         message.ttft_s, message.tokens = reply.ttft, reply.completion_tokens

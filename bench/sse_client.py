@@ -47,11 +47,12 @@ class Reply:
 
 
 class GradioApp:
-    """The page's chat as the browser drives it, step by step: `accept` checks the message
-    and puts it in the chat and `answer` streams the reply and ends it (a page that ends it
-    in a step of its own after the answer has a `finish` step too). The steps are found by
-    following the chain of events that the textbox's submit starts; each is sent through
-    the queue or not, as the page's config says, like the browser does."""
+    """The page's chat as the browser drives it, step by step: `answer` checks the message,
+    shows it and streams the reply (a page that checks it in a step of its own first has
+    an `accept` step, and one that ends the answer in a step of its own after it a `finish`
+    step). The steps are found by following the chain of events that the textbox's submit
+    starts; each is sent through the queue or not, as the page's config says, like the
+    browser does."""
 
     def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
         self.base_url = base_url.rstrip("/")
@@ -60,6 +61,7 @@ class GradioApp:
         self.inputs: dict[str, int] = {}
         self.queued: dict[str, bool] = {}
         self.tick_s = 0.0  # how often an open page's timer ticks (0: it has none)
+        self.sends = 0  # the browser's count, for each send's id
 
     async def connect(self) -> None:
         config = (await self.client.get(f"{self.base_url}/config")).json()
@@ -70,8 +72,8 @@ class GradioApp:
                  and not d.get("trigger_only_on_failure")}
         loads = []  # the page's steps at load: one of them starts the session
         for fn, dependency in dependencies.items():
-            if dependency.get("api_name") == "accept":
-                self.fn["accept"] = fn
+            if dependency.get("api_name") in ("accept", "send"):
+                self.fn[dependency["api_name"]] = fn
             if dependency.get("backend_fn") and any(target[1] == "load"
                                                     for target in dependency["targets"]):
                 loads.append(fn)
@@ -80,9 +82,9 @@ class GradioApp:
                 self.fn.setdefault("clear", fn)
         if loads:
             self.fn["load"] = min(loads, key=lambda fn: len(dependencies[fn]["inputs"]))
-        if not {"accept", "load", "clear"} <= set(self.fn):
-            raise RuntimeError("the app has no accept, clear or page load event")
-        self.fn["answer"] = after[self.fn["accept"]]
+        if not ({"load", "clear"} <= set(self.fn) and {"accept", "send"} & set(self.fn)):
+            raise RuntimeError("the app has no send, clear or page load event")
+        self.fn["answer"] = self.fn.pop("send") if "send" in self.fn else after[self.fn["accept"]]
         if self.fn["answer"] in after:  # a page whose answer ends in a step of its own
             self.fn["finish"] = after[self.fn["answer"]]
         self._find_page_steps(dependencies, config)
@@ -115,13 +117,14 @@ class GradioApp:
         await self._run(session, "clear", [None])
         reply = Reply(started=time.perf_counter())
         reply.steps_s["clear"] = reply.started - clearing
-        refusal = await self.accept(session, text, files, system)
-        reply.steps_s["accept"] = time.perf_counter() - reply.started
-        if refusal:
-            reply.error, reply.ended = refusal, time.perf_counter()
-            return reply
-        await self._event(session, "answer",
-                          [None, None, system, 0.0, 1.0, max_tokens, None], reply)
+        if "accept" in self.fn:
+            refusal = await self.accept(session, text, files, system)
+            reply.steps_s["accept"] = time.perf_counter() - reply.started
+            if refusal:
+                reply.error, reply.ended = refusal, time.perf_counter()
+                return reply
+        await self._event(session, "answer", self.answer_data(text, files, system, max_tokens),
+                          reply)
         if "finish" in self.fn:
             finishing = time.perf_counter()
             await self._run(session, "finish", [None, None])
@@ -129,9 +132,24 @@ class GradioApp:
         reply.ended = time.perf_counter()
         return reply
 
+    def answer_data(self, text: str, files: list[dict[str, Any]], system: str,
+                    max_tokens: int) -> list[Any]:
+        """The answer step's inputs (the server's states are sent as None): with the
+        message itself, and the browser's id of the send, where no accept step came
+        first."""
+        settings = [system, 0.0, 1.0, max_tokens, None]
+        if "accept" in self.fn:
+            return [None, None, *settings]
+        self.sends += 1
+        return [{"text": text, "files": files}, str(self.sends), None, None, *settings]
+
     async def accept(self, session: str, text: str, files: list[dict[str, Any]],
                      system: str) -> str:
-        """Sends a message as pressing Enter does; returns why it was refused, or ""."""
+        """Sends a message as pressing Enter does, on a page that checks it in a step of its
+        own before the answer; returns why it was refused, or "" (at once on a page
+        without such a step: its answer step checks the message)."""
+        if "accept" not in self.fn:
+            return ""
         accepted = Reply(started=time.perf_counter())
         await self._step(session, "accept", [{"text": text, "files": files}, None, system, None],
                          accepted)
@@ -176,7 +194,8 @@ class GradioApp:
                          config: dict[str, Any]) -> None:
         """The other backend steps a page sends on its own: Stop, the input's change (the
         cost preview) and the timer's tick, where the page has them."""
-        textbox = self._dependency_target(dependencies, "accept")
+        textbox = self._dependency_target(dependencies, "accept" if "accept" in self.fn
+                                          else "answer")
         for fn, dependency in dependencies.items():
             if not dependency.get("backend_fn"):
                 continue

@@ -4,7 +4,7 @@ nothing. `python -m bench.standin --port P [--cut-every N]`
 It speaks the two protocols the clients use, and nothing else: vLLM's streaming chat
 completions (one chunk a token, usage in every chunk, as `continuous_usage_stats` asks)
 and the subset of the Gradio page protocol that `bench/sse_client.py` drives (the page's
-config, page load, clear, accept, the queued answer over the session's SSE stream with
+config, page load, clear, the queued send step over the session's SSE stream with
 the chat as diffs, one token an update, the statistics annotation at the end).
 Tokens go out as fast as the event loop can write them; `--cut-every N` ends every N-th
 answer halfway without its end (no finish reason, no statistics), so that tests can
@@ -29,12 +29,14 @@ from starlette.routing import Route
 
 TOKEN = "tok "
 EVENTS_PER_WRITE = 8  # SSE events joined per write: the stand-in's cost, not the clients'
-ACCEPT, ANSWER, LOAD, CLEAR = range(4)
+SUBMIT, SEND, LOAD, CLEAR = range(4)
+MAX_TOKENS_INPUT = 7  # of the send step's: message, send id, 2 states, system, temperature, top-p
 GRADIO_CONFIG = {"components": [], "dependencies": [
-    {"id": ACCEPT, "api_name": "accept", "targets": [[1, "submit"]], "inputs": [1, 2, 3, 4],
-     "backend_fn": True, "queue": False, "trigger_after": None},
-    {"id": ANSWER, "targets": [[1, "then"]], "inputs": [2, 3, 4, 5, 6, 7, 8],
-     "backend_fn": True, "queue": True, "trigger_after": ACCEPT},
+    {"id": SUBMIT, "targets": [[1, "submit"]], "inputs": [1], "backend_fn": False,
+     "trigger_after": None},
+    {"id": SEND, "api_name": "send", "targets": [[1, "success"]],
+     "inputs": [10, 12, 2, 3, 4, 5, 6, 7, 8, 11], "backend_fn": True, "queue": True,
+     "trigger_after": SUBMIT, "trigger_only_on_success": True},
     {"id": LOAD, "targets": [[0, "load"]], "inputs": [], "backend_fn": True, "queue": False},
     {"id": CLEAR, "targets": [[9, "clear"]], "inputs": [2], "backend_fn": True,
      "queue": False},
@@ -76,13 +78,13 @@ class StandIn:
         yield "[DONE]"
 
     async def predict(self, request: Request) -> Response:
-        body = await request.json()
-        return JSONResponse({"data": [[], None] if body["fn_index"] == ACCEPT else [None]})
+        await request.json()
+        return JSONResponse({"data": [None]})
 
     async def join(self, request: Request) -> Response:
         body = await request.json()
         event_id = uuid.uuid4().hex
-        tokens = int(body["data"][5] or 16) if body["fn_index"] == ANSWER else 0
+        tokens = int(body["data"][MAX_TOKENS_INPUT] or 16) if body["fn_index"] == SEND else 0
         await self.pending[body["session_hash"]].put((event_id, tokens))
         return JSONResponse({"event_id": event_id})
 
@@ -98,10 +100,13 @@ class StandIn:
                                "output": {"data": data}})
 
         yield json.dumps({"msg": "process_starts", "event_id": event_id})
+        # The message first, while the engine reads it, then the answer as it grows.
         yield message("process_generating", [[
-            {"role": "user", "content": [{"type": "text", "text": "question"}], "metadata": None},
-            {"role": "assistant", "content": [{"type": "text", "text": TOKEN}],
+            {"role": "user", "content": [{"type": "text", "text": "question"}],
              "metadata": None}], None])
+        yield message("process_generating", [[["add", [1], {
+            "role": "assistant", "content": [{"type": "text", "text": TOKEN}],
+            "metadata": None}]], None])
         for _ in range(1, tokens // 2 if cut else tokens):
             yield message("process_generating", [[["append", [1, "content", 0, "text"], TOKEN]],
                                                  None])

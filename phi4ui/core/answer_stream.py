@@ -155,7 +155,8 @@ async def _drain(stream: AsyncIterator[Event], into: _Drained,
 
 async def answer(engine: Engine, request: ChatRequest, interval_s: float | None = None,
                  pacer: UpdatePacer = PACER, progress: StatsRecorder | None = None,
-                 stop: asyncio.Event | None = None) -> AsyncGenerator[AnswerUpdate, None]:
+                 stop: asyncio.Event | None = None, announce: bool = False
+                 ) -> AsyncGenerator[AnswerUpdate, None]:
     """Streams the engine's answer; stopping the iteration aborts the engine request.
 
     A reader task drains the engine's stream as fast as it comes, whether or not the
@@ -166,13 +167,16 @@ async def answer(engine: Engine, request: ChatRequest, interval_s: float | None 
     the spacing of updates instead of the pacer's. `progress`, when given, counts every
     token as it arrives, so that an answer stopped midway can still say how far it got (see
     `stopped_stats`). Once `stop` is set the updates end, even while the engine is still
-    silent (a long prompt being read)."""
+    silent (a long prompt being read). `announce`: a first update without text comes at
+    once, while the engine request starts."""
     stream = engine.stream(request)
     drained = _Drained()
     reader = asyncio.create_task(_drain(stream, drained, progress))
     waker = None if stop is None else asyncio.create_task(_wake_on(stop, drained))
     pacer.active += 1
     try:
+        if announce:
+            yield AnswerUpdate(text="", notes=request.notes, request=request)
         while True:
             await drained.grew.wait()
             drained.grew.clear()

@@ -78,6 +78,7 @@ class Conversation:
     accepted_at: float = 0.0
     stop: StopSignal = field(default_factory=StopSignal)
     plan: CheckedPlan | None = None
+    send_id: str = ""  # the browser's id of the last send whose step began
 
     def begin(self, messages: History, *, system: str | None = None,
               planned: ChatRequest | None = None) -> None:

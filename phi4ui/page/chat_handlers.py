@@ -53,6 +53,8 @@ PLOT_WINDOW_S = 300.0
 BUSY = "An answer is still being written. Wait for it, or press Stop first."
 SOMETHING_BROKE = ("Something went wrong on our side and the answer stopped. Your conversation "
                    "is kept; press Retry to try again.")
+SOMETHING_BROKE_BEFORE = ("Something went wrong on our side while checking your message. It is "
+                          "back in the input; try sending it again.")
 
 
 class ChatHandlers:
@@ -75,10 +77,25 @@ class ChatHandlers:
     # The steps are async and return plain values: a sync handler costs a thread hop, and a
     # component returned as an update makes Gradio rebuild it and its JSON schema.
 
-    async def accept(self, message: Any, conversation: Conversation, system: Any,
-                     refusal: Refusal, request: gr.Request) -> tuple[History, None]:
-        """Checks the new message against the engine before anything changes on the page;
-        returns the chat to show while the answer comes, and an empty input."""
+    async def send(self, message: Any, send_id: Any, conversation: Conversation,
+                   session: SessionSummary, system: Any, temperature: Any, top_p: Any,
+                   max_tokens: Any, seed: Any, refusal: Refusal, request: gr.Request
+                   ) -> AsyncIterator[tuple[Any, Any]]:
+        """Sending a message, in one step: checks it against the engine before anything
+        changes (a refusal leaves the conversation as it was, and `unsent` tells why), then
+        shows it while the engine reads it and streams its answer as `answer` does."""
+        conversation.send_id, refusal.reason = str(send_id), ""  # the reason is this send's
+        settings = refusal.unless_fails(GenerationSettings.checked, system, temperature,
+                                        top_p, max_tokens, seed, max_new_tokens(self.engine))
+        await self._accept(message, conversation, settings, refusal, request)
+        answered = self._answer(conversation, session, settings, request, announce=True)
+        async with contextlib.aclosing(answered):
+            async for update in answered:
+                yield update
+
+    async def _accept(self, message: Any, conversation: Conversation,
+                      settings: GenerationSettings, refusal: Refusal, request: gr.Request
+                      ) -> None:
         refusal.refuse_if(conversation.is_busy(), BUSY)
         session_id = getattr(request, "session_hash", None)
         if not conversation.messages and (notice := self.forgotten(session_id)):
@@ -86,10 +103,29 @@ class ChatHandlers:
         checked = refusal.unless_fails(checked_message, message, self.files.checker(request))
         refusal.unless_fails(turn_from_message, checked)  # not empty
         to_answer = [*conversation.messages, *chat_history.user_messages(checked)]
-        system = GenerationSettings.checked(system, None, None, None, None, 0).system
-        planned = await self._check(to_answer, system, refusal)
-        conversation.begin(to_answer, system=system, planned=planned)
-        return _shown(conversation.messages), None
+        try:
+            planned = await answer_stream.plan(self.engine, to_answer, None, settings.system,
+                                               settings.sampling())
+        except Phi4UIError as error:
+            refusal.refuse(str(error))
+        except Exception:
+            log.exception("checking a message failed")
+            refusal.refuse(SOMETHING_BROKE_BEFORE)
+        conversation.begin(to_answer, system=settings.system, planned=planned)
+
+    async def unsent(self, message: Any, typed: Any, send_id: Any, conversation: Conversation,
+                     refusal: Refusal) -> Any:
+        """After a send that did not go through, the message goes back to the input, unless
+        something new was typed there: refused by a check, with a warning that says why;
+        refused by Gradio before the step began (settings out of range: Gradio's own error
+        says so) or cancelled by Clear before it, silently. A send that began and was then
+        cancelled by Clear is over: nothing comes back."""
+        reason, refusal.reason = refusal.reason, ""
+        if reason:
+            gr.Warning(escape(reason))
+        elif conversation.send_id == str(send_id):
+            return gr.skip()
+        return gr.skip() if _has_content(typed) else message
 
     async def accept_retry(self, conversation: Conversation, refusal: Refusal) -> History:
         refusal.refuse_if(conversation.is_busy(), BUSY)
@@ -108,33 +144,34 @@ class ChatHandlers:
                                                 index, text))
         return _shown(conversation.messages)
 
-    async def _check(self, to_answer: History, system: str, refusal: Refusal) -> ChatRequest:
-        """The request that answers `to_answer`, planned as the answer step would plan it, so
-        that the answer can reuse it (see `_request`)."""
-        try:
-            return await answer_stream.plan(self.engine, to_answer, None, system,
-                                            GenerationSettings().sampling())
-        except Phi4UIError as error:
-            refusal.refuse(str(error))
-
     # ------------------------------------------------------------ streaming it
 
     async def answer(self, conversation: Conversation, session: SessionSummary, system: str,
                      temperature: float, top_p: float, max_tokens: float, seed: float | None,
                      request: gr.Request) -> AsyncIterator[tuple[Any, Any]]:
-        """Streams the answer to the newest user message of the conversation, and ends it:
-        a stop is noted under the answer, with how far it got, and the send button comes
-        back in the browser after the last update. Each update carries only the chat (and,
-        at the end, the session): `gr.skip()` for another component would make Gradio
-        rebuild that component on every update."""
-        stopped = conversation.stop
+        """Streams the answer to the newest user message of the conversation (a retry's, an
+        edit's), as `send` streams a new message's."""
         if not conversation.busy:  # cleared before it began: nothing to answer or show
             return
+        settings = GenerationSettings.checked(system, temperature, top_p, max_tokens, seed,
+                                              max_new_tokens(self.engine))
+        answered = self._answer(conversation, session, settings, request)
+        async with contextlib.aclosing(answered):
+            async for update in answered:
+                yield update
+
+    async def _answer(self, conversation: Conversation, session: SessionSummary,
+                      settings: GenerationSettings, request: gr.Request, announce: bool = False
+                      ) -> AsyncGenerator[tuple[Any, Any], None]:
+        """Streams the answer and ends it: a stop is noted under the answer, with how far it
+        got, and the send button comes back in the browser after the last update. Each
+        update carries only the chat (and, at the end, the session): `gr.skip()` for
+        another component would make Gradio rebuild that component on every update.
+        `announce`: the first update shows the chat as it is, while the engine reads it."""
+        stopped = conversation.stop
         try:
             if not stopped.requested:
-                settings = GenerationSettings.checked(system, temperature, top_p, max_tokens,
-                                                      seed, max_new_tokens(self.engine))
-                streamed = self._stream(conversation, session, settings, request)
+                streamed = self._stream(conversation, session, settings, request, announce)
                 async with contextlib.aclosing(streamed):  # at once, when the page has gone
                     async for update in streamed:
                         yield update
@@ -147,7 +184,7 @@ class ChatHandlers:
             yield _shown(conversation.messages), gr.skip()
 
     async def _stream(self, conversation: Conversation, session: SessionSummary,
-                      settings: GenerationSettings, request: gr.Request
+                      settings: GenerationSettings, request: gr.Request, announce: bool
                       ) -> AsyncGenerator[tuple[History, Any], None]:
         """The chat as the answer grows, with the session once it is complete (else a skip);
         ends at a stop, or with the reason the answer broke off."""
@@ -158,13 +195,14 @@ class ChatHandlers:
             chat_request = await self._request(conversation, history, settings)
             stopped.started(chat_request)
             updates = answer_stream.answer(self.engine, chat_request, progress=stopped.progress,
-                                           stop=stopped.asked)
+                                           stop=stopped.asked, announce=announce)
             async with contextlib.aclosing(updates):
                 async for update in updates:
                     if stopped.requested:
                         return  # closing the updates aborts the engine request
                     conversation.messages = [*history, {"role": "assistant",
-                                                        "content": update.text}]
+                                                        "content": update.text}
+                                             ] if update.text else history
                     if update.stats is None:
                         yield _shown(conversation.messages), gr.skip()  # skipping a state is free
                         continue
@@ -335,6 +373,10 @@ def _shown(messages: History) -> History:
 
 # Pages' earlier messages: a few hundred conversations' worth of text at most.
 _remembered_safe = functools.lru_cache(maxsize=4096)(safe_markdown)
+
+
+def _has_content(message: Any) -> bool:
+    return isinstance(message, dict) and bool(message.get("text") or message.get("files"))
 
 
 def _interrupted(history: History, message: str) -> History:

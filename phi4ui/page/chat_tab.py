@@ -103,6 +103,10 @@ def _render_chat(engine: Engine) -> dict[str, Any]:
         # Both buttons exist; the page shows one (see `gradio_workarounds.answering_js`).
         submit_btn=True, stop_btn=True, max_plain_text_length=100_000,
     )
+    # The message being sent: the browser moves it here from the input (see `chat_wiring`).
+    sent = gr.MultimodalTextbox(visible=False, elem_id="mm-sent", file_types=["image", "audio"],
+                                file_count="multiple", max_plain_text_length=100_000)
+    send_id = gr.Textbox(visible=False, elem_id="send-id")
     cost = gr.Markdown(elem_id="cost", elem_classes=["p4-muted"])
     with gr.Accordion("Camera", open=False, elem_id="camera-panel"):
         # image_mode=None keeps the visitor's own upload (a conversion would make a new file).
@@ -112,7 +116,8 @@ def _render_chat(engine: Engine) -> dict[str, Any]:
                     elem_classes=["p4-muted"])
     session_line = gr.Markdown(SessionSummary().text(), elem_id="session-summary",
                                elem_classes=["p4-muted"])
-    return {"chatbot": chatbot, "textbox": textbox, "cost": cost, "camera": camera,
+    return {"chatbot": chatbot, "textbox": textbox, "sent": sent, "send_id": send_id,
+            "cost": cost, "camera": camera,
             "session_line": session_line}
 
 

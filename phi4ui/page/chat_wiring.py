@@ -1,13 +1,13 @@
 """When each step of the chat tab and its side panel runs: the events between the
 components `chat_tab` lays out and the `ChatHandlers` that do the work.
 
-Sending, retrying and editing share one chain: a step checks the message against
-the engine and shows it at once (a refusal shows a warning, ends the chain and
-leaves the chat and the input as they were), then a queued step streams the answer
-and ends it: Stop makes it end with a note of how far it got, Clear cancels it, and
-either aborts the engine request. The browser then gives the send button back. Only
-when Gradio refuses the answer step's settings does a step of the server's follow.
-The input stays usable while an answer streams; only sending waits.
+Sending a message is one queued step: the browser moves the message out of the input
+and shows Stop, and the step checks the message against the engine, shows it, and
+streams the answer (a refusal shows a warning and gives the message back to the
+input). Retrying and editing check first in a step of their own, then stream the
+same way. An answer ends itself: Stop makes it end with a note of how far it got,
+Clear cancels it, and either aborts the engine request. The browser then gives the
+send button back. The input stays usable while an answer streams; only sending waits.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import gradio as gr
 from phi4ui.page.chat_handlers import TICK_S, ChatHandlers
 from phi4ui.page.gradio_workarounds import (
     INTERNAL,
+    SEND_JS,
+    answered_js,
     answering_js,
     tell_refusals,
     then_as_if_changed,
@@ -34,6 +36,8 @@ class ChatParts:
     status: gr.Markdown
     chatbot: gr.Chatbot
     textbox: gr.MultimodalTextbox
+    sent: gr.MultimodalTextbox  # hidden: the message being sent
+    send_id: gr.Textbox  # hidden: the browser's id of that send
     cost: gr.Markdown
     session_line: gr.Markdown
     camera: gr.Image
@@ -51,27 +55,37 @@ class ChatParts:
 
 def wire_chat(p: ChatParts, h: ChatHandlers) -> None:
     # The chat shown in the browser is an output only: every step reads the server's copy
-    # in `conversation`. The steps that start an answer, and undo, check first and may
-    # refuse. They are not queued (see `gradio_workarounds` for how a refusal is told).
+    # in `conversation`.
     c, r = p.conversation, p.refusal
+    answer_outputs = {"outputs": [p.chatbot, p.session], "concurrency_limit": None,
+                      # The chat alone shows the answer's progress: it hides its buttons.
+                      **INTERNAL, "show_progress_on": [p.chatbot]}
+    # Sending is one request: the browser moves the message out of the input, then the
+    # queued step checks it, shows it and streams its answer (no input among its outputs:
+    # Gradio would rebuild it on every update). A refusal gives the message back.
+    moved = p.textbox.submit(None, [p.textbox], [p.textbox, p.sent, p.send_id], js=SEND_JS,
+                             **INTERNAL)
+    send = moved.success(h.send, [p.sent, p.send_id, c, p.session, *p.settings, r],
+                         **answer_outputs)
+    send.failure(h.unsent, [p.sent, p.textbox, p.send_id, c, r], [p.textbox],
+                 js=answered_js(), concurrency_limit=None, **INTERNAL)
+    # Retrying and editing check first in a step that is not queued and may refuse (see
+    # `gradio_workarounds` for how a refusal is told), then the answer streams.
     starts = [
-        p.textbox.submit(h.accept, [p.textbox, c, p.settings[0], r], [p.chatbot, p.textbox],
-                         queue=False, **INTERNAL),
         p.chatbot.retry(h.accept_retry, [c, r], [p.chatbot], queue=False, **INTERNAL),
         p.chatbot.edit(h.accept_edit, [c, r], [p.chatbot], queue=False, **INTERNAL),
     ]
     undo = p.chatbot.undo(h.undo, [c, r], [p.chatbot, p.textbox], queue=False, **INTERNAL)
     tell_refusals([*starts, undo], r)
-    answers = []
+    answers = [send]
     for start in starts:
         start.success(None, None, None, js=answering_js(True), **INTERNAL)
-        # The chat alone shows the answer's progress: it hides its buttons while it grows.
-        answers.append(start.success(h.answer, [c, p.session, *p.settings],
-                                     [p.chatbot, p.session], concurrency_limit=None,
-                                     **{**INTERNAL, "show_progress_on": [p.chatbot]}))
-    for answer in answers:
-        answer.failure(h.not_started, [c], [p.chatbot], queue=False, **INTERNAL)
-        answer.then(None, None, None, js=answering_js(False), **INTERNAL)
+        answer = start.success(h.answer, [c, p.session, *p.settings], **answer_outputs)
+        answer.failure(h.not_started, [c], [p.chatbot], js=answered_js(), queue=False,
+                       **INTERNAL)
+        answers.append(answer)
+    for answer in answers:  # after a failure, the `.failure` step gives Send back
+        answer.success(None, None, None, js=answering_js(False), **INTERNAL)
     # Stop is a signal the answer reads, so that the answer itself ends with a note of how
     # far it got: no step after it, and it also stops an answer that has not begun. Clear
     # cancels the answer outright.

@@ -44,6 +44,21 @@ Result = TypeVar("Result")
 # Switches the input's Send button for its Stop button while an answer is written, in the
 # browser: no round trip, and no component update for Gradio to rebuild (see CSS).
 ANSWERING_JS = "() => {{ document.body.classList.toggle('p4-answering', {on}); }}"
+ANSWERED_PASSING_JS = ("(...inputs) => { document.body.classList.toggle('p4-answering', false); "
+                       "return inputs; }")
+
+# Sending, in the browser: the message moves from the input to the hidden component the send
+# step reads, with an id of this send, and Stop shows; while an answer is written, sending
+# waits and nothing moves (the error ends the event chain there; the server would refuse a
+# second answer too).
+SEND_JS = """(message) => {
+  if (document.body.classList.contains('p4-answering')) {
+    throw new Error('an answer is still being written');
+  }
+  document.body.classList.add('p4-answering');
+  window.p4Sends = (window.p4Sends || 0) + 1;
+  return [{text: '', files: []}, message, String(window.p4Sends)];
+}"""
 
 CSS = """
 /* Send or Stop: the input shows Send, or Stop while an answer is written (the body's
@@ -101,6 +116,13 @@ def tell_refusals(refusable: Iterable[Any], refusal: gr.State) -> None:
     """After each of the `refusable` unqueued events, a queued step that tells why it failed."""
     for event in refusable:
         event.failure(tell_refusal, [refusal], None, concurrency_limit=None, **INTERNAL)
+
+
+def answered_js() -> str:
+    """`answering_js(False)` for a step with a backend function after a failed answer step:
+    Gradio's browser runs no `.then` step after a failed one, only its `.failure` steps. It
+    passes the step's inputs through."""
+    return ANSWERED_PASSING_JS
 
 
 def answering_js(on: bool) -> str:

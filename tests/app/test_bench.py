@@ -27,9 +27,10 @@ def test_quick_benchmark_writes_a_report_with_ratios(tmp_path):
     for r in run["results"]:
         steps = r.get("page_steps_p50_ms", {})
         if r["path"] == "app":
-            # The answer step ends the answer: no finishing step follows it.
-            assert set(steps) == {"clear", "accept", "answer start"}
-            assert steps["clear"] > 0 and steps["accept"] > 0
+            # One step sends the message and streams its answer: no accept step before it,
+            # no finishing step after it.
+            assert set(steps) == {"clear", "answer start"}
+            assert steps["clear"] > 0 and steps["answer start"] > 0
         else:
             assert not steps
     assert "The page's steps per message" in (tmp_path / "benchmark.md").read_text()

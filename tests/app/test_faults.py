@@ -35,7 +35,7 @@ from tests.support.faults import (
     wait_for,
     wait_until_answering,
 )
-from tests.support.pageclient import API, PageClient, chain, send, settings
+from tests.support.pageclient import API, PageClient, chain, message, send, send_data
 from tests.support.vllm_server import VllmServer
 
 pytestmark = pytest.mark.engine
@@ -121,12 +121,10 @@ class TestEmbeddedEngine:
 
     def test_a_dropped_page_connection_stops_its_answer_and_the_next_is_answered(self, app):
         client = PageClient(app.url)
-        accept, answer, _ = chain(client)
-        assert client.call(accept, [{"text": "Tell a long story.", "files": []}, None,
-                                    "Be brief.", None]).success
-        body = {"data": [None, None, *settings(LONG)], "fn_index": answer["id"],
-                "session_hash": client.session_hash, "event_data": None,
-                "trigger_id": answer["targets"][0][0]}
+        send_step, _ = chain(client)
+        body = {"data": send_data(message("Tell a long story."), LONG),
+                "fn_index": send_step["id"], "session_hash": client.session_hash,
+                "event_data": None, "trigger_id": send_step["targets"][0][0]}
         assert client.http.post(f"{API}/queue/join", json=body).status_code == 200
         with httpx.Client(base_url=app.url, cookies=client.http.cookies, timeout=60) as sse, \
                 sse.stream("GET", f"{API}/queue/data",

@@ -21,7 +21,15 @@ import pytest
 from bench.procs import ROOT
 from tests.support.apprun import RunningApp, start_app
 from tests.support.mediafiles import image_bytes
-from tests.support.pageclient import EventResult, PageClient, chain, file_urls
+from tests.support.pageclient import (
+    EventResult,
+    PageClient,
+    chain,
+    file_urls,
+    retry_chain,
+    send_data,
+    unsent_data,
+)
 from tests.support.vllm_server import VllmServer
 
 pytestmark = pytest.mark.engine
@@ -93,17 +101,13 @@ def assert_nothing_leaked(client: PageClient, result: EventResult, app: RunningA
 
 
 def send(client: PageClient, message: dict[str, Any]) -> tuple[EventResult, EventResult | None]:
-    """The page's send chain: accept, then (if accepted) the answer."""
-    accept = client.dependency("mm", "submit")
-    accepted = client.call(accept, [message, None, "Be brief.", None])
-    if not accepted.success:
-        refusal = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
-                       and d.get("trigger_only_on_failure"))
-        return accepted, client.call(refusal, [None])
-    answer = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
-                  and d.get("trigger_only_on_success") and d.get("queue") is not False)
-    settings = ["Be brief.", 0.0, 1.0, 16, 1]
-    return accepted, client.call(answer, [None, None, *settings])
+    """The page's send chain: the send step, then, if it refused, the step that tells why
+    (if it answered, the second is the same result)."""
+    send_step, unsent = chain(client)
+    sent = client.call(send_step, send_data(message))
+    if not sent.success:
+        return sent, client.call(unsent, unsent_data(message))
+    return sent, sent
 
 
 def records(app: RunningApp) -> list[dict[str, Any]]:
@@ -193,9 +197,7 @@ def test_an_answer_is_recorded_with_the_login_and_exported_only_by_its_session(a
 
 
 def test_an_answer_step_called_without_an_accepted_message_does_nothing(app, bob):
-    accept = bob.dependency("mm", "submit")
-    answer = next(d for d in bob.dependencies() if d.get("trigger_after") == accept["id"]
-                  and d.get("trigger_only_on_success") and d.get("queue") is not False)
+    _, answer, _ = retry_chain(bob)
     before = len(records(app))
     result = bob.call(answer, [None, None, "Be brief.", 0.0, 1.0, 16, 1])
     assert result.success and len(records(app)) == before
@@ -204,10 +206,10 @@ def test_an_answer_step_called_without_an_accepted_message_does_nothing(app, bob
 # ---------------------------------------------------------------- sizes and odd text
 
 def test_an_oversized_event_body_is_refused_before_it_is_read(alice):
-    accept = alice.dependency("mm", "submit")
-    body = {"data": [{"text": "x" * 5_000_000, "files": []}, None, "", None],
-            "fn_index": accept["id"], "session_hash": alice.session_hash}
-    response = alice.http.post("/gradio_api/run/predict", json=body)
+    send_step, _ = chain(alice)
+    body = {"data": send_data({"text": "x" * 5_000_000, "files": []}),
+            "fn_index": send_step["id"], "session_hash": alice.session_hash}
+    response = alice.http.post("/gradio_api/queue/join", json=body)
     assert response.status_code == 413 and "larger than the 4 MB" in response.text
     assert alice.http.get("/healthz").status_code == 200
 
@@ -219,28 +221,49 @@ def test_a_message_longer_than_the_text_box_takes_is_refused_with_its_length(ali
 
 
 def test_a_lone_surrogate_in_the_text_is_answered_not_dropped(app, bob):
-    accept = bob.dependency("mm", "submit")
+    send_step, _ = chain(bob)
     # JSON may carry a lone surrogate escaped; no encoding can carry it as text
-    body = json.dumps({"data": [{"text": "half a pair: \ud800 then more", "files": []}, None,
-                                "Be brief.", None],
-                       "fn_index": accept["id"], "session_hash": bob.session_hash})
-    response = bob.http.post("/gradio_api/run/predict", content=body,
-                             headers={"content-type": "application/json"})
-    assert response.status_code == 200, response.text
-    answer = next(d for d in bob.dependencies() if d.get("trigger_after") == accept["id"]
-                  and d.get("trigger_only_on_success") and d.get("queue") is not False)
-    assert bob.call(answer, [None, None, "Be brief.", 0.0, 1.0, 16, 1]).success
+    body = json.dumps({"data": send_data({"text": "half a pair: \ud800 then more",
+                                          "files": []}),
+                       "fn_index": send_step["id"], "session_hash": bob.session_hash})
+    joined = bob.http.post("/gradio_api/queue/join", content=body,
+                           headers={"content-type": "application/json"})
+    assert joined.status_code == 200, joined.text
+    completed = [m for m in bob.events(joined.json()["event_id"])
+                 if m.get("msg") == "process_completed"]
+    assert completed and completed[0].get("success"), completed
     turns = json.loads(records(app)[-1]["turns"])
     assert turns[-1]["parts"][-1]["text"] == "half a pair: \ufffd then more"
 
 
-def test_settings_out_of_range_end_in_a_message_that_says_so(app, bob):
-    accept, answer, not_started = chain(bob)
-    assert bob.call(accept, [{"text": "hello", "files": []}, None, "Be brief.", None]).success
+def test_settings_out_of_range_keep_the_message_and_say_so(app, bob):
+    send_step, unsent = chain(bob)
+    hello = {"text": "hello", "files": []}
+    before = len(records(app))
+    refused = bob.call(send_step, send_data(hello, temperature=5.0, send_id="1"))
+    assert not refused.success
+    assert "greater than maximum value 2" in refused.text  # Gradio's own check says why
+    back = bob.call(unsent, unsent_data(hello, send_id="1"))
+    assert back.data == [hello]  # back in the input
+    assert len(records(app)) == before
+    # nothing was accepted: the conversation is as it was, and good settings answer
+    undo = bob.call(bob.dependency("chatbot", "undo"), [None, None])
+    assert not undo.success
+    assert bob.call(send_step, send_data(hello, send_id="2")).success
+    assert len(records(app)) == before + 1
+    # a send that began and was then cancelled (Clear) gives nothing back
+    assert hello not in bob.call(unsent, unsent_data(hello, send_id="2")).data
+
+
+def test_settings_out_of_range_on_a_retry_end_in_a_message_that_says_so(app, bob):
+    assert send(bob, {"text": "hello", "files": []})[0].success
+    retry, answer, not_started = retry_chain(bob)
+    assert bob.call(retry, [None, None]).success
     refused = bob.call(answer, [None, None, "Be brief.", 5.0, 1.0, 16, 1])
     assert not refused.success
     finished = bob.call(not_started, [None])
-    assert "settings sent are not valid (temperature 0 to 2" in json.dumps(finished.data)
+    assert "could not start: the settings sent are not valid" in json.dumps(finished.data)
     # the message is kept, and a retry with good settings answers it
-    retry = bob.call(bob.dependency("chatbot", "retry"), [None, None])
-    assert retry.success and "hello" in json.dumps(retry.data)
+    again = bob.call(retry, [None, None])
+    assert again.success and "hello" in json.dumps(again.data)
+    assert bob.call(answer, [None, None, "Be brief.", 0.0, 1.0, 16, 1]).success

@@ -66,6 +66,12 @@ def test_stop_ends_the_answer_and_frees_the_engine(chat: ChatPage, app_url: str)
     # while, so the visible text does not tell.)
     wait_for_running(app_url, 1, timeout_s=60)
     expect(chat.submit_button).to_be_hidden()
+    # Sending waits while an answer is written: the message stays in the input.
+    chat.send("Sent while the answer is written.")
+    chat.page.wait_for_timeout(300)
+    expect(chat.textbox).to_have_value("Sent while the answer is written.")
+    expect(chat.user_bubbles).to_have_count(1)
+    chat.expect_no_error_veil()
     # On a busy CPU Playwright's wait for a stable element can outlast the answer, so the
     # click is dispatched to the button directly.
     chat.stop_button.dispatch_event("click")

@@ -1,6 +1,6 @@
-"""A sent message's request is planned once: the step that accepts it plans it, and so checks
-it, and its answer streams that plan. Counted by the planner's calls to the real engine's
-tokenizer, with the chat tab's own handlers driven as its events drive them."""
+"""A sent message's request is planned once: the send step plans it, and so checks it,
+before anything changes, then streams that plan. Counted by the planner's calls to the real
+engine's tokenizer, with the chat tab's own handlers driven as its events drive them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import pytest
 
 from phi4ui.core.conversation import Conversation
@@ -36,43 +37,58 @@ class CountingEngine:
         return getattr(self._engine, name)
 
 
-async def answered(handlers: ChatHandlers, conversation: Conversation, system: str) -> list[Any]:
-    updates: AsyncIterator[Any] = handlers.answer(conversation, SessionSummary(), system, 0.0,
-                                                  1.0, 16, None, None)  # type: ignore[arg-type]
+async def collected(updates: AsyncIterator[Any]) -> list[Any]:
     return [update async for update in updates]
 
 
-def test_the_answer_streams_the_request_its_message_was_accepted_with(
-        embedded_engine, engine_loop, tmp_path: Path) -> None:
+def sent(handlers: ChatHandlers, conversation: Conversation, text: str, system: str,
+         max_tokens: int = 16) -> AsyncIterator[Any]:
+    return handlers.send({"text": text, "files": []}, "1", conversation, SessionSummary(),
+                         system, 0.0, 1.0, max_tokens, None, Refusal(),
+                         None)  # type: ignore[arg-type]
+
+
+def test_a_sent_message_is_planned_once_as_a_retry_is(embedded_engine, engine_loop,
+                                                      tmp_path: Path) -> None:
     engine = CountingEngine(embedded_engine)
-    handlers = ChatHandlers(engine, None, PageFiles(FileOwners(tmp_path)))  # type: ignore[arg-type]
+    handlers = ChatHandlers(engine, None, PageFiles(FileOwners(tmp_path)))
     conversation = Conversation()
 
-    engine_loop.run(handlers.accept({"text": "Name three rivers.", "files": []}, conversation,
-                                    SYSTEM, Refusal(), None))  # type: ignore[arg-type]
+    updates = engine_loop.run(collected(sent(handlers, conversation, "Name three rivers.",
+                                             SYSTEM)))
     planned = engine.counted
     assert planned > 0
-    updates = engine_loop.run(answered(handlers, conversation, SYSTEM))
-    assert engine.counted == planned
     assert updates[-1][1].answers == 1  # the answer finished, with its statistics
     assert conversation.stop.request is not None
-    assert conversation.stop.request.sampling.max_tokens == 16  # the answer's own settings
+    assert conversation.stop.request.sampling.max_tokens == 16  # the send's own settings
 
-    # A retry is not checked on accepting: its answer plans for itself.
+    # A retry is checked by its answer step, which plans it as a send does: once.
     engine_loop.run(handlers.accept_retry(conversation, Refusal()))
-    engine_loop.run(answered(handlers, conversation, SYSTEM))
-    assert engine.counted > planned
+    engine_loop.run(collected(handlers.answer(conversation, SessionSummary(), SYSTEM, 0.0,
+                                              1.0, 16, None, None)))  # type: ignore[arg-type]
+    assert engine.counted == 2 * planned
 
 
-def test_a_system_prompt_changed_before_the_answer_is_planned_for(
+def test_a_send_shows_the_message_before_the_answer_and_streams_with_its_settings(
         embedded_engine, engine_loop, tmp_path: Path) -> None:
-    engine = CountingEngine(embedded_engine)
-    handlers = ChatHandlers(engine, None, PageFiles(FileOwners(tmp_path)))  # type: ignore[arg-type]
+    handlers = ChatHandlers(embedded_engine, None, PageFiles(FileOwners(tmp_path)))
     conversation = Conversation()
-    engine_loop.run(handlers.accept({"text": "Name three rivers.", "files": []}, conversation,
-                                    SYSTEM, Refusal(), None))  # type: ignore[arg-type]
-    planned = engine.counted
-    engine_loop.run(answered(handlers, conversation, "Answer in French."))
-    assert engine.counted > planned
+    updates = engine_loop.run(collected(sent(handlers, conversation, "Name three rivers.",
+                                             "Answer in French.", max_tokens=24)))
+    first_chat = updates[0][0]
+    assert [m["role"] for m in first_chat] == ["user"]  # shown while the engine reads it
+    assert updates[-1][0][1]["role"] == "assistant"
     assert conversation.stop.request is not None
     assert conversation.stop.request.system == "Answer in French."
+    assert conversation.stop.request.sampling.max_tokens == 24
+
+
+def test_a_refused_send_changes_nothing(embedded_engine, engine_loop, tmp_path: Path) -> None:
+    handlers = ChatHandlers(embedded_engine, None, PageFiles(FileOwners(tmp_path)))
+    conversation = Conversation()
+    refusal = Refusal()
+    empty = handlers.send({"text": "  ", "files": []}, "1", conversation, SessionSummary(),
+                          SYSTEM, 0.0, 1.0, 16, None, refusal, None)  # type: ignore[arg-type]
+    with pytest.raises(gr.Error):
+        engine_loop.run(collected(empty))
+    assert refusal.reason and conversation.messages == [] and not conversation.busy

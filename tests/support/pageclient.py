@@ -107,6 +107,13 @@ class PageClient:
                 return result
         return result
 
+    def events(self, event_id: str) -> Iterator[dict[str, Any]]:
+        """The session stream's messages about one queued event, until it completes."""
+        for message in self._messages(event_id):
+            yield message
+            if message.get("msg") == "process_completed":
+                return
+
     def _messages(self, event_id: str) -> Iterator[dict[str, Any]]:
         with self.http.stream("GET", f"{API}/queue/data",
                               params={"session_hash": self.session_hash}) as stream:
@@ -130,29 +137,59 @@ def file_urls(text: str) -> list[str]:
 
 # ---------------------------------------------------------------- the send chain
 
-def chain(client: PageClient) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The send chain's steps: accept, the queued answer (which ends the answer itself), and
-    the step that runs only when Gradio refused the answer step's settings."""
-    accept = client.dependency("mm", "submit")
-    answer = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
+def chain(client: PageClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The send chain's backend steps: the queued send (it checks the message, shows it and
+    streams its answer), and the step that runs when it was refused, which tells why and
+    gives the message back. The browser moves the message out of the input before them."""
+    textbox = client.component("mm")["id"]
+    moved = next(d for d in client.config["dependencies"] if [textbox, "submit"] in d["targets"])
+    assert not moved.get("backend_fn"), "moving the message to send is the browser's step"
+    send = next(d for d in client.dependencies() if d.get("trigger_after") == moved["id"])
+    unsent = next(d for d in client.dependencies() if d.get("trigger_after") == send["id"]
+                  and d.get("trigger_only_on_failure"))
+    return send, unsent
+
+
+def retry_chain(client: PageClient) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Retry's steps: the check, the queued answer, and the step that runs only when Gradio
+    refused the answer step's settings."""
+    retry = client.dependency("chatbot", "retry")
+    answer = next(d for d in client.dependencies() if d.get("trigger_after") == retry["id"]
                   and d.get("trigger_only_on_success") and d.get("queue") is not False)
     not_started = next(d for d in client.dependencies() if d.get("trigger_after") == answer["id"]
                        and d.get("trigger_only_on_failure"))
-    return accept, answer, not_started
+    return retry, answer, not_started
 
 
-def settings(max_tokens: int) -> list[Any]:
-    return ["Be brief.", 0.0, 1.0, max_tokens, 1]
+def message(text: str, files: list[Any] | None = None) -> dict[str, Any]:
+    return {"text": text, "files": files or []}
+
+
+def send_data(sent: dict[str, Any], max_tokens: int = 16, temperature: float = 0.0,
+              send_id: str = "1") -> list[Any]:
+    """The send step's inputs: the message, the browser's id of this send, the server's
+    states as the page sends them (null), the settings."""
+    return [sent, send_id, None, None, "Be brief.", temperature, 1.0, max_tokens, 1, None]
+
+
+def unsent_data(sent: dict[str, Any], send_id: str = "1", typed: Any = None) -> list[Any]:
+    """The inputs of the step after a send that did not go through."""
+    return [sent, typed, send_id, None, None]
 
 
 def send(client: PageClient, text: str, max_tokens: int = 16) -> tuple[EventResult, Any]:
-    """Sends a message as the page does; returns the answer step's result (or the refusal)
-    and the chat its last update shows."""
-    accept, answer, _ = chain(client)
-    accepted = client.call(accept, [{"text": text, "files": []}, None, "Be brief.", None])
-    if not accepted.success:
-        refusal = next(d for d in client.dependencies() if d.get("trigger_after") == accept["id"]
-                       and d.get("trigger_only_on_failure"))
-        return client.call(refusal, [None]), None
-    answered = client.call(answer, [None, None, *settings(max_tokens)])
-    return answered, answered.data[0] if answered.data else None
+    """Sends a message as the page does; returns the send step's result (or, refused, the
+    result of the step that tells why) and the chat its last update shows."""
+    sent, answer = send_message(client, message(text), max_tokens)
+    return (sent, None) if answer is None else (answer, answer.data[0] if answer.data else None)
+
+
+def send_message(client: PageClient, sent: dict[str, Any], max_tokens: int = 16
+                 ) -> tuple[EventResult, EventResult | None]:
+    """The send chain: the send step's result, or the refusal's, which tells why; the
+    answer (the send step's result) when it was not refused."""
+    send_step, unsent = chain(client)
+    answered = client.call(send_step, send_data(sent, max_tokens))
+    if not answered.success:
+        return client.call(unsent, unsent_data(sent)), None
+    return answered, answered
