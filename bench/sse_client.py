@@ -64,7 +64,10 @@ class GradioApp:
         self.sends = 0  # the browser's count, for each send's id
 
     async def connect(self) -> None:
-        config = (await self.client.get(f"{self.base_url}/config")).json()
+        self.learn((await self.client.get(f"{self.base_url}/config")).json())
+
+    def learn(self, config: dict[str, Any]) -> None:
+        """Finds the page's steps in its configuration."""
         dependencies = {d.get("id", i): d for i, d in enumerate(config["dependencies"])}
         # The backend step that runs when the one before succeeded (or in any case).
         after = {d["trigger_after"]: fn for fn, d in dependencies.items()
@@ -194,8 +197,8 @@ class GradioApp:
                          config: dict[str, Any]) -> None:
         """The other backend steps a page sends on its own: Stop, the input's change (the
         cost preview) and the timer's tick, where the page has them."""
-        textbox = self._dependency_target(dependencies, "accept" if "accept" in self.fn
-                                          else "answer")
+        textbox = _submitted(dependencies, self.fn["accept" if "accept" in self.fn
+                                                    else "answer"])
         for fn, dependency in dependencies.items():
             if not dependency.get("backend_fn"):
                 continue
@@ -207,9 +210,6 @@ class GradioApp:
             if any(trigger == "tick" for _, trigger in targets):
                 self.fn.setdefault("tick", fn)
                 self.tick_s = _timer_interval(config, targets[0][0])
-
-    def _dependency_target(self, dependencies: dict[int, dict[str, Any]], step: str) -> int:
-        return dependencies[self.fn[step]]["targets"][0][0]
 
     async def _step(self, session: str, step: str, data: list[Any], reply: Reply) -> None:
         """A step whose refusal is an answer, not a failure of the benchmark."""
@@ -257,6 +257,14 @@ def _handle(message: dict[str, Any], reply: Reply) -> bool:
         reply.error = str(message.get("message") or "unexpected error")
         return True
     return False
+
+
+def _submitted(dependencies: dict[int, dict[str, Any]], fn: int) -> int:
+    """The component whose submit starts the chain that step `fn` is part of: the textbox."""
+    dependency = dependencies[fn]
+    while dependency.get("trigger_after") is not None:
+        dependency = dependencies[dependency["trigger_after"]]
+    return int(dependency["targets"][0][0])
 
 
 def _timer_interval(config: dict[str, Any], component_id: int) -> float:

@@ -34,7 +34,7 @@ MAX_TOKENS_INPUT = 7  # of the send step's: message, send id, 2 states, system, 
 GRADIO_CONFIG = {"components": [], "dependencies": [
     {"id": SUBMIT, "targets": [[1, "submit"]], "inputs": [1], "backend_fn": False,
      "trigger_after": None},
-    {"id": SEND, "api_name": "send", "targets": [[1, "success"]],
+    {"id": SEND, "api_name": "send", "targets": [[None, "success"]],
      "inputs": [10, 12, 2, 3, 4, 5, 6, 7, 8, 11], "backend_fn": True, "queue": True,
      "trigger_after": SUBMIT, "trigger_only_on_success": True},
     {"id": LOAD, "targets": [[0, "load"]], "inputs": [], "backend_fn": True, "queue": False},

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bench.sse_client import GradioApp
 from phi4ui.engines import build_engine
 from phi4ui.settings import load_settings
 from phi4ui.web.server import _gradio_app, build_server
@@ -49,3 +50,15 @@ def test_the_chat_s_own_steps_leave_the_settings_and_the_engine_panel_out(
     for dependency in page_config["dependencies"]:
         if set(names[i] for i in dependency["outputs"]) & panel and dependency.get("backend_fn"):
             assert dependency.get("show_progress_on") == [], dependency
+
+
+def test_the_benchmark_s_page_client_finds_every_step_the_page_sends(
+        page_config: dict[str, Any]) -> None:
+    app = GradioApp("http://127.0.0.1:9", client=None)  # type: ignore[arg-type]
+    app.learn(page_config)
+    # One step sends a message and streams its answer: no accept or finishing step.
+    assert set(app.fn) == {"load", "clear", "answer", "stop", "preview", "tick"}
+    assert app.queued["answer"] and not app.queued["stop"] and not app.queued["clear"]
+    # the message, its id, two states, five settings; the last input, a state, is padded
+    assert len(app.answer_data("hi", [], "Be brief.", 16)) == app.inputs["answer"] - 1 == 9
+    assert app.tick_s > 0
