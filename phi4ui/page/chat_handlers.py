@@ -114,18 +114,22 @@ class ChatHandlers:
         conversation.begin(to_answer, system=settings.system, planned=planned)
 
     async def unsent(self, message: Any, typed: Any, send_id: Any, conversation: Conversation,
-                     refusal: Refusal) -> Any:
-        """After a send that did not go through, the message goes back to the input, unless
-        something new was typed there: refused by a check, with a warning that says why;
-        refused by Gradio before the step began (settings out of range: Gradio's own error
-        says so) or cancelled by Clear before it, silently. A send that began and was then
-        cancelled by Clear is over: nothing comes back."""
+                     refusal: Refusal, request: gr.Request) -> Any:
+        """After a send that did not go through, the message (with only the files this
+        visitor may use) goes back to the input, unless something new was typed there:
+        refused by a check, with a warning that says why; refused by Gradio before the step
+        began (its own error says why) or cleared before it, silently. A send that began and
+        was then cleared is over: nothing comes back."""
         reason, refusal.reason = refusal.reason, ""
         if reason:
             gr.Warning(escape(reason))
         elif conversation.send_id == str(send_id):
             return gr.skip()
-        return gr.skip() if _has_content(typed) else message
+        if not isinstance(message, dict) or (isinstance(typed, dict) and any(typed.values())):
+            return gr.skip()
+        text = message.get("text")
+        files = usable_files(chat_history.files_of(message), self.files.checker(request))
+        return {"text": text if isinstance(text, str) else "", "files": files}
 
     async def accept_retry(self, conversation: Conversation, refusal: Refusal) -> History:
         refusal.refuse_if(conversation.is_busy(), BUSY)
@@ -373,10 +377,6 @@ def _shown(messages: History) -> History:
 
 # Pages' earlier messages: a few hundred conversations' worth of text at most.
 _remembered_safe = functools.lru_cache(maxsize=4096)(safe_markdown)
-
-
-def _has_content(message: Any) -> bool:
-    return isinstance(message, dict) and bool(message.get("text") or message.get("files"))
 
 
 def _interrupted(history: History, message: str) -> History:

@@ -167,6 +167,9 @@ def test_another_visitors_upload_cannot_be_sent(app, alice, bob):
     accepted, refusal = send(bob, {"text": "what is this?", "files": [uploaded]})
     assert not accepted.success
     assert refusal is not None and NOT_YOURS in refusal.text
+    # the message comes back to bob's input without alice's file
+    assert refusal.data == [{"text": "what is this?", "files": []}]
+    assert uploaded["path"] not in refusal.raw
 
 
 def test_an_answer_is_recorded_with_the_login_and_exported_only_by_its_session(app, alice,
