@@ -127,9 +127,7 @@ class ChatHandlers:
             return gr.skip()
         if not isinstance(message, dict) or (isinstance(typed, dict) and any(typed.values())):
             return gr.skip()
-        text = message.get("text")
-        files = usable_files(chat_history.files_of(message), self.files.checker(request))
-        return {"text": text if isinstance(text, str) else "", "files": files}
+        return _usable_part(message, self.files.checker(request))
 
     async def accept_retry(self, conversation: Conversation, refusal: Refusal) -> History:
         refusal.refuse_if(conversation.is_busy(), BUSY)
@@ -310,10 +308,8 @@ class ChatHandlers:
         except Phi4UIError as error:
             gr.Warning(escape(str(error)))
             return gr.skip(), None
-        message = message if isinstance(message, dict) else {}
-        files = [*usable_files(chat_history.files_of(message), may_use), photo]
-        text = message.get("text")
-        return {"text": text if isinstance(text, str) else "", "files": files}, None
+        kept = _usable_part(message if isinstance(message, dict) else {}, may_use)
+        return {"text": kept["text"], "files": [*kept["files"], photo]}, None
 
     # ------------------------------------------------------------ settings
 
@@ -377,6 +373,13 @@ def _shown(messages: History) -> History:
 
 # Pages' earlier messages: a few hundred conversations' worth of text at most.
 _remembered_safe = functools.lru_cache(maxsize=4096)(safe_markdown)
+
+
+def _usable_part(message: dict[str, Any], may_use: Callable[[str], bool]) -> dict[str, Any]:
+    """An input's value from the browser: its text, and only the files this visitor may use."""
+    text = message.get("text")
+    return {"text": text if isinstance(text, str) else "",
+            "files": usable_files(chat_history.files_of(message), may_use)}
 
 
 def _interrupted(history: History, message: str) -> History:

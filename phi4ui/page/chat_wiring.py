@@ -19,9 +19,9 @@ import gradio as gr
 
 from phi4ui.page.chat_handlers import TICK_S, ChatHandlers
 from phi4ui.page.gradio_workarounds import (
+    ANSWERED_JS,
     INTERNAL,
     SEND_JS,
-    answered_js,
     answering_js,
     tell_refusals,
     then_as_if_changed,
@@ -68,7 +68,7 @@ def wire_chat(p: ChatParts, h: ChatHandlers) -> None:
     send = moved.success(h.send, [p.sent, p.send_id, c, p.session, *p.settings, r],
                          **answer_outputs)
     send.failure(h.unsent, [p.sent, p.textbox, p.send_id, c, r], [p.textbox],
-                 js=answered_js(), concurrency_limit=None, **INTERNAL)
+                 js=ANSWERED_JS, concurrency_limit=None, **INTERNAL)
     # Retrying and editing check first in a step that is not queued and may refuse (see
     # `gradio_workarounds` for how a refusal is told), then the answer streams.
     starts = [
@@ -81,7 +81,7 @@ def wire_chat(p: ChatParts, h: ChatHandlers) -> None:
     for start in starts:
         start.success(None, None, None, js=answering_js(True), **INTERNAL)
         answer = start.success(h.answer, [c, p.session, *p.settings], **answer_outputs)
-        answer.failure(h.not_started, [c], [p.chatbot], js=answered_js(), queue=False,
+        answer.failure(h.not_started, [c], [p.chatbot], js=ANSWERED_JS, queue=False,
                        **INTERNAL)
         answers.append(answer)
     for answer in answers:  # after a failure, the `.failure` step gives Send back

@@ -44,8 +44,10 @@ Result = TypeVar("Result")
 # Switches the input's Send button for its Stop button while an answer is written, in the
 # browser: no round trip, and no component update for Gradio to rebuild (see CSS).
 ANSWERING_JS = "() => {{ document.body.classList.toggle('p4-answering', {on}); }}"
-ANSWERED_PASSING_JS = ("(...inputs) => { document.body.classList.toggle('p4-answering', false); "
-                       "return inputs; }")
+# The same, Send back, for a `.failure` step with a backend function: Gradio's browser runs no
+# `.then` step after a failed one. It passes the step's inputs through.
+ANSWERED_JS = ("(...inputs) => { document.body.classList.toggle('p4-answering', false); "
+               "return inputs; }")
 
 # Sending, in the browser: the message moves from the input to the hidden component the send
 # step reads, with an id of this send, and Stop shows; while an answer is written, sending
@@ -116,13 +118,6 @@ def tell_refusals(refusable: Iterable[Any], refusal: gr.State) -> None:
     """After each of the `refusable` unqueued events, a queued step that tells why it failed."""
     for event in refusable:
         event.failure(tell_refusal, [refusal], None, concurrency_limit=None, **INTERNAL)
-
-
-def answered_js() -> str:
-    """`answering_js(False)` for a step with a backend function after a failed answer step:
-    Gradio's browser runs no `.then` step after a failed one, only its `.failure` steps. It
-    passes the step's inputs through."""
-    return ANSWERED_PASSING_JS
 
 
 def answering_js(on: bool) -> str:

@@ -28,6 +28,7 @@ from tests.support.pageclient import (
     file_urls,
     retry_chain,
     send_data,
+    send_message,
     unsent_data,
 )
 from tests.support.vllm_server import VllmServer
@@ -103,11 +104,8 @@ def assert_nothing_leaked(client: PageClient, result: EventResult, app: RunningA
 def send(client: PageClient, message: dict[str, Any]) -> tuple[EventResult, EventResult | None]:
     """The page's send chain: the send step, then, if it refused, the step that tells why
     (if it answered, the second is the same result)."""
-    send_step, unsent = chain(client)
-    sent = client.call(send_step, send_data(message))
-    if not sent.success:
-        return sent, client.call(unsent, unsent_data(message))
-    return sent, sent
+    sent, told = send_message(client, message)
+    return sent, sent if told is None else told
 
 
 def records(app: RunningApp) -> list[dict[str, Any]]:

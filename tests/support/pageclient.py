@@ -180,16 +180,18 @@ def unsent_data(sent: dict[str, Any], send_id: str = "1", typed: Any = None) -> 
 def send(client: PageClient, text: str, max_tokens: int = 16) -> tuple[EventResult, Any]:
     """Sends a message as the page does; returns the send step's result (or, refused, the
     result of the step that tells why) and the chat its last update shows."""
-    sent, answer = send_message(client, message(text), max_tokens)
-    return (sent, None) if answer is None else (answer, answer.data[0] if answer.data else None)
+    sent, told = send_message(client, message(text), max_tokens)
+    if told is not None:
+        return told, None
+    return sent, sent.data[0] if sent.data else None
 
 
 def send_message(client: PageClient, sent: dict[str, Any], max_tokens: int = 16
                  ) -> tuple[EventResult, EventResult | None]:
-    """The send chain: the send step's result, or the refusal's, which tells why; the
-    answer (the send step's result) when it was not refused."""
+    """The send chain: the send step's result, and when it failed, the result of the step
+    after it, which tells why."""
     send_step, unsent = chain(client)
-    answered = client.call(send_step, send_data(sent, max_tokens))
-    if not answered.success:
-        return client.call(unsent, unsent_data(sent)), None
-    return answered, answered
+    result = client.call(send_step, send_data(sent, max_tokens))
+    if result.success:
+        return result, None
+    return result, client.call(unsent, unsent_data(sent))
