@@ -27,7 +27,14 @@ import httpx
 import httpx2
 
 from bench.sse_client import GradioApp, Reply, incomplete
-from bench.workload import SYSTEM, RequestTiming, Scenario, largest_gap, token_gaps
+from bench.workload import (
+    SYSTEM,
+    RequestTiming,
+    Scenario,
+    engine_gap,
+    largest_gap,
+    token_gaps,
+)
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -112,7 +119,10 @@ class AppPeople:
                              largest_gap=largest_gap(reply.updates), app_ttft=reply.app_ttft,
                              streaming_s=(reply.updates[-1] - reply.updates[0]
                                           if reply.updates else None),
-                             page_steps_s=_with_answer_start(reply))
+                             page_steps_s=_with_answer_start(reply),
+                             engine_gap=engine_gap(reply.engine_decode_s,
+                                                   reply.completion_tokens),
+                             page_gap=1 / reply.page_rate if reply.page_rate else None)
 
     async def close(self) -> None:
         for app, _, _ in self.people.values():

@@ -18,9 +18,17 @@ from typing import Any
 
 from bench import machine_cpu
 from bench.procs import TreeMemory
-from bench.workload import SYSTEM, RequestTiming, Scenario, ScenarioResult, largest_gap
+from bench.workload import (
+    SYSTEM,
+    RequestTiming,
+    Scenario,
+    ScenarioResult,
+    engine_gap,
+    largest_gap,
+)
 from phi4ui.core import answer_stream
 from phi4ui.core.chat import Sampling
+from phi4ui.engines import vllm_compat
 from phi4ui.engines.embedded import EmbeddedEngine
 from phi4ui.engines.vllm_inputs import vllm_prompt, vllm_sampling
 from phi4ui.settings import load_settings
@@ -87,6 +95,7 @@ async def one_answer(llm: Any, planner: EmbeddedEngine, request: Any) -> Request
     gaps: list[float] = []
     updates: list[float] = []
     tokens = 0
+    output = None
     async for output in llm.generate(vllm_prompt(request), vllm_sampling(request),
                                      uuid.uuid4().hex,
                                      lora_request=planner.lora_for(request.adapter)):
@@ -106,7 +115,13 @@ async def one_answer(llm: Any, planner: EmbeddedEngine, request: Any) -> Request
                          tokens=tokens, started=started, ended=time.perf_counter(),
                          error="" if tokens == wanted else f"{tokens} of {wanted} tokens",
                          largest_gap=largest_gap(updates),
-                         streaming_s=None if first is None or last is None else last - first)
+                         streaming_s=None if first is None or last is None else last - first,
+                         engine_gap=engine_gap(_decode_s(output), tokens),
+                         page_gap=None)
+
+
+def _decode_s(output: Any) -> float | None:
+    return None if output is None else vllm_compat.engine_timings(output).decode_s
 
 
 def main() -> None:

@@ -65,7 +65,8 @@ def markdown(run: dict[str, Any]) -> str:
         lines += [f"| {r['path']} vs {r['baseline']} | {r['kind']} | {r['users']} | "
                   f"{r['ttft_p50_delta_ms']} | {r['ttft_p50_ratio']} | {r['tok_s_ratio']} |"
                   for r in rows]
-    lines += report_tables.page_steps(run) + report_tables.machine_cpu(run)
+    lines += report_tables.page_steps(run) + report_tables.answer_gaps(run)
+    lines += report_tables.machine_cpu(run)
     lines += report_tables.calibration(run) + report_tables.realistic(run)
     lines += report_tables.errors_and_skips(run)
     lines += ["", *_extras(run), ""]

@@ -92,6 +92,24 @@ def page_steps(run: dict[str, Any]) -> list[str]:
     return lines
 
 
+def answer_gaps(run: dict[str, Any]) -> list[str]:
+    """Each answer's mean time per token on each clock that saw it (p50 over answers): a
+    page slower than the engine shows as a client's gap above the engine's."""
+    rows = [r for r in run["results"] if r.get("answer_gap_engine_p50_ms") is not None]
+    if not rows:
+        return []
+    lines = ["", "Each answer's mean time per token, first token to last, p50 over answers "
+             "(ms): on the engine core's clock (vLLM's own stamps), as the page process "
+             "received the tokens, and as the client did:", "",
+             "| path | kind | users | engine core | page process | client |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['path']} | {r['kind']} | {r['users']} | "
+                     f"{r['answer_gap_engine_p50_ms']} | {r.get('answer_gap_page_p50_ms', '')} "
+                     f"| {r['answer_gap_client_p50_ms']} |")
+    return lines
+
+
 def calibration(run: dict[str, Any]) -> list[str]:
     if "calibration" not in run:
         return []

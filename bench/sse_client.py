@@ -27,6 +27,11 @@ API = "/gradio_api"
 TOKENS_IN_STATS = re.compile(r"(\d+) tokens in")
 FIRST_TOKEN_IN_STATS = re.compile(r"first token (\d+) ms|first token ([\d.]+) s")
 TOKENS_AND_FINISH = re.compile(r"Completion tokens \| (\d+) \((\w+)\)")
+# The statistics' details: the page process's rate from its first token to its last, and
+# the engine's decode time (vLLM's own stamps), shown as "850 ms" or "2.35 s".
+PAGE_RATE_IN_STATS = re.compile(r"Decode speed \| ([\d.]+) tok/s")
+ENGINE_DECODE_IN_STATS = re.compile(
+    r"Engine queue / prefill / decode \| [^|]* / ([\d.]+) (ms|s) \|")
 
 
 @dataclass
@@ -36,6 +41,8 @@ class Reply:
     updates: list[float] = field(default_factory=list)  # times the answer text grew
     completion_tokens: int = 0
     app_ttft: float | None = None  # the page's own, in its statistics line
+    page_rate: float | None = None  # tokens per second as the page process received them
+    engine_decode_s: float | None = None  # first token to last on the engine core's clock
     chat: list[Any] = field(default_factory=list)  # the chat as the page holds it
     error: str = ""
     ended: float = 0.0
@@ -291,6 +298,15 @@ def _on_output(data: list[Any], reply: Reply) -> None:
         if first := FIRST_TOKEN_IN_STATS.search(shown):
             reply.app_ttft = (float(first.group(1)) / 1000 if first.group(1)
                               else float(first.group(2)))
+        _note_rates(shown, reply)
+
+
+def _note_rates(shown: str, reply: Reply) -> None:
+    if rate := PAGE_RATE_IN_STATS.search(shown):
+        reply.page_rate = float(rate.group(1))
+    if decode := ENGINE_DECODE_IN_STATS.search(shown):
+        value = float(decode.group(1))
+        reply.engine_decode_s = value / 1000 if decode.group(2) == "ms" else value
 
 
 def apply_diff(value: Any, diff: list[Any]) -> Any:

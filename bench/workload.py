@@ -70,6 +70,11 @@ class RequestTiming:
     streaming_s: float | None = None
     # The page's steps around the answer, as the client timed them (see `PAGE_STEPS`).
     page_steps_s: dict[str, float] = field(default_factory=dict)
+    # The answer's mean time per token on the engine core's own clock (vLLM's first and last
+    # token stamps), and as the page process received the tokens (its statistics line): with
+    # `streaming_s` as the client saw it, they tell a slower engine from a lagging page.
+    engine_gap: float | None = None
+    page_gap: float | None = None
 
 
 @dataclass
@@ -97,10 +102,28 @@ class ScenarioResult:
             "largest_gap_p50_ms": _ms(percentile(largest, 50)),
             "largest_gap_p95_ms": _ms(percentile(largest, 95)),
             "largest_gap_max_ms": _ms(max(largest, default=None)),
+            **_gaps_by_clock(ok),
             "total_output_tokens": tokens, "in_engine_mean": _in_engine_mean(ok, window),
             **({"page_steps_p50_ms": steps} if (steps := _page_steps(ok)) else {}),
             "aggregate_tok_s": round(tokens / window, 1) if window > 0 else None,
         }
+
+
+def _gaps_by_clock(requests: list[RequestTiming]) -> dict[str, float | None]:
+    """The p50 over answers of each answer's mean time per token, on each clock that has it:
+    the engine core's, the page process's and the client's."""
+    client = [r.streaming_s / (r.tokens - 1) for r in requests
+              if r.streaming_s is not None and r.tokens > 1]
+    engine = [r.engine_gap for r in requests if r.engine_gap is not None]
+    page = [r.page_gap for r in requests if r.page_gap is not None]
+    return {"answer_gap_client_p50_ms": _ms(percentile(client, 50)),
+            **({"answer_gap_engine_p50_ms": _ms(percentile(engine, 50))} if engine else {}),
+            **({"answer_gap_page_p50_ms": _ms(percentile(page, 50))} if page else {})}
+
+
+def engine_gap(decode_s: float | None, tokens: int) -> float | None:
+    """An answer's mean time per token from vLLM's decode time (first token to last)."""
+    return decode_s / (tokens - 1) if decode_s is not None and tokens > 1 else None
 
 
 def _in_engine_mean(requests: list[RequestTiming], window: float) -> float | None:

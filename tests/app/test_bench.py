@@ -34,6 +34,16 @@ def test_quick_benchmark_writes_a_report_with_ratios(tmp_path):
         else:
             assert not steps
     assert "The page's steps per message" in (tmp_path / "benchmark.md").read_text()
+    # Each answer's time per token on the engine core's clock, for both; as the page process
+    # received the tokens, for the page only. No clock runs faster than the one before it.
+    for r in run["results"]:
+        engine, client = r["answer_gap_engine_p50_ms"], r["answer_gap_client_p50_ms"]
+        assert 0 < engine <= client * 1.05
+        if r["path"] == "app":
+            assert engine * 0.95 <= r["answer_gap_page_p50_ms"] <= client * 1.05
+        else:
+            assert "answer_gap_page_p50_ms" not in r
+    assert "Each answer's mean time per token" in (tmp_path / "benchmark.md").read_text()
     assert all(len(r["client_cpu"]) == 2 for r in run["results"] if r["path"] == "app")
     # The whole machine's CPU while the people ran: the page and its engine worked, and
     # the machine was busy at least as long as they were.

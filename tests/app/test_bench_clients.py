@@ -127,3 +127,25 @@ def test_the_page_s_own_first_token_is_read_from_its_statistics(shown: str,
     _on_output([[{"role": "assistant", "content": [{"type": "text", "text": "a"}]}, stats]],
                reply)
     assert reply.completion_tokens == 64 and reply.app_ttft == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(("decode_s", "engine_gap"), [(0.508, 0.004), (2.54, 0.02)])
+def test_each_clock_s_time_per_token_is_read_from_the_page_s_statistics(
+        decode_s: float, engine_gap: float) -> None:
+    """The engine's decode time and the page process's rate, as the page's own statistics
+    details show them (both of the page's time formats), become each answer's time per
+    token on those clocks."""
+    from bench.clients import engine_gap as gap_of
+    from bench.sse_client import Reply, _on_output
+    from phi4ui.core.history import answer_annotations
+    from phi4ui.core.stats import RequestStats
+
+    stats = RequestStats(engine="embedded", adapter=None, finish_reason="length", ttft_s=0.05,
+                         e2e_s=decode_s + 0.05, completion_tokens=128, prompt_tokens=40,
+                         prompt_text_tokens=40, prompt_image_tokens=0, prompt_audio_tokens=0,
+                         decode_tokens_per_s=240.5, itl_p50_s=0.004, itl_p95_s=0.005,
+                         queue_s=0.001, prefill_s=0.02, decode_s=decode_s)
+    reply = Reply(started=0.0)
+    _on_output([answer_annotations(stats, [])], reply)
+    assert reply.page_rate == 240.5
+    assert gap_of(reply.engine_decode_s, 128) == pytest.approx(engine_gap, rel=0.01)
