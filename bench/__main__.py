@@ -67,9 +67,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="more app flags, e.g. '--gpu-memory-utilization 0.8'")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"))
     parser.add_argument("--label", default="", help="a name for this run in the report")
+    parser.add_argument("--raw-pause-ms", type=float, default=0.0,
+                        help="with raw: also run each scenario as raw_paced, each person "
+                             "pausing before each answer for a random time of this mean "
+                             "(uniform from 0 to twice it), as a page's steps between answers "
+                             "keep a person away; their answers then reach the engine out of "
+                             "step with each other, as through a page")
     parser.add_argument("--profile", action="store_true",
-                        help="record the app process with py-spy while the clients run "
-                             "(writes app-profile.speedscope.json and app-profile.txt)")
+                        help="record the raw caller and the app's processes (their engine "
+                             "core included) with py-spy while the people run (writes "
+                             "<path>-profile.collapsed and <path>-profile.txt)")
     args = parser.parse_args(argv)
     if args.quick:
         args.kinds, args.users, args.output_tokens, args.requests_per_user = "text", "1,4", 16, 1
@@ -99,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "phi4ui-bench-", args.extra_app_args.split())
     users = [int(u) for u in args.users.split(",")]
     job = {"app_args": workspace.app_args, "media": workspace.media, "questions": QUESTIONS,
-           "client_procs": args.client_procs,
+           "client_procs": args.client_procs, "raw_pause_ms": args.raw_pause_ms,
            "scenarios": [asdict(s) for s in scenarios(
                args.kinds.split(","), users, args.requests_per_user, args.output_tokens)]}
     setup = Setup(workspace.work, workspace.model, workspace.app_args, args.max_model_len,
@@ -136,7 +143,9 @@ def _stress(run: dict[str, Any], job: dict[str, Any], setup: Setup,
     print("media preparation:", json.dumps(run["media_prep"]), file=sys.stderr)
     for path in args.paths.split(","):
         if path == "raw":
-            found = run_python(["-m", "bench.raw"], job, setup.work, "raw")
+            # The raw caller samples itself and its engine core while its people run.
+            profiled = {**job, "profile_dir": str(out)} if args.profile else job
+            found = run_python(["-m", "bench.raw"], profiled, setup.work, "raw")
             run["results"] += found["results"]
             run["engine_alone"] = {"start_s": found["engine_start_s"],
                                    "peak_rss": found["engine_peak_rss"]}

@@ -207,7 +207,8 @@ def profiling(pid: int, out: Path | None, name: str = "app", with_children: bool
         return
     collapsed = out / f"{name}-profile.collapsed"
     recorder = subprocess.Popen([_py_spy(), "record", "--pid", str(pid), "--rate", "100",
-                                 "--nonblocking", "--format", "raw", "--output", str(collapsed),
+                                 "--nonblocking", "--threads", "--format", "raw",
+                                 "--output", str(collapsed),
                                  *(["--subprocesses"] if with_children else [])],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

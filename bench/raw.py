@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import random
 import sys
 import time
 import uuid
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import machine_cpu
-from bench.procs import TreeMemory
+from bench.procs import TreeMemory, profiling
 from bench.workload import (
     SYSTEM,
     RequestTiming,
@@ -50,12 +52,15 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
         for kind in {s["kind"] for s in job["scenarios"]}:
             warm_up = await plan_request(planner, kind, job, 16, 0)
             await one_answer(llm, planner, warm_up)
-        for spec in job["scenarios"]:
-            scenario = Scenario(**spec)
-            result = ScenarioResult("raw", scenario)
-            machine = await serve_people(llm, planner, scenario, job, result)
-            results.append({**result.summary(), "machine_cpu": machine})
-            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+        profile_to = Path(job["profile_dir"]) if job.get("profile_dir") else None
+        with profiling(os.getpid(), profile_to, "raw", with_children=True):
+            for spec in job["scenarios"]:
+                for pause_s in _pauses(job):
+                    scenario = Scenario(**spec)
+                    result = ScenarioResult("raw_paced" if pause_s else "raw", scenario)
+                    machine = await serve_people(llm, planner, scenario, job, result, pause_s)
+                    results.append({**result.summary(), "machine_cpu": machine})
+                    print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     finally:
         await planner.close()
     return {"engine_start_s": round(start_s, 2), "engine_peak_rss": memory.peak(),
@@ -72,15 +77,27 @@ async def plan_request(planner: EmbeddedEngine, kind: str, job: dict[str, Any], 
     return replace(request, sampling=replace(request.sampling, ignore_eos=True))
 
 
+def _pauses(job: dict[str, Any]) -> list[float]:
+    """Each scenario runs with its people in step, then, when asked, with their pauses."""
+    return [0.0] + ([job["raw_pause_ms"] / 1000] if job.get("raw_pause_ms") else [])
+
+
 async def serve_people(llm: Any, planner: EmbeddedEngine, scenario: Scenario,
-                       job: dict[str, Any], result: ScenarioResult) -> dict[str, Any]:
-    """Runs the scenario's people; returns the machine's CPU while they ran."""
+                       job: dict[str, Any], result: ScenarioResult,
+                       pause_s: float = 0.0) -> dict[str, Any]:
+    """Runs the scenario's people; returns the machine's CPU while they ran. With `pause_s`,
+    each person first waits a random time of that mean before each answer (seeded: the same
+    waits in every run), outside the answer's own timing."""
     requests = [[await plan_request(planner, scenario.kind, job, scenario.output_tokens,
                                     user * 1000 + n) for n in range(scenario.requests_per_user)]
                 for user in range(scenario.users)]
 
+    pauses = random.Random(scenario.users)
+
     async def user(own: list[Any]) -> None:
         for request in own:
+            if pause_s:
+                await asyncio.sleep(pauses.uniform(0.0, 2 * pause_s))
             result.requests.append(await one_answer(llm, planner, request))
 
     before = machine_cpu.snapshot()

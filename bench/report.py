@@ -10,10 +10,11 @@ from typing import Any
 from bench import report_tables
 
 # (path, baseline): the app against the engine it embeds or calls, and both HTTP front ends
-# (the app's page and vLLM's own OpenAI server) against the engine alone and each other.
+# (the app's page and vLLM's own OpenAI server) against the engine alone and each other; the
+# page paths also against the engine alone with its people pausing between answers.
 COMPARISONS = (("app", "raw"), ("app_scaled", "raw"), ("server", "raw"), ("server_api4", "raw"),
                ("app", "server"), ("app", "server_api4"), ("app_scaled", "server_api4"),
-               ("app_remote", "server"))
+               ("app_remote", "server"), ("app", "raw_paced"), ("app_scaled", "raw_paced"))
 
 
 def write(run: dict[str, Any], out: Path) -> None:

@@ -13,11 +13,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_quick_benchmark_writes_a_report_with_ratios(tmp_path):
     subprocess.run([sys.executable, "-m", "bench", "--quick", "--paths", "raw,app",
-                    "--client-procs", "2", "--out", str(tmp_path)], cwd=ROOT, check=True,
-                   timeout=900, capture_output=True)
+                    "--client-procs", "2", "--raw-pause-ms", "50", "--out", str(tmp_path)],
+                   cwd=ROOT, check=True, timeout=900, capture_output=True)
     run = json.loads((tmp_path / "benchmark.json").read_text())
     paths = {(r["path"], r["users"]) for r in run["results"]}
-    assert paths == {("raw", 1), ("raw", 4), ("app", 1), ("app", 4)}
+    assert paths == {("raw", 1), ("raw", 4), ("raw_paced", 1), ("raw_paced", 4), ("app", 1),
+                     ("app", 4)}
+    # The raw engine's people also ran pausing before each answer, as a page's steps keep
+    # them away; the page is compared with that too.
+    by_path = {(r["path"], r["users"]): r for r in run["results"]}
+    assert by_path[("raw_paced", 4)]["total_output_tokens"] == by_path[("raw", 4)][
+        "total_output_tokens"]
+    assert "| app vs raw_paced | text | 4 |" in (tmp_path / "benchmark.md").read_text()
     # Every answer was a full one: the page's ended with its statistics, all tokens counted.
     assert all(r["errors"] == 0 and r["ttft_p50_ms"] > 0 for r in run["results"])
     assert all(r["total_output_tokens"] <= r["requests"] * 16 for r in run["results"])
