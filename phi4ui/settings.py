@@ -110,6 +110,14 @@ class Settings:
     public_host: str = _option("", "the address visitors reach, when it is not --host: set by "
                                "--frontends for the page processes behind HAProxy")
     enforce_eager: bool = _option(False, "disable CUDA graphs / compilation (faster start)")
+    cuda_graph_mode: str = _option("auto", "vLLM's CUDA graph mode on a GPU; auto: vLLM's "
+                                   "default (full_and_piecewise: one graph for a step of "
+                                   "answers only, the layers' graphs for a step that also "
+                                   "reads a prompt); full: one graph for those steps too, "
+                                   "where the attention backend allows (vLLM falls back "
+                                   "where it does not)",
+                                   choices=("auto", "full", "full_and_piecewise", "piecewise",
+                                            "full_decode_only"))
     dtype: str = _option("auto", "number type of the weights and activations; auto: the "
                          "checkpoint's own, but float32 on a CPU without native bfloat16 "
                          "(vLLM runs bfloat16 there about 7x slower)",

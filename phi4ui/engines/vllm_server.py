@@ -10,7 +10,7 @@ import sys
 
 from phi4ui.engines import model_source, vllm_compat
 from phi4ui.engines.model_source import ModelSource
-from phi4ui.engines.vllm_compat import EngineConfig, executor_backend
+from phi4ui.engines.vllm_compat import EngineConfig, compilation_flags, executor_backend
 from phi4ui.settings import Settings
 
 
@@ -55,6 +55,7 @@ def _capacity_flags(config: EngineConfig) -> list[str]:
         "--stream-interval", str(config.stream_interval),
         "--distributed-executor-backend", executor_backend(config),
         *(["--enforce-eager"] if config.enforce_eager else []),
+        *compilation_flags(config),
     ]
 
 

@@ -50,7 +50,8 @@ def source_of(checkpoint: Path) -> ModelSource:
 
 @pytest.mark.parametrize("changes", [{}, {
     "revision": None, "random_weights": True, "enforce_eager": True, "tensor_parallel_size": 2,
-    "data_parallel_size": 1}], ids=["real", "random-eager-tp2"])
+    "data_parallel_size": 1}, {"cuda_graph_mode": "full"}],
+    ids=["real", "random-eager-tp2", "full-cuda-graphs"])
 def test_the_server_gets_the_embedded_engine_s_arguments(checkpoint: Path,
                                                           changes: dict[str, Any]) -> None:
     config = dataclasses.replace(CONFIG, model=str(checkpoint), **changes)
@@ -60,6 +61,8 @@ def test_the_server_gets_the_embedded_engine_s_arguments(checkpoint: Path,
     embedded = vllm_compat.engine_args(config)
     assert {name: getattr(server, name) for name in COMPARED} == {
         name: getattr(embedded, name) for name in COMPARED}
+    modes = {str(e.compilation_config.cudagraph_mode) for e in (server, embedded)}
+    assert modes == {"FULL" if config.cuda_graph_mode == "full" else "None"}
     assert (args.host, args.port, args.api_server_count) == ("127.0.0.1", 8123, 4)
     adapters = {module.name: module.path for module in args.lora_modules}
     assert adapters == {"vision": source.vision_lora, "speech": source.speech_lora}
