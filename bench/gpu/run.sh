@@ -9,7 +9,8 @@
 #   bench/gpu/run.sh smoke    a full-size dummy-weight Phi-4-MM: every modality through the
 #                             app's embedded engine, with its statistics
 #   bench/gpu/run.sh bench [benchmark flags]
-#                             the benchmark at 1, 16, 64 users: the raw engine, the app, the
+#                             the benchmark at 1, 16, 64 users: the raw engine (its people in
+#                             step, then pausing 0-80 ms before each answer), the app, the
 #                             scaled-out app, vLLM's server (one API process and
 #                             --api-server-count 4), with the clients in 8 processes and their
 #                             calibration against the zero-cost stand-in (--paths picks fewer)
@@ -82,8 +83,9 @@ case "${1:-}" in
     full_checkpoint
     python3 -m bench --model $checkpoint --paths raw,app,app_scaled,server,server_api4 \
       --kinds text,image,audio --users 1,16,64 --output-tokens 128 --requests-per-user 2 \
-      --max-model-len 8192 --max-num-seqs 64 --client-procs 8 --label "H200" --out "$out" \
-      "${@:2}" 2>&1 | tee "$out/bench.log" | grep -vE "^\(|WARNING" || true
+      --max-model-len 8192 --max-num-seqs 64 --client-procs 8 --raw-pause-ms 40 \
+      --label "H200" --out "$out" "${@:2}" 2>&1 | tee "$out/bench.log" \
+      | grep -vE "^\(|WARNING" || true
     ;;
   calibrate)
     python3 -m bench --calibrate --users 1,16,64 --output-tokens 128 --client-procs 8 \
