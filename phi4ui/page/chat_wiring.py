@@ -21,6 +21,7 @@ from phi4ui.page.chat_handlers import TICK_S, ChatHandlers
 from phi4ui.page.gradio_workarounds import (
     ANSWERED_JS,
     INTERNAL,
+    PREVIEW_JS,
     SEND_JS,
     answering_js,
     tell_refusals,
@@ -63,8 +64,8 @@ def wire_chat(p: ChatParts, h: ChatHandlers) -> None:
     # Sending is one request: the browser moves the message out of the input, then the
     # queued step checks it, shows it and streams its answer (no input among its outputs:
     # Gradio would rebuild it on every update). A refusal gives the message back.
-    moved = p.textbox.submit(None, [p.textbox], [p.textbox, p.sent, p.send_id], js=SEND_JS,
-                             **INTERNAL)
+    moved = p.textbox.submit(None, [p.textbox], [p.textbox, p.sent, p.send_id, p.cost],
+                             js=SEND_JS, **INTERNAL)
     send = moved.success(h.send, [p.sent, p.send_id, c, p.session, *p.settings, r],
                          **answer_outputs)
     send.failure(h.unsent, [p.sent, p.textbox, p.send_id, c, r], [p.textbox],
@@ -98,7 +99,7 @@ def _wire_inputs(p: ChatParts, h: ChatHandlers) -> None:
     c = p.conversation
     preview_args = ([p.textbox, c, p.settings[0]], [p.cost])
     gr.on([p.textbox.change, p.settings[0].change], h.preview, *preview_args, queue=False,
-          trigger_mode="always_last", **INTERNAL)
+          trigger_mode="always_last", js=PREVIEW_JS, **INTERNAL)
     p.chatbot.example_select(h.use_example, None, [p.textbox], queue=False, **INTERNAL)
     attached = p.camera.change(h.attach_photo, [p.camera, p.textbox], [p.textbox, p.camera],
                                queue=False, **INTERNAL)

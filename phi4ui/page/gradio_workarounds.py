@@ -50,16 +50,27 @@ ANSWERED_JS = ("(...inputs) => { document.body.classList.toggle('p4-answering', 
                "return inputs; }")
 
 # Sending, in the browser: the message moves from the input to the hidden component the send
-# step reads, with an id of this send, and Stop shows; while an answer is written, sending
-# waits and nothing moves (the error ends the event chain there; the server would refuse a
-# second answer too).
+# step reads, with an id of this send, Stop shows and the cost line empties; while an answer
+# is written, sending waits and nothing moves (the error ends the event chain there; the
+# server would refuse a second answer too).
 SEND_JS = """(message) => {
   if (document.body.classList.contains('p4-answering')) {
     throw new Error('an answer is still being written');
   }
   document.body.classList.add('p4-answering');
   window.p4Sends = (window.p4Sends || 0) + 1;
-  return [{text: '', files: []}, message, String(window.p4Sends)];
+  window.p4Emptied = Boolean(message && (message.text || (message.files || []).length));
+  return [{text: '', files: []}, message, String(window.p4Sends), ''];
+}"""
+# The cost preview, in the browser: the input that sending just emptied needs no request
+# (sending emptied the cost line itself); any other change asks the server.
+PREVIEW_JS = """(message, ...rest) => {
+  const emptied = window.p4Emptied;
+  window.p4Emptied = false;
+  if (emptied && !(message && (message.text || (message.files || []).length))) {
+    throw new Error('the input was emptied by sending');
+  }
+  return [message, ...rest];
 }"""
 
 CSS = """

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -55,6 +57,36 @@ def answer_length(chat: ChatPage) -> int:
     """The partial answer's length (an answer stopped at once may show no bubble)."""
     answers = chat.answers()
     return len(answers[0]) if answers else 0
+
+
+def test_sending_empties_the_cost_line_without_asking_the_server(chat: ChatPage) -> None:
+    """The input that sending empties needs no cost preview from the server; an input the
+    person empties still gets one (the line empties too)."""
+    preview = chat.page.evaluate(
+        "() => window.gradio_config.dependencies.find(d => d.api_name === 'preview').id")
+    asked: list[int] = []
+
+    def note(request: Any) -> None:
+        if request.method == "POST" and request.url.endswith("/run/predict"):
+            asked.append(json.loads(request.post_data or "{}").get("fn_index"))
+
+    chat.page.on("request", note)
+    chat.set_max_tokens(16)
+    chat.type("How far can a lighthouse be seen?")
+    expect(chat.cost).to_contain_text("prompt so far ≈")
+    assert preview in asked  # typing asks for it
+    asked.clear()
+    chat.send()
+    expect(chat.cost).to_have_text("")
+    chat.wait_answers(1)
+    assert preview not in asked
+
+    chat.type("And at night?")
+    expect(chat.cost).to_contain_text("prompt so far ≈")
+    asked.clear()
+    chat.type("")
+    expect(chat.cost).to_have_text("")
+    assert preview in asked
 
 
 def test_stop_ends_the_answer_and_frees_the_engine(chat: ChatPage, app_url: str) -> None:
