@@ -119,21 +119,25 @@ def engine_args(config: EngineConfig) -> Any:
     )
 
 
+def _cuda_graph_mode(config: EngineConfig) -> str | None:
+    """vLLM's name of the CUDA graph mode asked for; None leaves vLLM's default."""
+    return None if config.cuda_graph_mode == "auto" else config.cuda_graph_mode.upper()
+
+
 def _compilation(config: EngineConfig) -> dict[str, Any]:
-    if config.cuda_graph_mode == "auto":
+    if (mode := _cuda_graph_mode(config)) is None:
         return {}
     from vllm.config import CompilationConfig
     from vllm.config.compilation import CUDAGraphMode
 
-    mode = CUDAGraphMode[config.cuda_graph_mode.upper()]
-    return {"compilation_config": CompilationConfig(cudagraph_mode=mode)}
+    return {"compilation_config": CompilationConfig(cudagraph_mode=CUDAGraphMode[mode])}
 
 
 def compilation_flags(config: EngineConfig) -> list[str]:
     """`_compilation` as `vllm serve` takes it."""
-    if config.cuda_graph_mode == "auto":
+    if (mode := _cuda_graph_mode(config)) is None:
         return []
-    return ["--compilation-config", json.dumps({"cudagraph_mode": config.cuda_graph_mode.upper()})]
+    return ["--compilation-config", json.dumps({"cudagraph_mode": mode})]
 
 
 def executor_backend(config: EngineConfig) -> str:

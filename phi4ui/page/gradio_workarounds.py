@@ -59,11 +59,12 @@ SEND_JS = """(message) => {
   }
   document.body.classList.add('p4-answering');
   window.p4Sends = (window.p4Sends || 0) + 1;
-  window.p4Emptied = Boolean(message && (message.text || (message.files || []).length));
+  window.p4Emptied = true;
   return [{text: '', files: []}, message, String(window.p4Sends), ''];
 }"""
 # The cost preview, in the browser: the input that sending just emptied needs no request
-# (sending emptied the cost line itself); any other change asks the server.
+# (sending emptied the cost line itself, and an empty input's line is empty); any other
+# change asks the server.
 PREVIEW_JS = """(message, ...rest) => {
   const emptied = window.p4Emptied;
   window.p4Emptied = false;
