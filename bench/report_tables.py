@@ -107,6 +107,12 @@ def answer_gaps(run: dict[str, Any]) -> list[str]:
         lines.append(f"| {r['path']} | {r['kind']} | {r['users']} | "
                      f"{r['answer_gap_engine_p50_ms']} | {r.get('answer_gap_page_p50_ms', '')} "
                      f"| {r['answer_gap_client_p50_ms']} |")
+    bursts = [f"{r['path']} at {r['users']}" for r in rows
+              if (r["answer_gap_client_p50_ms"] or 0) < 0.95 * r["answer_gap_engine_p50_ms"]]
+    if bursts:
+        lines += ["", f"For {', '.join(bursts)} the client's figure is below the engine's: "
+                  "the tokens waited and reached the client in bursts, so the client (or the "
+                  "process between) was busy; that row's client figure is not the engine's pace."]
     return lines
 
 

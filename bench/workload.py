@@ -117,8 +117,17 @@ def _gaps_by_clock(requests: list[RequestTiming]) -> dict[str, float | None]:
     engine = [r.engine_gap for r in requests if r.engine_gap is not None]
     page = [r.page_gap for r in requests if r.page_gap is not None]
     return {"answer_gap_client_p50_ms": _ms(percentile(client, 50)),
+            "engine_spans_past_wait": sum(1 for r in requests if _engine_span_past_wait(r)),
             **({"answer_gap_engine_p50_ms": _ms(percentile(engine, 50))} if engine else {}),
             **({"answer_gap_page_p50_ms": _ms(percentile(page, 50))} if page else {})}
+
+
+def _engine_span_past_wait(request: RequestTiming) -> bool:
+    """Whether the engine's first-to-last token span is longer than the client waited for the
+    whole answer: impossible for a clock read right, as the engine made the tokens in between."""
+    if request.engine_gap is None:
+        return False
+    return request.engine_gap * (request.tokens - 1) > request.ended - request.started
 
 
 def engine_gap(decode_s: float | None, tokens: int) -> float | None:

@@ -12,6 +12,7 @@ import pytest
 from bench.calibrate import calibrate, headroom, standins
 from bench.paths import Target, run_clients
 from bench.realistic import serves_well
+from bench.report_tables import answer_gaps
 from bench.workload import RequestTiming, Scenario, ScenarioResult
 
 TOKENS = 12
@@ -85,6 +86,24 @@ def test_answers_in_the_engine_count_from_the_engine_request_to_the_last_token()
         RequestTiming(ttft=None, token_gaps=[], tokens=0, started=0.0, ended=0.5,
                       error="refused")]
     assert result.summary()["in_engine_mean"] == 1.0  # (0.5 + 1.5) / 2 s
+
+
+def test_an_answer_delivered_in_one_burst_is_flagged_and_a_misread_engine_clock_counted() -> None:
+    # Both answers waited 1 s. The first reached the client in one burst after the engine took
+    # 0.15 s over its 16 tokens; the second's engine span (3 s) is longer than the wait.
+    result = ScenarioResult("raw", Scenario("text", 2, 1, 16))
+    result.requests = [
+        RequestTiming(ttft=0.9, token_gaps=[], tokens=16, started=0.0, ended=1.0,
+                      streaming_s=0.0, engine_gap=0.01),
+        RequestTiming(ttft=0.1, token_gaps=[], tokens=16, started=0.0, ended=1.0,
+                      streaming_s=0.0, engine_gap=0.2)]
+    summary = result.summary()
+    assert summary["engine_spans_past_wait"] == 1
+    assert summary["answer_gap_client_p50_ms"] == 0.0
+    note = "\n".join(answer_gaps({"results": [summary]}))
+    assert "For raw at 2 the client's figure is below the engine's" in note
+    summary["answer_gap_client_p50_ms"] = summary["answer_gap_engine_p50_ms"]
+    assert "below the engine's" not in "\n".join(answer_gaps({"results": [summary]}))
 
 
 def test_people_served_well_is_the_largest_step_within_the_limit() -> None:
